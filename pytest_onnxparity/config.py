@@ -1,0 +1,382 @@
+"""The ``[tool.onnxparity]`` / ``parity.toml`` configuration: read, validate, and merge.
+
+Every table has a fixed set of keys; an unknown key is an error naming the file, the key and
+the allowed keys. Both files may exist: the export folder's ``parity.toml`` wins key by key
+over the project's ``pyproject.toml``, so a shipped folder can carry its own tolerances.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_onnxparity.tolerances import TIERS, TOLERANCE_KEYS, ToleranceError, validate_layer
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+FOLDER_CONFIG_NAME = "parity.toml"
+
+ToleranceLayer = Mapping[str, float | int]
+
+GLOBAL_KEYS = (
+    "seed",
+    "float_range",
+    "int_range",
+    "dims",
+    "default_dim",
+    "sweep",
+    "tolerance",
+    "tiers",
+    "graphs",
+    "files",
+    "tags",
+    "exclude",
+    "session",
+)
+SESSION_KEYS = (
+    "providers",
+    "intra_op_threads",
+    "inter_op_threads",
+    "graph_optimization_level",
+    "deterministic",
+)
+GRAPH_KEYS = ("reference", "inputs", "tolerance", "variants", "outputs", "skip_outputs")
+VARIANT_KEYS = ("tolerance", "outputs")
+INPUT_KEYS = ("range", "tie", "value")
+FILE_KEYS = ("graph", "variant", "tier")
+GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class InputRule:
+    """How to fill one graph input: a value range, a tie to another input's axis, or a constant."""
+
+    range: tuple[float, float] | None = None
+    tie: tuple[str, int] | None = None
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    tolerance: ToleranceLayer = field(default_factory=dict)
+    outputs: Mapping[str, ToleranceLayer] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    reference: str | None = None
+    inputs: Mapping[str, InputRule] = field(default_factory=dict)
+    tolerance: ToleranceLayer = field(default_factory=dict)
+    variants: Mapping[str, VariantConfig] = field(default_factory=dict)
+    outputs: Mapping[str, ToleranceLayer] = field(default_factory=dict)
+    skip_outputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    providers: tuple[str, ...] | None = None
+    intra_op_threads: int | None = None
+    inter_op_threads: int | None = None
+    graph_optimization_level: str | None = None
+    deterministic: bool | None = None
+
+
+@dataclass(frozen=True)
+class ParityConfig:
+    """Everything a config file can say, validated. Defaults hold when no file exists."""
+
+    sources: tuple[str, ...] = ()
+    seed: int | None = None
+    float_range: tuple[float, float] | None = None
+    int_range: tuple[int, int] | None = None
+    dims: Mapping[str, int] = field(default_factory=dict)
+    default_dim: int | None = None
+    sweep: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    tolerance: ToleranceLayer = field(default_factory=dict)
+    tiers: Mapping[str, ToleranceLayer] = field(default_factory=dict)
+    graphs: Mapping[str, GraphConfig] = field(default_factory=dict)
+    files: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+    session: SessionConfig = field(default_factory=SessionConfig)
+
+    def graph(self, name: str) -> GraphConfig:
+        return self.graphs.get(name, GraphConfig())
+
+    def tolerance_layers(
+        self, tier: str, graph: str, variant: str, output: str
+    ) -> list[ToleranceLayer]:
+        """Config layers for one output, weakest first."""
+        graph_config = self.graph(graph)
+        variant_config = graph_config.variants.get(variant, VariantConfig())
+        return [
+            self.tolerance,
+            self.tiers.get(tier, {}),
+            graph_config.tolerance,
+            graph_config.outputs.get(output, {}),
+            variant_config.tolerance,
+            variant_config.outputs.get(output, {}),
+        ]
+
+
+def read_toml_table(path: Path, table: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """The table at ``table`` in the TOML file, or None when the file or table is absent."""
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error}); fix the syntax") from None
+    node: Any = document
+    for key in table:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def load_config(pyproject: Path | None, export_dir: Path | None) -> ParityConfig:
+    """Read ``[tool.onnxparity]`` from ``pyproject`` and ``parity.toml`` from ``export_dir``."""
+    merged: dict[str, Any] = {}
+    sources = []
+    if pyproject is not None:
+        table = read_toml_table(pyproject, ("tool", "onnxparity"))
+        if table is not None:
+            _check_keys(table, GLOBAL_KEYS, f"{pyproject} [tool.onnxparity]")
+            merged = _deep_merge(merged, table)
+            sources.append(f"{pyproject} [tool.onnxparity]")
+    if export_dir is not None:
+        folder_file = export_dir / FOLDER_CONFIG_NAME
+        table = read_toml_table(folder_file)
+        if table is not None:
+            _check_keys(table, GLOBAL_KEYS, str(folder_file))
+            merged = _deep_merge(merged, table)
+            sources.append(str(folder_file))
+    return parse_config(merged, " + ".join(sources) or "<defaults>", tuple(sources))
+
+
+def parse_config(raw: Mapping[str, Any], where: str, sources: tuple[str, ...] = ()) -> ParityConfig:
+    """Validate a merged config mapping; ``where`` names its source in errors."""
+    _check_keys(raw, GLOBAL_KEYS, where)
+    try:
+        return ParityConfig(
+            sources=sources,
+            seed=_optional_int(raw, "seed", where),
+            float_range=_optional_range(raw, "float_range", where),
+            int_range=_int_range(raw, where),
+            dims=_int_mapping(raw.get("dims", {}), f"{where} dims", minimum=1),
+            default_dim=_optional_int(raw, "default_dim", where, minimum=1),
+            sweep=_sweep(raw.get("sweep", {}), f"{where} sweep"),
+            tolerance=validate_layer(_table(raw, "tolerance", where), f"{where} [tolerance]"),
+            tiers=_tiers(_table(raw, "tiers", where), where),
+            graphs={
+                name: _graph(value, f"{where} [graphs.{name}]")
+                for name, value in _table(raw, "graphs", where).items()
+            },
+            files=_files(_table(raw, "files", where), where),
+            tags=_tags(_table(raw, "tags", where), where),
+            exclude=tuple(_string_list(raw.get("exclude", []), f"{where} exclude")),
+            session=_session(_table(raw, "session", where), f"{where} [session]"),
+        )
+    except ToleranceError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: expected a table, got {type(table).__name__}")
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
+
+
+def _table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: {key} must be a table, got {value!r}")
+    return value
+
+
+def _tolerance_table(raw: Mapping[str, Any], where: str) -> ToleranceLayer:
+    _check_keys(raw, TOLERANCE_KEYS, where)
+    return validate_layer(raw, where)
+
+
+def _tiers(raw: Mapping[str, Any], where: str) -> dict[str, ToleranceLayer]:
+    _check_keys(raw, TIERS, f"{where} [tiers]")
+    return {tier: _tolerance_table(value, f"{where} [tiers.{tier}]") for tier, value in raw.items()}
+
+
+def _graph(raw: Any, where: str) -> GraphConfig:
+    _check_keys(raw, GRAPH_KEYS, where)
+    reference = raw.get("reference")
+    if reference is not None and not isinstance(reference, str):
+        raise ConfigError(f"{where}: reference must be a variant tag string, got {reference!r}")
+    variants = {}
+    for tag, value in _table(raw, "variants", where).items():
+        variant_where = f"{where} [variants.{tag}]"
+        _check_keys(value, VARIANT_KEYS, variant_where)
+        variants[tag] = VariantConfig(
+            tolerance=_tolerance_table(_table(value, "tolerance", variant_where), variant_where),
+            outputs=_output_layers(_table(value, "outputs", variant_where), variant_where),
+        )
+    return GraphConfig(
+        reference=reference,
+        inputs={
+            name: _input_rule(value, f"{where} [inputs.{name}]")
+            for name, value in _table(raw, "inputs", where).items()
+        },
+        tolerance=_tolerance_table(_table(raw, "tolerance", where), f"{where} [tolerance]"),
+        variants=variants,
+        outputs=_output_layers(_table(raw, "outputs", where), where),
+        skip_outputs=tuple(_string_list(raw.get("skip_outputs", []), f"{where} skip_outputs")),
+    )
+
+
+def _output_layers(raw: Mapping[str, Any], where: str) -> dict[str, ToleranceLayer]:
+    return {
+        name: _tolerance_table(value, f"{where} [outputs.{name}]") for name, value in raw.items()
+    }
+
+
+def _input_rule(raw: Any, where: str) -> InputRule:
+    _check_keys(raw, INPUT_KEYS, where)
+    tie = None
+    if "tie" in raw:
+        text = raw["tie"]
+        name, _, axis = str(text).rpartition(":")
+        if not name or not axis.lstrip("-").isdigit():
+            raise ConfigError(
+                f"{where}: tie must be 'INPUT:AXIS' (e.g. 'features:1'), got {text!r}"
+            )
+        tie = (name, int(axis))
+    value = raw.get("value")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(f"{where}: value must be a number, got {value!r}")
+    return InputRule(range=_optional_range(raw, "range", where), tie=tie, value=value)
+
+
+def _files(raw: Mapping[str, Any], where: str) -> dict[str, dict[str, str]]:
+    files = {}
+    for path, value in raw.items():
+        file_where = f'{where} [files."{path}"]'
+        _check_keys(value, FILE_KEYS, file_where)
+        files[path] = {key: str(item) for key, item in value.items()}
+        tier = files[path].get("tier")
+        if tier is not None and tier not in TIERS:
+            raise ConfigError(f"{file_where}: unknown tier {tier!r}; allowed: {', '.join(TIERS)}")
+    return files
+
+
+def _tags(raw: Mapping[str, Any], where: str) -> dict[str, str]:
+    for tag, tier in raw.items():
+        if tier not in TIERS:
+            raise ConfigError(
+                f"{where} [tags]: tag {tag!r} maps to unknown tier {tier!r}; "
+                f"allowed: {', '.join(TIERS)}"
+            )
+    return dict(raw)
+
+
+def _session(raw: Mapping[str, Any], where: str) -> SessionConfig:
+    _check_keys(raw, SESSION_KEYS, where)
+    level = raw.get("graph_optimization_level")
+    if level is not None and level not in GRAPH_OPT_LEVELS:
+        raise ConfigError(
+            f"{where}: graph_optimization_level {level!r} is not one of "
+            f"{', '.join(GRAPH_OPT_LEVELS)}"
+        )
+    deterministic = raw.get("deterministic")
+    if deterministic is not None and not isinstance(deterministic, bool):
+        raise ConfigError(f"{where}: deterministic must be true or false, got {deterministic!r}")
+    providers = raw.get("providers")
+    return SessionConfig(
+        providers=None if providers is None else tuple(_string_list(providers, where)),
+        intra_op_threads=_optional_int(raw, "intra_op_threads", where, minimum=0),
+        inter_op_threads=_optional_int(raw, "inter_op_threads", where, minimum=0),
+        graph_optimization_level=level,
+        deterministic=deterministic,
+    )
+
+
+def _optional_int(
+    raw: Mapping[str, Any], key: str, where: str, minimum: int | None = None
+) -> int | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{where}: {key} must be >= {minimum}, got {value}")
+    return value
+
+
+def _optional_range(raw: Mapping[str, Any], key: str, where: str) -> tuple[float, float] | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        or value[0] > value[1]
+    ):
+        raise ConfigError(f"{where}: {key} must be [low, high] with low <= high, got {value!r}")
+    return (value[0], value[1])
+
+
+def _int_range(raw: Mapping[str, Any], where: str) -> tuple[int, int] | None:
+    value = _optional_range(raw, "int_range", where)
+    if value is None:
+        return None
+    if not all(isinstance(v, int) for v in value):
+        raise ConfigError(f"{where}: int_range must hold integers, got {list(value)!r}")
+    return (int(value[0]), int(value[1]))
+
+
+def _int_mapping(raw: Any, where: str, minimum: int) -> dict[str, int]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a table of NAME = INTEGER, got {raw!r}")
+    for name, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"{where}: {name} must be an integer >= {minimum}, got {value!r}")
+    return dict(raw)
+
+
+def _sweep(raw: Any, where: str) -> dict[str, tuple[int, ...]]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a table of NAME = [sizes], got {raw!r}")
+    sweep = {}
+    for name, values in raw.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}: {name} must be a non-empty list of sizes, got {values!r}")
+        sweep[name] = tuple(_int_mapping({name: v}, where, minimum=1)[name] for v in values)
+    return sweep
+
+
+def _string_list(raw: Any, where: str) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        raise ConfigError(f"{where}: expected a list of strings, got {raw!r}")
+    return raw
+
+
+def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,203 @@
+"""Error statistics between a reference output and a variant output.
+
+Pure numpy. Sums accumulate in float64, chunk by chunk, so memory stays at one float32 copy of
+the output (the absolute error, needed for the percentile) plus one float64 chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CHUNK_ELEMENTS = 1 << 20
+# Decade bins of the absolute error: [0, 1e-8), [1e-8, 1e-7), ..., [1, inf).
+HISTOGRAM_EDGES = (0.0, *(10.0**e for e in range(-8, 1)), float("inf"))
+
+
+class ShapeMismatchError(ValueError):
+    """The variant's output does not have the reference's shape."""
+
+
+@dataclass(frozen=True)
+class WorstElement:
+    """Where the absolute error is largest, with both values there."""
+
+    index: tuple[int, ...]
+    reference: float
+    variant: float
+
+    def to_json(self) -> dict[str, object]:
+        return {"index": list(self.index), "reference": self.reference, "variant": self.variant}
+
+
+@dataclass(frozen=True)
+class OutputStats:
+    """Every number measured between one reference output and the variant's same output."""
+
+    output: str
+    shape: tuple[int, ...]
+    reference_dtype: str
+    variant_dtype: str
+    max_abs: float
+    mean_abs: float
+    p99_abs: float
+    rel_l2: float
+    cosine: float
+    argmax_axis: int | None
+    argmax_agreement: float | None
+    argmax_mismatches: int | None
+    nonfinite_in_variant: int
+    nonfinite_in_reference: int
+    worst: WorstElement | None
+    histogram: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def value(self, metric: str) -> float | None:
+        """The measured value a gate named ``metric`` compares (``min_cosine`` reads ``cosine``)."""
+        return {
+            "max_abs": self.max_abs,
+            "mean_abs": self.mean_abs,
+            "p99_abs": self.p99_abs,
+            "rel_l2": self.rel_l2,
+            "min_cosine": self.cosine,
+            "min_argmax_agreement": self.argmax_agreement,
+        }[metric]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "output": self.output,
+            "shape": list(self.shape),
+            "reference_dtype": self.reference_dtype,
+            "variant_dtype": self.variant_dtype,
+            "max_abs": self.max_abs,
+            "mean_abs": self.mean_abs,
+            "p99_abs": self.p99_abs,
+            "rel_l2": self.rel_l2,
+            "cosine": self.cosine,
+            "argmax_axis": self.argmax_axis,
+            "argmax_agreement": self.argmax_agreement,
+            "argmax_mismatches": self.argmax_mismatches,
+            "nonfinite_in_variant": self.nonfinite_in_variant,
+            "nonfinite_in_reference": self.nonfinite_in_reference,
+            "worst": None if self.worst is None else self.worst.to_json(),
+            "histogram": {
+                "edges": [e if e != float("inf") else "inf" for e in HISTOGRAM_EDGES],
+                "counts": list(self.histogram),
+            },
+        }
+
+
+def compare_outputs(
+    name: str, reference: np.ndarray, variant: np.ndarray, argmax_axis: int | None = -1
+) -> OutputStats:
+    """Measure how far ``variant`` is from ``reference`` (same shape; any numeric dtypes).
+
+    Positions where the reference is non-finite are left out of the statistics; a non-finite
+    variant value where the reference is finite is counted in ``nonfinite_in_variant``, which
+    fails every gate.
+    """
+    reference = np.asarray(reference)
+    variant = np.asarray(variant)
+    if reference.shape != variant.shape:
+        raise ShapeMismatchError(
+            f"output {name!r}: variant shape {list(variant.shape)} != reference shape "
+            f"{list(reference.shape)}; re-export the variant with the reference's output shapes"
+        )
+    ref_flat = reference.reshape(-1)
+    var_flat = variant.reshape(-1)
+    abs_error = np.empty(ref_flat.shape, dtype=np.float32)
+    sum_abs = sum_sq_err = sum_sq_ref = sum_sq_var = sum_dot = 0.0
+    counted = nonfinite_var = nonfinite_ref = 0
+    worst_flat, worst_value = -1, -1.0
+    for start in range(0, ref_flat.size, CHUNK_ELEMENTS):
+        stop = start + CHUNK_ELEMENTS
+        ref = ref_flat[start:stop].astype(np.float64)
+        var = var_flat[start:stop].astype(np.float64)
+        ref_finite = np.isfinite(ref)
+        var_finite = np.isfinite(var)
+        nonfinite_ref += int(ref.size - np.count_nonzero(ref_finite))
+        nonfinite_var += int(np.count_nonzero(ref_finite & ~var_finite))
+        both = ref_finite & var_finite
+        ref = np.where(both, ref, 0.0)
+        var = np.where(both, var, 0.0)
+        err = np.abs(var - ref)
+        # Left-out positions are NaN here so the percentile and histogram skip them.
+        abs_error[start:stop] = np.where(both, err, np.nan)
+        counted += int(np.count_nonzero(both))
+        sum_abs += float(err.sum())
+        sum_sq_err += float(np.dot(err, err))
+        sum_sq_ref += float(np.dot(ref, ref))
+        sum_sq_var += float(np.dot(var, var))
+        sum_dot += float(np.dot(ref, var))
+        if err.size:
+            local = int(np.argmax(err))
+            if err[local] > worst_value:
+                worst_flat, worst_value = start + local, float(err[local])
+
+    worst = None
+    if worst_flat >= 0:
+        index = tuple(int(i) for i in np.unravel_index(worst_flat, reference.shape))
+        worst = WorstElement(index, _scalar(ref_flat[worst_flat]), _scalar(var_flat[worst_flat]))
+    ref_norm, var_norm = np.sqrt(sum_sq_ref), np.sqrt(sum_sq_var)
+    if ref_norm == 0.0 and var_norm == 0.0:
+        cosine = 1.0
+    elif ref_norm == 0.0 or var_norm == 0.0:
+        cosine = 0.0
+    else:
+        cosine = float(np.clip(sum_dot / (ref_norm * var_norm), -1.0, 1.0))
+    rel_l2 = float(np.sqrt(sum_sq_err) / max(ref_norm, np.finfo(np.float64).tiny))
+    if ref_norm == 0.0 and sum_sq_err == 0.0:
+        rel_l2 = 0.0
+    axis, agreement, mismatches = _argmax_agreement(reference, variant, argmax_axis)
+    if counted < abs_error.size:
+        abs_error = abs_error[~np.isnan(abs_error)]
+    counts, _ = np.histogram(abs_error, bins=np.array(HISTOGRAM_EDGES))
+    return OutputStats(
+        output=name,
+        shape=tuple(int(d) for d in reference.shape),
+        reference_dtype=str(reference.dtype),
+        variant_dtype=str(variant.dtype),
+        max_abs=max(worst_value, 0.0),
+        mean_abs=sum_abs / counted if counted else 0.0,
+        p99_abs=_percentile(abs_error, 99.0),
+        rel_l2=rel_l2,
+        cosine=cosine,
+        argmax_axis=axis,
+        argmax_agreement=agreement,
+        argmax_mismatches=mismatches,
+        nonfinite_in_variant=nonfinite_var,
+        nonfinite_in_reference=nonfinite_ref,
+        worst=worst,
+        histogram=tuple(int(c) for c in counts),
+    )
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    if values.size == 0:
+        return 0.0
+    rank = int(np.ceil(q / 100.0 * values.size)) - 1
+    rank = min(max(rank, 0), values.size - 1)
+    return float(np.partition(values, rank)[rank])
+
+
+def _argmax_agreement(
+    reference: np.ndarray, variant: np.ndarray, axis: int | None
+) -> tuple[int | None, float | None, int | None]:
+    """Fraction of positions whose argmax over ``axis`` matches; None where it means nothing."""
+    if axis is None or reference.ndim == 0 or not np.issubdtype(reference.dtype, np.floating):
+        return None, None, None
+    if not -reference.ndim <= axis < reference.ndim or reference.shape[axis] < 2:
+        return None, None, None
+    ref_arg = np.argmax(reference, axis=axis)
+    var_arg = np.argmax(variant, axis=axis)
+    mismatches = int(np.count_nonzero(ref_arg != var_arg))
+    positions = max(int(ref_arg.size), 1)
+    return axis % reference.ndim, 1.0 - mismatches / positions, mismatches
+
+
+def _scalar(value: np.generic) -> float:
+    return float(value)

@@ -1,0 +1,98 @@
+"""Terminal rendering: the summary table of a run and the ``--parity-suggest`` snippet."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pytest_onnxparity.gates import pressure, round_up
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Left-aligned columns separated by two spaces, with a rule under the header."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+        return "  ".join(padded).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(row) for row in rows)]
+
+
+def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One row per parity record: graph, variant, input set, status, and its worst gate."""
+    rows = []
+    for record in records:
+        if record["kind"] != "parity":
+            continue
+        status = "PASS" if record["passed"] else ("ERROR" if record["error"] else "FAIL")
+        rows.append(
+            [
+                record["graph"],
+                record["variant"],
+                record["tier"],
+                record["input_set"].get("name", "-"),
+                status,
+                _worst_text(record),
+            ]
+        )
+    if not rows:
+        return []
+    headers = ["graph", "variant", "tier", "inputs", "status", "worst gate (value / limit)"]
+    return table(headers, rows)
+
+
+def _worst_text(record: Mapping[str, Any]) -> str:
+    if record["error"]:
+        return record["error"].splitlines()[0][:90]
+    parity = record.get("parity")
+    if not parity or not parity["gates"]:
+        return "no gates"
+    gate = _worst_gate(parity["gates"])
+    value = "n/a" if gate["value"] is None else f"{gate['value']:.3g}"
+    relation = ">=" if gate["metric"].startswith("min_") else "<="
+    return f"{gate['output']}.{gate['metric']} {value} {relation} {gate['limit']:.3g}"
+
+
+def _worst_gate(gates: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    return max(gates, key=lambda g: pressure(g["metric"], g["value"], g["limit"], g["passed"]))
+
+
+def suggest_toml(records: Sequence[Mapping[str, Any]], margin: float) -> str:
+    """A ``parity.toml`` snippet with each measured error times ``margin``, per graph × variant.
+
+    Upper-bound metrics become ``measured × margin``; lower bounds (cosine, argmax agreement)
+    keep ``1 - (1 - measured) × margin``. The worst value over input sets and outputs is used.
+    """
+    worst: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
+    for record in records:
+        if record["kind"] != "parity" or not record.get("parity"):
+            continue
+        per_output = worst.setdefault((record["graph"], record["variant"]), {})
+        for stats in record["parity"]["outputs"]:
+            measured = per_output.setdefault(stats["output"], {})
+            for key, metric in (
+                ("max_abs", "max_abs"),
+                ("mean_abs", "mean_abs"),
+                ("p99_abs", "p99_abs"),
+                ("rel_l2", "rel_l2"),
+            ):
+                measured[key] = max(measured.get(key, 0.0), stats[metric])
+            measured["min_cosine"] = min(measured.get("min_cosine", 1.0), stats["cosine"])
+    lines = [
+        f"# Suggested by pytest-onnxparity --parity-suggest: measured values x {margin:g}.",
+        "# Review before committing: a limit should encode what you accept, not what you got.",
+    ]
+    for (graph, variant), outputs in sorted(worst.items()):
+        for output, measured in sorted(outputs.items()):
+            lines.append("")
+            lines.append(f'[graphs."{graph}".variants."{variant}".outputs."{output}"]')
+            for key, value in measured.items():
+                if key.startswith("min_"):
+                    limit = max(0.0, 1.0 - (1.0 - value) * margin)
+                    lines.append(f"{key} = {limit:.6f}  # measured {value:.6f}")
+                else:
+                    lines.append(f"{key} = {round_up(value * margin):.3g}  # measured {value:.3g}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,152 @@
+"""Result records, the run-level collector, toolchain versions, and the atomic JSON write.
+
+Records travel as plain JSON (through ``user_properties`` under xdist), so the collector on the
+controller sees the same dicts whether tests ran serially or on many workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pytest_onnxparity.parity import ParityResult
+
+SCHEMA_NAME = "pytest-onnxparity/results"
+SCHEMA_VERSION = 1
+USER_PROPERTY = "onnxparity"
+TOOLCHAIN_PACKAGES = ("numpy", "onnx", "onnxruntime", "torch", "pytest", "pytest-onnxparity")
+
+
+@dataclass(frozen=True)
+class ParityRecord:
+    """One generated parity test: graph × variant × input set, and what it measured."""
+
+    nodeid: str
+    graph: str
+    variant: str
+    tier: str
+    reference: str
+    input_set: Mapping[str, Any]
+    session: Mapping[str, Any]
+    result: ParityResult | None
+    error: str | None = None
+    kind: str = "parity"
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and self.result is not None and self.result.passed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "nodeid": self.nodeid,
+            "graph": self.graph,
+            "variant": self.variant,
+            "tier": self.tier,
+            "reference": self.reference,
+            "input_set": dict(self.input_set),
+            "session": dict(self.session),
+            "passed": self.passed,
+            "error": self.error,
+            **({"parity": self.result.to_json()} if self.result is not None else {}),
+        }
+
+
+class ResultCollector:
+    """Gathers record dicts on the controller; renders the results document."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, dict[str, Any]] = {}
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        key = f"{record['kind']}::{record['nodeid']}"
+        self._records[key] = dict(record)
+
+    def add_from_properties(self, properties: Iterable[tuple[str, object]]) -> None:
+        for name, value in properties:
+            if name == USER_PROPERTY and isinstance(value, str):
+                self.add(json.loads(value))
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [self._records[key] for key in sorted(self._records)]
+
+    def document(
+        self,
+        *,
+        command_line: list[str],
+        settings: Mapping[str, Any],
+        export: Mapping[str, Any] | None,
+        toolchain: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        records = self.records
+        return {
+            "schema": SCHEMA_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command_line": command_line,
+            "toolchain": dict(toolchain),
+            "settings": dict(settings),
+            "export": export,
+            "summary": {
+                "records": len(records),
+                "passed": sum(1 for r in records if r["passed"]),
+                "failed": sum(1 for r in records if not r["passed"]),
+            },
+            "records": records,
+        }
+
+
+def encode_property(record: Mapping[str, Any]) -> tuple[str, str]:
+    """The ``(name, value)`` pair a worker puts in ``item.user_properties``."""
+    return USER_PROPERTY, json.dumps(record, allow_nan=False, separators=(",", ":"))
+
+
+def write_json_atomic(path: Path, document: Mapping[str, Any]) -> None:
+    """Write via a temp file in the same folder and ``os.replace``: never a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(document, stream, indent=2, allow_nan=False)
+            stream.write("\n")
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def toolchain_versions(providers: Iterable[str] = ()) -> dict[str, Any]:
+    """Versions of everything that shapes the numbers, without importing torch."""
+    packages: dict[str, str | None] = {}
+    for name in TOOLCHAIN_PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "packages": packages,
+        "providers": sorted(providers),
+        "executable": sys.executable,
+    }
+
+
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()

@@ -1,0 +1,95 @@
+"""A graph's input/output signature, read from the ONNX protobuf or an ONNX Runtime session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+Dim = int | str | None
+
+# ONNX Runtime's type strings ("tensor(float)") mapped to numpy dtype names.
+ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(bfloat16)": "bfloat16",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int16)": "int16",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32",
+    "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool",
+    "tensor(string)": "str",
+}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, element type (a numpy dtype name) and shape; a dim is an int, a symbol or None."""
+
+    name: str
+    dtype: str
+    shape: tuple[Dim, ...] | None
+
+    @classmethod
+    def from_value_info(cls, value_info: Any) -> TensorSpec:
+        """From an ``onnx.ValueInfoProto``."""
+        from onnx import helper
+
+        tensor_type = value_info.type.tensor_type
+        try:
+            dtype = helper.tensor_dtype_to_np_dtype(tensor_type.elem_type).name
+        except (KeyError, TypeError, ValueError):
+            dtype = f"onnx-elem-{tensor_type.elem_type}"
+        if not tensor_type.HasField("shape"):
+            return cls(value_info.name, dtype, None)
+        dims: list[Dim] = []
+        for dim in tensor_type.shape.dim:
+            if dim.HasField("dim_value"):
+                dims.append(int(dim.dim_value))
+            elif dim.HasField("dim_param"):
+                dims.append(dim.dim_param)
+            else:
+                dims.append(None)
+        return cls(value_info.name, dtype, tuple(dims))
+
+    @classmethod
+    def from_ort(cls, node_arg: Any) -> TensorSpec:
+        """From an ``onnxruntime.NodeArg`` (``session.get_inputs()[i]``)."""
+        dtype = ORT_TYPES.get(node_arg.type, node_arg.type)
+        shape = node_arg.shape
+        dims = None if shape is None else tuple(_ort_dim(d) for d in shape)
+        return cls(node_arg.name, dtype, dims)
+
+    def describe(self) -> str:
+        dims = "?" if self.shape is None else ", ".join(str(d) for d in self.shape)
+        return f"{self.name}: {self.dtype}[{dims}]"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "shape": None if self.shape is None else list(self.shape),
+        }
+
+
+def _ort_dim(dim: object) -> Dim:
+    if isinstance(dim, int):
+        return dim if dim > 0 else None
+    return str(dim) if dim else None
+
+
+def read_signature(model_path: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """Graph inputs (initializers excluded) and outputs of an ONNX file, without external data."""
+    import onnx
+
+    model = onnx.load(model_path, load_external_data=False)
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = tuple(
+        TensorSpec.from_value_info(v) for v in model.graph.input if v.name not in initializers
+    )
+    outputs = tuple(TensorSpec.from_value_info(v) for v in model.graph.output)
+    return inputs, outputs

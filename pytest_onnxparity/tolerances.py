@@ -1,0 +1,112 @@
+"""Tolerances: what each gate allows, the defaults per precision tier, and how layers override.
+
+Precedence, strongest first: ``@pytest.mark.parity(...)`` > ``--parity-tolerance`` >
+config file (output > variant > graph > tier section > global section) > tier default.
+A layer sets only the keys it names; ``None`` in a layer never clears a stronger default.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+
+# Gate limits. ``max_*`` / ``*_abs`` / ``rel_l2`` are upper bounds; ``min_*`` are lower bounds.
+LIMIT_KEYS = ("max_abs", "mean_abs", "p99_abs", "rel_l2", "min_cosine", "min_argmax_agreement")
+LOWER_BOUND_KEYS = frozenset({"min_cosine", "min_argmax_agreement"})
+TOLERANCE_KEYS = (*LIMIT_KEYS, "argmax_axis")
+TIERS = ("fp32", "fp16", "bf16", "int8", "int4")
+
+
+class ToleranceError(ValueError):
+    """A tolerance value or key is invalid; the message names where it came from."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Limits applied to one output. ``None`` means the metric is measured but not gated."""
+
+    max_abs: float | None = None
+    mean_abs: float | None = None
+    p99_abs: float | None = None
+    rel_l2: float | None = None
+    min_cosine: float | None = None
+    min_argmax_agreement: float | None = None
+    argmax_axis: int = -1
+
+    def limits(self) -> dict[str, float]:
+        """The gated metrics and their limits, in a fixed order."""
+        return {key: value for key in LIMIT_KEYS if (value := getattr(self, key)) is not None}
+
+    def overlaid(self, layer: Mapping[str, float | int]) -> Tolerance:
+        """A copy with the keys of an already-validated ``layer`` applied on top."""
+        return replace(self, **dict(layer)) if layer else self  # type: ignore[arg-type]
+
+    def to_json(self) -> dict[str, float | int | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# Absolute errors scale with a model's activations (a logit of 30 and a probability of 0.3 cannot
+# share a max_abs), so quantized tiers default to scale-free gates: relative L2 error and cosine.
+# fp32 variants (re-exports, graph rewrites) are held tight on both. Argmax agreement is only
+# meaningful for class-like outputs, so it is gated where a config or suite asks for it.
+TIER_DEFAULTS: dict[str, Tolerance] = {
+    "fp32": Tolerance(max_abs=1e-4, rel_l2=1e-5, min_cosine=0.99999),
+    "fp16": Tolerance(rel_l2=1e-2, min_cosine=0.9999),
+    "bf16": Tolerance(rel_l2=3e-2, min_cosine=0.999),
+    "int8": Tolerance(rel_l2=0.1, min_cosine=0.99),
+    "int4": Tolerance(rel_l2=0.2, min_cosine=0.98),
+}
+
+
+def tier_default(tier: str) -> Tolerance:
+    try:
+        return TIER_DEFAULTS[tier]
+    except KeyError:
+        raise ToleranceError(
+            f"unknown precision tier {tier!r}; allowed tiers: {', '.join(TIERS)}"
+        ) from None
+
+
+def validate_layer(values: Mapping[str, object], where: str) -> dict[str, float | int]:
+    """Check a mapping of tolerance keys from ``where`` (a file, flag or marker) and coerce it.
+
+    Raises ToleranceError naming the source, the key and the allowed keys or values.
+    """
+    layer: dict[str, float | int] = {}
+    for key, raw in values.items():
+        if key not in TOLERANCE_KEYS:
+            raise ToleranceError(
+                f"{where}: unknown tolerance key {key!r}; allowed: {', '.join(TOLERANCE_KEYS)}"
+            )
+        if key == "argmax_axis":
+            if isinstance(raw, bool) or not isinstance(raw, int):
+                raise ToleranceError(f"{where}: argmax_axis must be an integer, got {raw!r}")
+            layer[key] = raw
+            continue
+        value = parse_limit(raw, f"{where}: {key}")
+        if key in LOWER_BOUND_KEYS and value > 1.0:
+            raise ToleranceError(f"{where}: {key} is a fraction in [0, 1], got {raw!r}")
+        layer[key] = value
+    return layer
+
+
+def parse_limit(raw: object, where: str) -> float:
+    """A limit must be a finite, non-negative number (strings like "1e-3" are accepted)."""
+    if isinstance(raw, bool):
+        raise ToleranceError(f"{where} must be a non-negative number, got {raw!r}")
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ToleranceError(f"{where} must be a non-negative number, got {raw!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ToleranceError(f"{where} must be a finite, non-negative number, got {raw!r}")
+    return value
+
+
+def resolve(tier: str, layers: list[Mapping[str, float | int]]) -> Tolerance:
+    """The tier default with each validated layer applied in order (weakest first)."""
+    tolerance = tier_default(tier)
+    for layer in layers:
+        tolerance = tolerance.overlaid(layer)
+    return tolerance
