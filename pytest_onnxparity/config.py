@@ -24,6 +24,8 @@ FOLDER_CONFIG_NAME = "parity.toml"
 
 ToleranceLayer = Mapping[str, float | int]
 
+# Tables owned by feature modules, which validate their own keys (``parse_*_options``).
+FEATURE_SECTIONS = ("health", "speed", "size", "sequence", "localize", "references", "suite")
 GLOBAL_KEYS = (
     "seed",
     "float_range",
@@ -38,6 +40,7 @@ GLOBAL_KEYS = (
     "tags",
     "exclude",
     "session",
+    *FEATURE_SECTIONS,
 )
 SESSION_KEYS = (
     "providers",
@@ -109,6 +112,13 @@ class ParityConfig:
     tags: Mapping[str, str] = field(default_factory=dict)
     exclude: tuple[str, ...] = ()
     session: SessionConfig = field(default_factory=SessionConfig)
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """The raw table of a feature section (validated by that feature's module)."""
+        if name not in FEATURE_SECTIONS:
+            raise KeyError(f"{name!r} is not a feature section: {FEATURE_SECTIONS}")
+        return self.sections.get(name, {})
 
     def graph(self, name: str) -> GraphConfig:
         return self.graphs.get(name, GraphConfig())
@@ -188,6 +198,7 @@ def parse_config(raw: Mapping[str, Any], where: str, sources: tuple[str, ...] = 
             tags=_tags(_table(raw, "tags", where), where),
             exclude=tuple(_string_list(raw.get("exclude", []), f"{where} exclude")),
             session=_session(_table(raw, "session", where), f"{where} [session]"),
+            sections={name: _table(raw, name, where) for name in FEATURE_SECTIONS if name in raw},
         )
     except ToleranceError as error:
         raise ConfigError(str(error)) from None

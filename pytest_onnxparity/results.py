@@ -12,7 +12,7 @@ import platform
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -58,6 +58,36 @@ class ParityRecord:
             "passed": self.passed,
             "error": self.error,
             **({"parity": self.result.to_json()} if self.result is not None else {}),
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One non-numeric check of a graph variant (health, coverage, size, timing, sequence…).
+
+    ``details`` holds the check's measured numbers as plain JSON types; ``message`` explains a
+    failure (several lines allowed) and is empty when the check passed.
+    """
+
+    check: str
+    graph: str
+    variant: str
+    passed: bool
+    message: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    enforced: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "graph": self.graph,
+            "variant": self.variant,
+            "passed": self.passed,
+            "enforced": self.enforced,
+            "message": self.message,
+            "warnings": list(self.warnings),
+            "details": dict(self.details),
         }
 
 
