@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_onnxparity.tolerances import TIERS, TOLERANCE_KEYS, ToleranceError, validate_layer
+from pytest_onnxparity.tolerances import (
+    TIERS,
+    TOLERANCE_KEYS,
+    ToleranceError,
+    ToleranceLayer,
+    validate_layer,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -21,8 +27,6 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 FOLDER_CONFIG_NAME = "parity.toml"
-
-ToleranceLayer = Mapping[str, float | int]
 
 # Tables owned by feature modules, which validate their own keys (``parse_*_options``).
 FEATURE_SECTIONS = ("health", "speed", "size", "sequence", "localize", "references", "suite")

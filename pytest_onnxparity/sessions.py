@@ -91,7 +91,7 @@ class OnnxRunner:
                 "the variant's input names differ from its reference — re-export with the same "
                 "names"
             )
-        feed = {name: arrays[name] for name in wanted}
+        feed = {spec.name: _as_input(arrays[spec.name], spec) for spec in self.inputs}
         try:
             values = self.session.run(None, feed)
         except Exception as error:  # onnxruntime raises its own untyped errors
@@ -102,6 +102,14 @@ class OnnxRunner:
             ) from error
         names = [arg.name for arg in self.session.get_outputs()]
         return dict(zip(names, values, strict=True))
+
+
+def _as_input(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Cast float inputs to the graph's float precision (an fp16 graph with fp16 inputs)."""
+    array = np.asarray(array)
+    if spec.dtype in {"float16", "float32", "float64"} and array.dtype.kind == "f":
+        return array.astype(spec.dtype, copy=False)
+    return array
 
 
 def open_session(path: Path, settings: SessionSettings) -> OnnxRunner:

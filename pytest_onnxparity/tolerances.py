@@ -17,6 +17,9 @@ LOWER_BOUND_KEYS = frozenset({"min_cosine", "min_argmax_agreement"})
 TOLERANCE_KEYS = (*LIMIT_KEYS, "argmax_axis")
 TIERS = ("fp32", "fp16", "bf16", "int8", "int4")
 
+# One source's tolerance keys (a config table, the command line, a marker), already validated.
+ToleranceLayer = Mapping[str, float | int]
+
 
 class ToleranceError(ValueError):
     """A tolerance value or key is invalid; the message names where it came from."""
@@ -38,7 +41,7 @@ class Tolerance:
         """The gated metrics and their limits, in a fixed order."""
         return {key: value for key in LIMIT_KEYS if (value := getattr(self, key)) is not None}
 
-    def overlaid(self, layer: Mapping[str, float | int]) -> Tolerance:
+    def overlaid(self, layer: ToleranceLayer) -> Tolerance:
         """A copy with the keys of an already-validated ``layer`` applied on top."""
         return replace(self, **dict(layer)) if layer else self  # type: ignore[arg-type]
 
@@ -104,7 +107,7 @@ def parse_limit(raw: object, where: str) -> float:
     return value
 
 
-def resolve(tier: str, layers: list[Mapping[str, float | int]]) -> Tolerance:
+def resolve(tier: str, layers: list[ToleranceLayer]) -> Tolerance:
     """The tier default with each validated layer applied in order (weakest first)."""
     tolerance = tier_default(tier)
     for layer in layers:

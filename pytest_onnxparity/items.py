@@ -1,0 +1,178 @@
+"""Generated test items: one per graph × variant × input set, under the export folder's node."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pytest_onnxparity.discovery import Graph
+from pytest_onnxparity.engine import ParityCase, ParityEngine
+from pytest_onnxparity.gates import failure_message
+from pytest_onnxparity.inputs import sweep_points, symbolic_dims
+from pytest_onnxparity.results import ParityRecord, encode_property
+from pytest_onnxparity.signature import read_signature
+
+
+class ExportDirNode(pytest.Collector):
+    """The ``--onnx-dir`` folder as a collection node; its children are graphs."""
+
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
+        return []  # children are built by generate_items, which knows the engine
+
+
+class GraphNode(pytest.Collector):
+    """One graph of the folder; its items are the variants' checks."""
+
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
+        return []
+
+
+class ParityItem(pytest.Item):
+    """A variant against its graph's reference on one input set."""
+
+    def __init__(self, *, case: ParityCase, engine: ParityEngine, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.engine = engine
+        self.add_marker("parity")
+        self.add_marker(pytest.mark.xdist_group(case.graph.name))
+
+    def runtest(self) -> None:
+        record = self.engine.check(self.case, self.nodeid)
+        self.user_properties.append(encode_property(record.to_json()))
+        if record.error is not None:
+            pytest.fail(f"{self._title()}: {record.error}", pytrace=False)
+        if not record.passed:
+            pytest.fail(failure_text(self._title(), record), pytrace=False)
+
+    def _title(self) -> str:
+        case = self.case
+        return (
+            f"{case.graph.name}[{case.variant.variant}] vs {case.graph.reference} "
+            f"on inputs {case.input_set_name}"
+        )
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.case.variant.path, None, f"parity {self.name}"
+
+
+class LoadItem(pytest.Item):
+    """A graph without variants: still proven loadable, so a broken lone file never passes."""
+
+    def __init__(self, *, graph: Graph, engine: ParityEngine, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.graph = graph
+        self.engine = engine
+        self.add_marker("parity")
+        self.add_marker(pytest.mark.xdist_group(graph.name))
+
+    def runtest(self) -> None:
+        from pytest_onnxparity.sessions import ModelLoadError
+
+        try:
+            self.engine.runner(self.graph.reference_file)
+        except ModelLoadError as error:
+            pytest.fail(str(error), pytrace=False)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.graph.reference_file.path, None, f"load {self.name}"
+
+
+def failure_text(title: str, record: ParityRecord) -> str:
+    assert record.result is not None
+    failed = [gate for gate in record.result.gates if not gate.passed]
+    first = failed[0]
+    scope = f"{record.graph}/{record.variant}"
+    hint = (
+        f"if this drift is acceptable, raise the limit: --parity-tolerance "
+        f"{scope}/{first.output}:{first.metric}=<limit>, or in parity.toml "
+        f'[graphs."{record.graph}".variants."{record.variant}".outputs."{first.output}"]; '
+        "--parity-suggest PATH writes limits from measured values"
+    )
+    if first.metric == "finite":
+        hint = "NaN/Inf cannot be tolerated: fix the variant (overflow in fp16? a broken scale?)"
+    return failure_message(title, record.result.stats, record.result.gates, hint)
+
+
+def generate_items(session: pytest.Session, engine: ParityEngine) -> list[pytest.Item]:
+    folder = engine.folder
+    root = ExportDirNode.from_parent(
+        session, name=_node_name(session, folder.root), path=folder.root
+    )
+    _check_dims(engine)
+    items: list[pytest.Item] = []
+    for graph in folder.graphs:
+        graph_node = GraphNode.from_parent(root, name=graph.name, path=folder.root)
+        if not graph.variants:
+            items.append(
+                LoadItem.from_parent(
+                    graph_node, name=f"load[{graph.reference}]", graph=graph, engine=engine
+                )
+            )
+        for variant_tag in graph.variants:
+            for point in _points(engine, graph):
+                case = ParityCase(graph, graph.file(variant_tag), point)
+                suffix = "" if not point else f"-{case.input_set_name}"
+                items.append(
+                    ParityItem.from_parent(
+                        graph_node, name=f"parity[{variant_tag}{suffix}]", case=case, engine=engine
+                    )
+                )
+    return items
+
+
+def _node_name(session: pytest.Session, path: Any) -> str:
+    try:
+        return str(path.relative_to(session.config.rootpath))
+    except ValueError:
+        return str(path)
+
+
+def _points(engine: ParityEngine, graph: Graph) -> Iterator[dict[str, int]]:
+    if not engine.settings.plan.sweep or graph.reference_file.problem:
+        yield {}
+        return
+    inputs, _ = read_signature(str(graph.reference_file.path))
+    yield from sweep_points(inputs, engine.settings.plan)
+
+
+def _check_dims(engine: ParityEngine) -> None:
+    """A dim or sweep naming no axis of any graph is a typo: say so before running anything."""
+    plan = engine.settings.plan
+    wanted = set(plan.dims) | set(plan.sweep)
+    if not wanted:
+        return
+    known: dict[str, str] = {}
+    for graph in engine.folder.graphs:
+        if graph.reference_file.problem:
+            continue
+        inputs, _ = read_signature(str(graph.reference_file.path))
+        for dim in symbolic_dims(inputs):
+            known.setdefault(dim, graph.reference_file.relpath)
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        named = ", ".join(f"{dim} ({path})" for dim, path in known.items()) or "none"
+        raise pytest.UsageError(
+            f"onnxparity: dimension(s) {', '.join(unknown)} given by --parity-dim/--parity-sweep "
+            f"or config are not a named input axis of any graph in {engine.folder.root}; "
+            f"named axes: {named}"
+        )
+
+
+def release_finished_graph(
+    engine: ParityEngine, item: pytest.Item, nextitem: pytest.Item | None
+) -> None:
+    """Free a graph's sessions and arrays once the next item belongs to another graph."""
+    graph = _graph_of(item)
+    if graph is not None and (nextitem is None or _graph_of(nextitem) is not graph):
+        engine.release(graph)
+
+
+def _graph_of(item: pytest.Item) -> Graph | None:
+    if isinstance(item, ParityItem):
+        return item.case.graph
+    if isinstance(item, LoadItem):
+        return item.graph
+    return None

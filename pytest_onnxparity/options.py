@@ -1,0 +1,166 @@
+"""Command-line options: declared in one group, each string parsed once into an object.
+
+Parsers raise ``argparse.ArgumentTypeError`` so pytest reports a usage error naming the flag.
+This module imports only the standard library: it is loaded with the plugin.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+@dataclass(frozen=True)
+class ScopedTolerance:
+    """``--parity-tolerance [SCOPE:]KEY=VALUE``: one limit, for everything or for one scope.
+
+    SCOPE is a tier (``int8``), a variant tag (``q4f16``), a graph (``encoder``),
+    ``graph/variant`` or ``graph/variant/output``.
+    """
+
+    scope: str | None
+    key: str
+    value: float | int
+
+    def applies_to(self, tier: str, graph: str, variant: str, output: str) -> bool:
+        return self.scope is None or self.scope in {
+            tier,
+            variant,
+            graph,
+            f"{graph}/{variant}",
+            f"{graph}/{variant}/{output}",
+        }
+
+
+def parse_scoped_tolerance(text: str) -> ScopedTolerance:
+    from pytest_onnxparity.tolerances import ToleranceError, validate_layer
+
+    scope, _, assignment = text.rpartition(":")
+    key, equals, value = assignment.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(
+            f"expected [SCOPE:]KEY=VALUE like 'int8:rel_l2=0.05', got {text!r}"
+        )
+    raw: Any = int(value) if key == "argmax_axis" and value.lstrip("-").isdigit() else value
+    try:
+        layer = validate_layer({key: raw}, "--parity-tolerance")
+    except ToleranceError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return ScopedTolerance(scope or None, key, layer[key])
+
+
+def parse_dim(text: str) -> tuple[str, int]:
+    """``NAME=SIZE`` for a named dynamic dimension, e.g. ``T=97``."""
+    name, equals, size = text.partition("=")
+    if not equals or not name or not size.isdigit() or int(size) < 1:
+        raise argparse.ArgumentTypeError(f"expected NAME=SIZE with SIZE >= 1, got {text!r}")
+    return name, int(size)
+
+
+def parse_sweep(text: str) -> tuple[str, tuple[int, ...]]:
+    """``NAME=S1,S2,...``: one input set per size, each a separate test id."""
+    name, equals, sizes = text.partition("=")
+    parts = sizes.split(",")
+    if not equals or not name or not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=S1,S2,... with sizes >= 1 (e.g. T=64,80,97), got {text!r}"
+        )
+    return name, tuple(int(p) for p in parts)
+
+
+def parse_margin(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a margin >= 1 (e.g. 1.5), got {text!r}")
+    return value
+
+
+def parse_non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return int(text)
+
+
+def add_options(parser: Any) -> None:
+    """Register every option in the ``onnxparity`` group, with ini mirrors where CI needs them."""
+    group = parser.getgroup("onnxparity", "ONNX parity gates (pytest-onnxparity)")
+    group.addoption(
+        "--onnx-dir",
+        metavar="DIR",
+        help="export folder to discover *.onnx graphs and variants in; generates parity tests",
+    )
+    parser.addini("parity_onnx_dir", "default for --onnx-dir", default=None)
+    group.addoption(
+        "--parity-json", metavar="PATH", help="write every measured number to this JSON file"
+    )
+    parser.addini("parity_json", "default for --parity-json", default=None)
+    group.addoption(
+        "--parity-tolerance",
+        action="append",
+        default=[],
+        type=parse_scoped_tolerance,
+        metavar="[SCOPE:]KEY=VALUE",
+        help="override a limit: rel_l2=0.05, int8:max_abs=0.02, encoder/int4:min_cosine=0.97",
+    )
+    group.addoption(
+        "--parity-dim",
+        action="append",
+        default=[],
+        type=parse_dim,
+        metavar="NAME=SIZE",
+        help="size of a named dynamic dimension, e.g. T=97 (overrides config dims)",
+    )
+    group.addoption(
+        "--parity-sweep",
+        action="append",
+        default=[],
+        type=parse_sweep,
+        metavar="NAME=S1,S2",
+        help="test each size of a dynamic dimension as its own test id, e.g. T=64,80,97,128",
+    )
+    group.addoption(
+        "--parity-seed", type=parse_non_negative_int, metavar="N", help="input seed (default 0)"
+    )
+    group.addoption(
+        "--parity-provider",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="ONNX Runtime execution provider, repeatable in priority order (default CPU)",
+    )
+    group.addoption(
+        "--parity-threads",
+        type=parse_non_negative_int,
+        metavar="N",
+        help="intra-op threads per session (default 0 = onnxruntime's choice)",
+    )
+    parser.addini("parity_threads", "default for --parity-threads", default=None)
+    group.addoption(
+        "--parity-graph-opt",
+        choices=GRAPH_OPT_LEVELS,
+        help="graph optimisation level of every session (default all)",
+    )
+    group.addoption(
+        "--parity-deterministic",
+        action="store_true",
+        default=None,
+        help="bit-stable CPU mode: deterministic kernels, one thread, sequential execution",
+    )
+    group.addoption(
+        "--parity-suggest",
+        metavar="PATH",
+        help="write a parity.toml snippet with measured errors x margin, to calibrate limits",
+    )
+    group.addoption(
+        "--parity-suggest-margin",
+        type=parse_margin,
+        default=1.5,
+        metavar="X",
+        help="margin applied by --parity-suggest (default 1.5)",
+    )

@@ -1,0 +1,95 @@
+"""pytest entry point (``pytest11``): options, the marker, and hooks that wire the core together.
+
+Loading this module imports only pytest and the standard library; numpy, onnx and onnxruntime
+are imported when ``--onnx-dir`` (or a parity fixture) asks for them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_onnxparity import keys
+from pytest_onnxparity.options import add_options
+
+MARKER_DOC = (
+    "parity(graph=None, variant=None, tier=None, max_abs=None, mean_abs=None, p99_abs=None, "
+    "rel_l2=None, min_cosine=None, min_argmax_agreement=None, argmax_axis=-1): an ONNX parity "
+    "test; the keywords select graph/variant cases and override tolerances for this test"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_DOC)
+    from pytest_onnxparity import fixtures
+
+    config.pluginmanager.register(fixtures, "onnxparity-fixtures")
+    if not hasattr(config, "workerinput"):
+        from pytest_onnxparity.reporter import ParityReporter
+
+        reporter = ParityReporter(config)
+        config.stash[keys.REPORTER] = reporter
+        config.pluginmanager.register(reporter, "onnxparity-reporter")
+    onnx_dir = _onnx_dir(config)
+    if onnx_dir is None:
+        return
+    from pytest_onnxparity.glue import start_run
+
+    start_run(config, onnx_dir)
+
+
+def _onnx_dir(config: pytest.Config) -> Path | None:
+    """``--onnx-dir`` is relative to the working directory; the ini key to the rootdir."""
+    cli = config.getoption("onnx_dir")
+    if cli:
+        return Path(cli).resolve()
+    ini = config.getini("parity_onnx_dir")
+    return (config.rootpath / str(ini)).resolve() if ini else None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    if keys.ENGINE not in config.stash:
+        return None
+    from pytest_onnxparity.glue import header_lines
+
+    return header_lines(config.stash[keys.ENGINE])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    # tryfirst: the generated items must exist before -m/-k deselection runs.
+    if keys.ENGINE in config.stash:
+        from pytest_onnxparity.items import generate_items
+
+        items.extend(generate_items(session, config.stash[keys.ENGINE]))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "parity_case" in metafunc.fixturenames:
+        from pytest_onnxparity.fixtures import parametrize_cases
+
+        parametrize_cases(metafunc)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("parity")
+    if marker is not None and (marker.args or marker.kwargs):
+        from pytest_onnxparity.glue import marker_problem
+
+        problem = marker_problem(marker.args, marker.kwargs)
+        if problem:
+            pytest.fail(f"{item.nodeid}: {problem}", pytrace=False)
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if keys.ENGINE in item.config.stash:
+        from pytest_onnxparity.items import release_finished_graph
+
+        release_finished_graph(item.config.stash[keys.ENGINE], item, nextitem)

@@ -1,0 +1,24 @@
+"""Shared fixtures: the bundled example export folder and copies of it to break."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).parents[1] / "fixtures" / "example"
+
+
+@pytest.fixture
+def export_copy(tmp_path: Path) -> Path:
+    """A private copy of the bundled example (graphs only, no recorded data) to modify."""
+    target = tmp_path / "export"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("reference", "*.toml"))
+    return target
+
+
+@pytest.fixture(params=[[], ["-n", "2"]], ids=["serial", "xdist2"])
+def plugin_args(request: pytest.FixtureRequest) -> list[str]:
+    """Run a pytester session serially and on two xdist workers."""
+    return list(request.param)

@@ -1,0 +1,499 @@
+"""Plugin behaviour end to end, through pytester: collection, gates, options, output files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLE_VARIANT_TESTS = 6  # encoder and classifier, each with fp16, int8 and int4
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", "no:cacheprovider", "-rA", *args)
+
+
+def test_every_variant_of_a_healthy_export_passes(
+    pytester: pytest.Pytester, export_copy: Path, plugin_args: list[str]
+) -> None:
+    result = run(pytester, "--onnx-dir", str(export_copy), "-m", "parity", "-v", *plugin_args)
+    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS)
+    result.stdout.fnmatch_lines(
+        [
+            "*encoder::parity?int8?*PASSED*",
+            "*classifier::parity?int4?*PASSED*",
+        ]
+    )
+
+
+def test_header_lists_the_discovered_graphs(pytester: pytest.Pytester, export_copy: Path) -> None:
+    result = run(pytester, "--onnx-dir", str(export_copy), "--collect-only")
+    result.stdout.fnmatch_lines(["onnxparity: *export (seed 0, providers CPUExecutionProvider*"])
+    assert "encoder" in result.stdout.str() and "classifier" in result.stdout.str()
+
+
+def test_summary_table_shows_each_variant_with_its_worst_gate(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    result = run(pytester, "--onnx-dir", str(export_copy))
+    result.stdout.fnmatch_lines(
+        [
+            "*onnxparity*",
+            "graph*variant*tier*inputs*status*worst gate*",
+            "classifier*fp16*fp16*default*PASS*logits.*",
+            "encoder*int4*int4*default*PASS*",
+        ]
+    )
+
+
+def test_run_without_onnx_dir_leaves_a_plain_project_untouched(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_plain():
+            assert "onnxruntime" not in sys.modules
+            assert "numpy" not in sys.modules
+            assert "torch" not in sys.modules
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "onnxparity" not in result.stdout.str()
+
+
+def test_damaged_variant_fails_with_metric_limit_worst_element_and_next_step(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    import modelkit
+
+    target = export_copy / "encoder.int8.onnx"
+    modelkit.damage_initializer(
+        export_copy / "encoder.onnx", target, "hidden_proj.weight", mode="scale", factor=3.0
+    )
+    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "encoder and int8")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*encoder[[]int8[]] vs fp32 on inputs default: * gate(s) failed",
+            "*output 'hidden': rel_l2=* violates <= 0.1 (smallest passing limit: rel_l2 = *)",
+            "*worst element of 'hidden' at [[]*[]]: reference=* variant=*",
+            "*|error| histogram of 'hidden': *",
+            "*next step: if this drift is acceptable, raise the limit: --parity-tolerance "
+            "encoder/int8/*",
+        ]
+    )
+
+
+def test_nan_in_a_variant_output_fails_whatever_the_tolerance(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    import modelkit
+
+    modelkit.damage_initializer(
+        export_copy / "classifier.onnx",
+        export_copy / "classifier_int8.onnx",
+        "head.2.bias",
+        mode="scale",
+        factor=float("nan"),
+    )
+    result = run(
+        pytester,
+        "--onnx-dir",
+        str(export_copy),
+        "-k",
+        "classifier and int8",
+        "--parity-tolerance",
+        "rel_l2=1",
+        "--parity-tolerance",
+        "min_cosine=0",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*NaN/Inf value(s) where the reference is finite (no tolerance can pass this)*"]
+    )
+
+
+def test_json_results_hold_every_measured_number(
+    pytester: pytest.Pytester, export_copy: Path, plugin_args: list[str]
+) -> None:
+    out = pytester.path / "results.json"
+    run(pytester, "--onnx-dir", str(export_copy), "--parity-json", str(out), *plugin_args)
+    document = json.loads(out.read_text())
+    assert document["schema_version"] == 1
+    assert document["summary"] == {"records": 6, "passed": 6, "failed": 0}
+    assert document["toolchain"]["packages"]["onnxruntime"]
+    assert document["settings"]["inputs"]["seed"] == 0
+    record = next(
+        r for r in document["records"] if r["graph"] == "encoder" and r["variant"] == "int4"
+    )
+    assert record["tier"] == "int4"
+    assert record["input_set"]["shapes"] == {"features": [1, 16, 16], "lengths": [1]}
+    assert record["input_set"]["seed"] is not None
+    hidden = next(o for o in record["parity"]["outputs"] if o["output"] == "hidden")
+    assert 0 < hidden["rel_l2"] < 0.2
+    assert {g["metric"] for g in record["parity"]["gates"]} == {"rel_l2", "min_cosine"}
+
+
+def test_serial_and_parallel_runs_write_the_same_records(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    documents = []
+    for args in ([], ["-n", "2"]):
+        out = pytester.path / f"results{len(args)}.json"
+        run(pytester, "--onnx-dir", str(export_copy), "--parity-json", str(out), *args)
+        documents.append(json.loads(out.read_text())["records"])
+    assert documents[0] == documents[1]
+
+
+def test_suggested_limits_calibrate_a_folder_config(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    snippet = pytester.path / "suggested.toml"
+    run(pytester, "--onnx-dir", str(export_copy), "--parity-suggest", str(snippet))
+    text = snippet.read_text()
+    assert '[graphs."encoder".variants."int8".outputs."hidden"]' in text
+    assert "measured" in text
+    (export_copy / "parity.toml").write_text(text)
+    result = run(pytester, "--onnx-dir", str(export_copy))
+    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS)
+
+
+def test_a_folder_config_can_tighten_a_limit_until_it_fails(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    (export_copy / "parity.toml").write_text(
+        "[graphs.encoder.variants.int4.outputs.logits]\nmax_abs = 1e-9\n"
+    )
+    result = run(pytester, "--onnx-dir", str(export_copy))
+    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS - 1, failed=1)
+    result.stdout.fnmatch_lines(["*output 'logits': max_abs=* violates <= 1e-09*"])
+
+
+def test_sweep_makes_one_test_id_per_size(pytester: pytest.Pytester, export_copy: Path) -> None:
+    result = run(
+        pytester,
+        "--onnx-dir",
+        str(export_copy),
+        "--parity-sweep",
+        "frames=8,31",
+        "-k",
+        "encoder",
+        "-v",
+    )
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(
+        ["*encoder::parity?int8-frames=8?*", "*encoder::parity?int8-frames=31?*"]
+    )
+
+
+def test_tied_length_input_follows_the_signal_dimension(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    (export_copy / "parity.toml").write_text(
+        '[graphs.encoder.inputs.lengths]\ntie = "features:1"\n'
+    )
+    out = pytester.path / "r.json"
+    run(
+        pytester,
+        "--onnx-dir",
+        str(export_copy),
+        "--parity-dim",
+        "frames=23",
+        "--parity-json",
+        str(out),
+    )
+    record = next(r for r in json.loads(out.read_text())["records"] if r["graph"] == "encoder")
+    assert record["input_set"]["dims"] == {"batch": 1, "frames": 23}
+    assert record["input_set"]["shapes"]["features"] == [1, 23, 16]
+
+
+def test_deterministic_cpu_mode_is_recorded(pytester: pytest.Pytester, export_copy: Path) -> None:
+    out = pytester.path / "r.json"
+    result = run(
+        pytester,
+        "--onnx-dir",
+        str(export_copy),
+        "--parity-deterministic",
+        "--parity-json",
+        str(out),
+    )
+    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS)
+    session = json.loads(out.read_text())["records"][0]["session"]
+    assert session["deterministic"] is True
+
+
+def test_user_test_gets_cases_sessions_and_assert_parity(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    pytester.makepyfile(
+        """
+        import numpy as np
+        import pytest
+
+        @pytest.mark.parity(graph="encoder", variant=["int8", "int4"])
+        def test_encoder_variants(parity_case, assert_parity):
+            assert parity_case.graph == "encoder"
+            assert_parity(parity_case)
+
+        @pytest.mark.parity(graph="classifier", tier="int8", min_argmax_agreement=1.0)
+        def test_classifier_top1(parity_case, assert_parity):
+            ref = parity_case.reference_outputs()
+            var = parity_case.variant_outputs()
+            assert_parity(ref, var, tier=parity_case.tier)
+
+        def test_custom_arrays_fail_a_tight_limit(assert_parity):
+            ref = {"y": np.zeros(4, dtype=np.float32)}
+            var = {"y": np.full(4, 0.5, dtype=np.float32)}
+            assert_parity(ref, var, max_abs=0.1)
+
+        def test_sessions_are_shared(parity_session):
+            assert parity_session("encoder", "int8") is parity_session("encoder", "int8")
+        """
+    )
+    result = run(
+        pytester,
+        "--onnx-dir",
+        str(export_copy),
+        "-p",
+        "no:randomly",
+        "test_user_test_gets_cases_sessions_and_assert_parity.py",
+    )
+    result.assert_outcomes(passed=4, failed=1)
+    result.stdout.fnmatch_lines(["*custom[[]custom[]]*max_abs=0.5 violates <= 0.1*"])
+
+
+def test_user_parity_tests_skip_without_an_export_folder(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_needs_export(parity_case):
+            pass
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*pass --onnx-dir DIR*"])
+
+
+def test_unknown_marker_keyword_names_it_and_the_allowed_ones(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parity(max_abz=0.1)
+        def test_typo():
+            pass
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*@pytest.mark.parity got unknown keyword(s) max_abz; allowed: graph, variant, tier*"
+        ]
+    )
+
+
+# --- bad input: every one a clear one-line message naming the file and the fix ------------------
+
+
+def test_missing_onnx_dir_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--onnx-dir", "does-not-exist")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*onnxparity: --onnx-dir *does-not-exist: no such directory*"])
+
+
+def test_empty_onnx_dir_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    empty = pytester.mkdir("empty")
+    result = run(pytester, "--onnx-dir", str(empty))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*onnxparity: *empty*"])
+
+
+def test_file_that_is_not_onnx_fails_its_test_with_the_file_named(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    (export_copy / "classifier_int8.onnx").write_text("this is not a model")
+    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "classifier and int8")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*classifier_int8.onnx*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_truncated_model_fails_its_test_with_the_file_named(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    model = export_copy / "encoder.int4.onnx"
+    model.write_bytes(model.read_bytes()[:500])
+    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "encoder and int4")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*encoder.int4.onnx*"])
+
+
+def test_missing_external_data_fails_with_the_sidecar_named(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    import modelkit
+
+    target = export_copy / "classifier_int8.onnx"
+    modelkit.save_with_external_data(export_copy / "classifier.onnx", target)
+    Path(str(target) + ".data").unlink()
+    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "classifier and int8")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*classifier_int8.onnx*external data*"])
+
+
+def test_external_data_outside_the_folder_is_refused(
+    pytester: pytest.Pytester, export_copy: Path, tmp_path: Path
+) -> None:
+    import onnx
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    model = onnx.load(export_copy / "classifier.onnx")
+    onnx.save_model(
+        model,
+        str(outside / "classifier_int8.onnx"),
+        save_as_external_data=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
+    relocated = onnx.load(outside / "classifier_int8.onnx", load_external_data=False)
+    for tensor in relocated.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../elsewhere/weights.bin"
+    onnx.save_model(relocated, str(export_copy / "classifier_int8.onnx"))
+    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "classifier and int8")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*classifier_int8.onnx*outside the export folder*"])
+
+
+def test_variant_with_other_input_names_fails_with_both_named(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    import onnx
+
+    model = onnx.load(export_copy / "classifier_int8.onnx")
+    old = model.graph.input[0].name
+    model.graph.input[0].name = "images"
+    for node in model.graph.node:
+        node.input[:] = ["images" if name == old else name for name in node.input]
+    onnx.save_model(model, str(export_copy / "classifier_int8.onnx"))
+    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "classifier and int8")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*classifier_int8.onnx: inputs ['images'] differ from the reference's ['pixels']*"]
+    )
+
+
+def test_variant_with_another_output_dtype_fails(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(export_copy / "classifier_int8.onnx")
+    output = model.graph.output[0]
+    model.graph.node[-1].output[0] = "logits_float"
+    model.graph.node.append(
+        helper.make_node("ArgMax", ["logits_float"], [output.name], axis=1, keepdims=1)
+    )
+    output.type.tensor_type.elem_type = TensorProto.INT64
+    onnx.save_model(model, str(export_copy / "classifier_int8.onnx"))
+    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "classifier and int8")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*output 'logits': variant dtype int64 cannot be compared*"])
+
+
+def test_variant_with_an_op_onnxruntime_lacks_fails_to_load(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(export_copy / "classifier_int8.onnx")
+    model.graph.node.insert(
+        0, helper.make_node("Frobnicate", ["pixels"], ["unused"], domain="com.example")
+    )
+    model.opset_import.append(helper.make_opsetid("com.example", 1))
+    onnx.save_model(model, str(export_copy / "classifier_int8.onnx"))
+    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "classifier and int8")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*classifier_int8.onnx: onnxruntime cannot load this model*"])
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("rel_l2=-1", "*must be a finite, non-negative number, got '-1'*"),
+        ("rel_l2=lots", "*must be a non-negative number, got 'lots'*"),
+        ("rel_l3=0.1", "*unknown tolerance key 'rel_l3'; allowed: max_abs*"),
+    ],
+)
+def test_bad_command_line_tolerance_is_a_usage_error(
+    pytester: pytest.Pytester, export_copy: Path, value: str, message: str
+) -> None:
+    result = run(pytester, "--onnx-dir", str(export_copy), "--parity-tolerance", value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_bad_config_key_names_the_file_and_the_allowed_keys(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    (export_copy / "parity.toml").write_text("[graphs.encoder]\nrefrence = 'fp32'\n")
+    result = run(pytester, "--onnx-dir", str(export_copy))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*parity.toml [[]graphs.encoder[]]: unknown key 'refrence'; allowed keys: reference, *"]
+    )
+
+
+def test_negative_tolerance_in_config_is_a_usage_error(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    (export_copy / "parity.toml").write_text("[tolerance]\nmax_abs = -0.5\n")
+    result = run(pytester, "--onnx-dir", str(export_copy))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*parity.toml*max_abs must be a finite, non-negative number*"])
+
+
+def test_dim_for_an_unknown_axis_names_the_known_ones(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    result = run(pytester, "--onnx-dir", str(export_copy), "--parity-dim", "T=97")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*dimension(s) T given by --parity-dim*named axes: batch (*), frames (*)*"]
+    )
+
+
+def test_pyproject_section_configures_the_run(pytester: pytest.Pytester, export_copy: Path) -> None:
+    pytester.makepyprojecttoml(
+        """
+        [tool.onnxparity]
+        seed = 7
+
+        [tool.onnxparity.tiers.int4]
+        rel_l2 = 1e-6
+        """
+    )
+    result = run(pytester, "--onnx-dir", str(export_copy))
+    result.assert_outcomes(passed=4, failed=2)
+    result.stdout.fnmatch_lines(["onnxparity: *(seed 7,*"])
+
+
+def test_plugin_import_stays_light() -> None:
+    code = (
+        "import sys, pytest_onnxparity.plugin;"
+        "heavy = [m for m in ('numpy', 'onnx', 'onnxruntime', 'torch') if m in sys.modules];"
+        "print(heavy)"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert output.stdout.strip() == "[]"
