@@ -133,10 +133,12 @@ def compare_outputs(
         sum_sq_ref += float(np.dot(ref, ref))
         sum_sq_var += float(np.dot(var, var))
         sum_dot += float(np.dot(ref, var))
-        if err.size:
-            local = int(np.argmax(err))
-            if err[local] > worst_value:
-                worst_flat, worst_value = start + local, float(err[local])
+        # Left-out positions can never be the worst element: their values are not finite.
+        candidates = np.where(both, err, -1.0)
+        if candidates.size:
+            local = int(np.argmax(candidates))
+            if candidates[local] > worst_value:
+                worst_flat, worst_value = start + local, float(candidates[local])
 
     worst = None
     if worst_flat >= 0:
