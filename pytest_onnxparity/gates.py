@@ -112,8 +112,12 @@ def round_up(value: float, digits: int = 2) -> float:
     """``value`` rounded up to ``digits`` significant digits (0.001234 -> 0.0013)."""
     if value <= 0 or not math.isfinite(value):
         return value
-    scale = 10.0 ** (math.floor(math.log10(value)) - digits + 1)
-    return math.ceil(value / scale - 1e-9) * scale
+    exponent = math.floor(math.log10(value)) - digits + 1
+    # The slack absorbs division noise (0.0012 / 1e-4 = 12.000000000000002); the decimal string
+    # gives the nearest float to k·10^e, and the check keeps the result from falling below value.
+    steps = math.ceil(value / 10.0**exponent - 1e-9)
+    rounded = float(f"{steps}e{exponent}")
+    return rounded if rounded >= value else float(f"{steps + 1}e{exponent}")
 
 
 def pressure(metric: str, value: float | None, limit: float, passed: bool) -> float:
