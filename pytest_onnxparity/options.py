@@ -76,7 +76,8 @@ def parse_margin(text: str) -> float:
         value = float(text)
     except ValueError:
         value = 0.0
-    if value < 1.0:
+    # ``not value >= 1`` also rejects NaN; an infinite margin would suggest infinite limits.
+    if not value >= 1.0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a margin >= 1 (e.g. 1.5), got {text!r}")
     return value
 
