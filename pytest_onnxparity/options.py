@@ -44,7 +44,7 @@ def parse_scoped_tolerance(text: str) -> ScopedTolerance:
         raise argparse.ArgumentTypeError(
             f"expected [SCOPE:]KEY=VALUE like 'int8:rel_l2=0.05', got {text!r}"
         )
-    raw: Any = int(value) if key == "argmax_axis" and value.lstrip("-").isdigit() else value
+    raw: Any = int(value) if key == "argmax_axis" and value.lstrip("-").isdecimal() else value
     try:
         layer = validate_layer({key: raw}, "--parity-tolerance")
     except ToleranceError as error:
@@ -55,7 +55,7 @@ def parse_scoped_tolerance(text: str) -> ScopedTolerance:
 def parse_dim(text: str) -> tuple[str, int]:
     """``NAME=SIZE`` for a named dynamic dimension, e.g. ``T=97``."""
     name, equals, size = text.partition("=")
-    if not equals or not name or not size.isdigit() or int(size) < 1:
+    if not equals or not name or not size.isdecimal() or int(size) < 1:
         raise argparse.ArgumentTypeError(f"expected NAME=SIZE with SIZE >= 1, got {text!r}")
     return name, int(size)
 
@@ -64,7 +64,7 @@ def parse_sweep(text: str) -> tuple[str, tuple[int, ...]]:
     """``NAME=S1,S2,...``: one input set per size, each a separate test id."""
     name, equals, sizes = text.partition("=")
     parts = sizes.split(",")
-    if not equals or not name or not all(p.isdigit() and int(p) >= 1 for p in parts):
+    if not equals or not name or not all(p.isdecimal() and int(p) >= 1 for p in parts):
         raise argparse.ArgumentTypeError(
             f"expected NAME=S1,S2,... with sizes >= 1 (e.g. T=64,80,97), got {text!r}"
         )
@@ -83,7 +83,7 @@ def parse_margin(text: str) -> float:
 
 
 def parse_non_negative_int(text: str) -> int:
-    if not text.isdigit():
+    if not text.isdecimal():
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return int(text)
 
