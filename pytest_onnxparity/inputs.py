@@ -99,7 +99,7 @@ def synthesize(
             f"graph {graph!r}: config has rules for unknown input(s) {sorted(unknown_rules)}; "
             f"inputs are {[spec.name for spec in specs]}"
         )
-    dims = {**plan.dims, **point}
+    dims = {**_symbol_defaults(specs, plan.default_dim), **plan.dims, **point}
     resolved: dict[str, int] = {}
     shapes = {spec.name: _shape(spec, dims, plan.default_dim, resolved) for spec in specs}
     arrays: dict[str, np.ndarray] = {}
@@ -107,6 +107,17 @@ def synthesize(
         rule = rules.get(spec.name, InputRule())
         arrays[spec.name] = _fill(graph, spec, shapes[spec.name], rule, plan, rng, shapes)
     return InputSet(name=name, source="synthesized", seed=seed, dims=resolved, arrays=arrays)
+
+
+def _symbol_defaults(specs: Sequence[TensorSpec], default_dim: int) -> dict[str, int]:
+    """One size per named dim: 1 if it is axis 0 of every input using it (a batch), else
+    ``default_dim``, so an input of shape [T, F] and one of [1, T] agree on T."""
+    defaults: dict[str, int] = {}
+    for spec in specs:
+        for axis, dim in enumerate(spec.shape or ()):
+            if isinstance(dim, str) and defaults.get(dim) != default_dim:
+                defaults[dim] = 1 if axis == 0 else default_dim
+    return defaults
 
 
 def _shape(
