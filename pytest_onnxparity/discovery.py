@@ -1,326 +1,703 @@
-"""Find the ONNX graphs in an export folder and tell each graph's reference from its variants.
+"""Turn an export folder into graphs × variants: which file is which graph, tag and tier.
 
-Discovery reads file and folder names only; it never opens a model. The naming rules follow the
-layouts that model hubs and release scripts produce:
+Names follow the layouts that model hubs and release scripts produce:
 
-* ``encoder.onnx`` is the fp32 reference of graph ``encoder``.
-* A precision tag after a dot, underscore or hyphen makes a variant: ``encoder.int4.onnx``,
-  ``encoder_int8.onnx``, ``model_q4f16.onnx``. Everything from the first tag token on is the
-  variant name, so ``model_int4_full.onnx`` is variant ``int4_full`` of graph ``model``. The first
-  word of a name is never a tag: ``quantized.onnx`` is a graph of its own.
-* A folder whose name holds a precision tag holds variants of the graphs beside it:
-  ``int8/encoder.onnx`` is variant ``int8`` of graph ``encoder``; ``fp32/encoder.onnx`` is the
-  reference.
-* A dot tag that is not a precision tag (``encoder-model.preq.onnx``) still makes a variant when
-  stripping it leaves another graph of the same folder. It inherits the reference's tier (fp32)
-  and is listed by :meth:`Discovery.header_lines`, so a reader sees the guess.
+* ``encoder.onnx`` is the untagged (``fp32``) export of graph ``encoder``.
+* A precision word after the first word of a name starts the variant tag, whatever separates it
+  (``.``, ``_`` or ``-``): ``encoder.int4.onnx``, ``encoder_int8.onnx``, ``model_q4f16.onnx``,
+  ``silero_vad_half.onnx``. The tag runs to the end of the name, so ``model_int4_full.onnx`` is
+  variant ``int4_full`` of graph ``model``. The first word is never a tag (``quantized.onnx`` is a
+  graph), and other words belong to the name (``kokoro-v1.0``, ``silero_vad_16k_op15``).
+* A folder whose name holds a precision word holds variants: ``int8/encoder.onnx`` is variant
+  ``int8`` of graph ``encoder``. Other folders (``onnx/``) only contain graphs; a graph name found
+  in several such folders is qualified with the folder (``a/model``, ``b/model``).
+* A dot tag that is not a precision word (``encoder-model.preq.onnx``) is a variant when stripping
+  it leaves another graph of the same folder. Its tier is its reference's, and it is listed in
+  :attr:`ExportFolder.unknown_tags` so the report header shows the guess.
 
-The tier of a variant is the precision class that picks its default tolerances.
+A tag's tier is the least precise tier among its words (``fp16_int8`` is int8). A graph's reference
+is its ``fp32`` variant (untagged, ``fp32/`` folder or ``_fp32`` tag); without one, its most precise
+variant, in the order fp32 > bf16 > fp16 > int8 > int4. :class:`DiscoveryOverrides` changes any of
+this per file, per tag or per graph.
+
+External-data sidecars are the ``location`` entries the model itself names, read with
+``onnx.load(..., load_external_data=False)``. A file that cannot be read, or whose sidecars are
+missing or outside the export folder, gets a one-line :attr:`ModelFile.problem` instead of an
+exception, so the plugin fails that file's tests and runs the others.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal, NamedTuple
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import TYPE_CHECKING, Any
 
-Tier = Literal["fp32", "fp16", "bf16", "int8", "int4"]
+if TYPE_CHECKING:
+    from onnx import GraphProto, ModelProto, NodeProto, TensorProto
 
-TIERS: tuple[Tier, ...] = ("fp32", "fp16", "bf16", "int8", "int4")
-"""Every tier, from the most precise to the least."""
+TIERS_BY_PRECISION = ("fp32", "bf16", "fp16", "int8", "int4")
+"""Every tier, most precise first; the order a reference is picked in when no file is fp32."""
 
-TagOrigin = Literal["none", "name", "folder", "inferred"]
-"""Where a variant's tag came from: no tag (the reference), the file name, the enclosing folder's
-name, or an unknown dot tag accepted because stripping it leaves another graph."""
-
-REFERENCE_VARIANT = "fp32"
-"""The variant name of a file whose name and folder carry no tag."""
+UNTAGGED_VARIANT = "fp32"
+"""The variant tag of a file whose name and folder carry no tag."""
 
 ONNX_SUFFIX = ".onnx"
 
-_TIER_TOKENS: tuple[tuple[Tier, str], ...] = (
-    ("fp32", r"fp32|float32|f32"),
-    ("fp16", r"fp16|float16|f16|half"),
-    ("bf16", r"bf16|bfloat16"),
-    ("int8", r"u?int8|[iu]8|q8|qu?int8|quant|quantized|fp8|float8|w8a8|w8a16|8bit"),
-    ("int4", r"u?int4|[iu]4|q4|q4f16|q4f32|bnb4|nf4|fp4|mxfp4|nvfp4|w4a8|w4a16|4bit"),
-)
-# A trailing "w" marks weight-only precision (``fp16w``); it does not change the tier.
-_TIER_TOKEN_PATTERNS = tuple(
-    (tier, re.compile(rf"(?:{alternatives})w?")) for tier, alternatives in _TIER_TOKENS
-)
-_TOKEN = re.compile(r"[^_-]+")
-# Guards the unknown-dot-tag rule against version numbers such as the ".0" in "kokoro-v1.0".
+TAG_WORD_TIERS: Mapping[str, str] = {
+    **dict.fromkeys(("fp32", "float32", "none"), "fp32"),
+    **dict.fromkeys(("fp16", "float16", "half"), "fp16"),
+    **dict.fromkeys(("bf16", "bfloat16"), "bf16"),
+    **dict.fromkeys(("int8", "uint8", "q8", "qint8", "quint8", "quantized", "w8a8"), "int8"),
+    **dict.fromkeys(("int4", "uint4", "q4", "q4f16", "bnb4", "nf4", "w4a16"), "int4"),
+}
+"""The precision words the parser knows (lower case), and their tiers."""
+
+FILE_OVERRIDE_KEYS = ("graph", "variant", "tier")
+
+_NAME_WORD = re.compile(r"[^._-]+")
+_NAME_SEPARATORS = "._-"
+# A letter first keeps version numbers such as the ".0" of "kokoro-v1.0" out of the guess.
 _UNKNOWN_DOT_TAG = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 
 class DiscoveryError(ValueError):
-    """An export folder that cannot be discovered; the message names the file and the fix."""
+    """The export folder or the overrides cannot be used at all; the message names the fix."""
+
+
+class NotDiscoveredError(KeyError):
+    """A graph or variant name that discovery did not find; the message lists what it found."""
+
+    def __str__(self) -> str:
+        # KeyError would print the message quoted, as if it were the missing key.
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)
-class OnnxVariant:
-    """One ``.onnx`` file: the reference or a variant of a graph."""
+class DiscoveryOverrides:
+    """What the project config corrects or adds, as plain values.
+
+    ``files`` maps a relative path to any of ``graph``, ``variant``, ``tier``; ``tiers`` maps extra
+    tags (or words) to tiers, which also makes the parser see them as tags; ``references`` maps a
+    graph to the variant tag its others are compared against; ``exclude`` holds globs matched
+    against each relative posix path (``*`` also matches ``/``). Error messages name them as the
+    config does: ``[files."<relpath>"]``, ``[tags]``, ``[graphs."<graph>"] reference``.
+    """
+
+    files: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    tiers: Mapping[str, str] = field(default_factory=dict)
+    references: Mapping[str, str] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One ``.onnx`` file of an export folder and where discovery placed it."""
 
     path: Path
-    """Where the file is, under the discovery root as it was given."""
-    relative_path: str
-    """The path below the discovery root, with ``/`` separators."""
+    """Absolute path of the model file."""
+    relpath: str
+    """Path below the export root, with ``/`` separators."""
     graph: str
-    """The graph's name: the file name without its tag and suffix."""
     variant: str
-    """The tag as written (``int8``, ``q4f16``, the folder name), or ``fp32`` when untagged."""
-    tier: Tier
-    tag_origin: TagOrigin
+    """The tag as written (``int8``, ``q4f16``, the folder name), ``fp32`` when there is none."""
+    tier: str
+    """The precision class that picks default tolerances: one of :data:`TIERS_BY_PRECISION`."""
+    size_bytes: int
+    """Size of the ``.onnx`` file itself."""
+    external_data: tuple[Path, ...] = ()
+    """Absolute paths of the sidecar files the model names that exist (deduplicated, sorted)."""
+    known_tag: bool = True
+    """False when the tier was inherited from the reference because the tag is not known."""
+    problem: str | None = None
+    """Why this file cannot be tested (one line naming the file and the fix), or None."""
+    external_data_sizes: tuple[int, ...] = ()
+    """Sizes of :attr:`external_data`, in the same order."""
 
-    def to_json(self) -> dict[str, str]:
+    @property
+    def total_bytes(self) -> int:
+        """The model file plus its sidecars."""
+        return self.size_bytes + sum(self.external_data_sizes)
+
+    def to_json(self) -> dict[str, Any]:
         return {
-            "path": self.relative_path,
+            "path": str(self.path),
+            "relpath": self.relpath,
             "graph": self.graph,
             "variant": self.variant,
             "tier": self.tier,
-            "tag_origin": self.tag_origin,
+            "size_bytes": self.size_bytes,
+            "total_bytes": self.total_bytes,
+            "external_data": [str(path) for path in self.external_data],
+            "known_tag": self.known_tag,
+            "problem": self.problem,
         }
 
 
 @dataclass(frozen=True)
-class OnnxGraph:
-    """A graph and every export of it found in one folder."""
+class Graph:
+    """One graph: its reference export and every variant compared against it."""
 
-    folder: str
-    """The folder below the discovery root that holds the graph (``""`` for the root), with
-    variant folders such as ``int8/`` left out."""
     name: str
-    reference: OnnxVariant | None
-    """The fp32 export the variants are compared against, or None when the folder has none."""
-    variants: tuple[OnnxVariant, ...]
-    """Every export but the reference, most precise tier first."""
+    reference: str
+    """The variant tag of the reference file."""
+    files: tuple[ModelFile, ...]
+    """The reference first, then the variants sorted by tag."""
 
     @property
-    def id(self) -> str:
-        """A name that is unique within one discovery, such as ``onnx/model``."""
-        return _graph_id(self.folder, self.name)
+    def variants(self) -> tuple[str, ...]:
+        """The tags of every file but the reference."""
+        return tuple(model.variant for model in self.files[1:])
+
+    @property
+    def reference_file(self) -> ModelFile:
+        """The file the variants are compared against."""
+        return self.files[0]
+
+    @property
+    def total_bytes(self) -> int:
+        """Every file of the graph with its sidecars, a sidecar shared by several counted once."""
+        sidecar_sizes = {
+            path: size
+            for model in self.files
+            for path, size in zip(model.external_data, model.external_data_sizes, strict=True)
+        }
+        return sum(model.size_bytes for model in self.files) + sum(sidecar_sizes.values())
+
+    def file(self, variant: str) -> ModelFile:
+        """The file of one variant tag (the reference's included); raises
+        :class:`NotDiscoveredError` listing the tags when it is absent."""
+        for model in self.files:
+            if model.variant == variant:
+                return model
+        tags = ", ".join(model.variant for model in self.files)
+        raise NotDiscoveredError(f"graph {self.name!r} has no variant {variant!r}; it has: {tags}")
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id,
-            "folder": self.folder,
             "name": self.name,
-            "reference": None if self.reference is None else self.reference.to_json(),
-            "variants": [variant.to_json() for variant in self.variants],
+            "reference": self.reference,
+            "variants": list(self.variants),
+            "total_bytes": self.total_bytes,
+            "files": [model.to_json() for model in self.files],
         }
 
 
 @dataclass(frozen=True)
-class Discovery:
-    """Every graph found under one export folder, in a stable order."""
+class ExportFolder:
+    """Every graph found under one export root."""
 
     root: Path
-    graphs: tuple[OnnxGraph, ...]
+    graphs: tuple[Graph, ...]
+    """Sorted by name."""
+    unknown_tags: tuple[str, ...] = ()
+    """Relative paths of files whose tag is not known but was accepted, with an inherited tier."""
 
-    @property
-    def inferred_variants(self) -> tuple[OnnxVariant, ...]:
-        """Variants whose tag is not a known precision tag, accepted by the unknown-dot-tag rule."""
-        return tuple(
-            variant
-            for graph in self.graphs
-            for variant in graph.variants
-            if variant.tag_origin == "inferred"
-        )
+    def graph(self, name: str) -> Graph:
+        """The graph of that name; :class:`NotDiscoveredError` lists the names when it is absent."""
+        for graph in self.graphs:
+            if graph.name == name:
+                return graph
+        names = ", ".join(graph.name for graph in self.graphs)
+        raise NotDiscoveredError(f"{self.root} has no graph {name!r}; it has: {names}")
 
-    def header_lines(self) -> list[str]:
-        """Lines for the pytest report header: counts, then each guess a reader should check."""
-        variant_count = sum(len(graph.variants) for graph in self.graphs)
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root": str(self.root),
+            "graphs": [graph.to_json() for graph in self.graphs],
+            "unknown_tags": list(self.unknown_tags),
+        }
+
+    def table_lines(self) -> list[str]:
+        """The report header: one row per graph, then a note for each unknown tag accepted."""
+        rows = [("graph", "reference", "variants", "files", "size")]
+        for graph in self.graphs:
+            sidecars = {path for model in graph.files for path in model.external_data}
+            files = str(len(graph.files)) + (f" + {len(sidecars)} data" if sidecars else "")
+            variants = ", ".join(graph.variants) or "-"
+            rows.append(
+                (graph.name, graph.reference, variants, files, human_size(graph.total_bytes))
+            )
+        widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
         lines = [
-            f"onnx-dir: {self.root}: {len(self.graphs)} graphs, {variant_count} variants",
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in rows
         ]
+        models = {model.relpath: model for graph in self.graphs for model in graph.files}
         lines.extend(
-            f"onnx-dir: unknown tag '{variant.variant}' in {variant.relative_path} "
-            f"taken as a variant of {variant.graph} (tier {variant.tier})"
-            for variant in self.inferred_variants
-        )
-        lines.extend(
-            f"onnx-dir: graph {graph.id} has no fp32 reference file"
-            for graph in self.graphs
-            if graph.reference is None
+            f"unknown tag {models[relpath].variant!r} in {relpath}: taken as a variant of "
+            f"{models[relpath].graph} with its reference's tier {models[relpath].tier}"
+            for relpath in self.unknown_tags
         )
         return lines
 
-    def to_json(self) -> dict[str, Any]:
-        return {"root": str(self.root), "graphs": [graph.to_json() for graph in self.graphs]}
+
+def human_size(size_bytes: int) -> str:
+    """``512 B``, ``12.3 kB``, ``4.5 MB``, ``1.2 GB`` (decimal units)."""
+    if size_bytes < 1000:
+        return f"{size_bytes} B"
+    size = float(size_bytes)
+    for unit in ("kB", "MB", "GB", "TB"):
+        size /= 1000
+        # Rounded first, so 999_999 bytes reads "1.0 MB" rather than "1000.0 kB".
+        if round(size, 1) < 1000 or unit == "TB":
+            break
+    return f"{size:.1f} {unit}"
 
 
-def tier_of_tag(tag: str) -> Tier | None:
-    """The tier a tag names, or None when no word of it is a precision tag.
+def tier_of_tag(tag: str, tag_tiers: Mapping[str, str] = TAG_WORD_TIERS) -> str | None:
+    """The tier a tag names, or None when neither the tag nor any word of it is known.
 
-    The words of a tag are split on ``_`` and ``-``; the least precise word wins, so
-    ``cpu-int4-rtn-block-32`` is int4 and ``fp16_int8`` is int8.
+    ``tag_tiers`` maps lower-case tags and words to tiers. A word ending in ``w`` (weight-only,
+    as in ``fp16w``) has the tier of the word without it. The least precise word wins.
     """
-    tiers = [tier for token in _TOKEN.findall(tag) if (tier := _tier_of_token(token)) is not None]
-    return max(tiers, key=TIERS.index) if tiers else None
+    lowered = tag.lower()
+    if lowered in tag_tiers:
+        return tag_tiers[lowered]
+    tiers = [
+        tier for word in _NAME_WORD.findall(lowered) if (tier := _tier_of_word(word, tag_tiers))
+    ]
+    return max(tiers, key=TIERS_BY_PRECISION.index) if tiers else None
 
 
-def split_variant_tag(stem: str) -> tuple[str, str | None]:
-    """Split a file name without ``.onnx`` into its graph name and precision tag (None if untagged).
+def split_name(stem: str, tag_tiers: Mapping[str, str] = TAG_WORD_TIERS) -> tuple[str, str | None]:
+    """Split a file name without ``.onnx`` into its graph name and variant tag (None if untagged).
 
-    >>> split_variant_tag("decoder_model_merged_fp16")
+    >>> split_name("decoder_model_merged_fp16")
     ('decoder_model_merged', 'fp16')
-    >>> split_variant_tag("kokoro-v1.0.int8")
+    >>> split_name("kokoro-v1.0.int8")
     ('kokoro-v1.0', 'int8')
-    >>> split_variant_tag("silero_vad_16k_op15")
+    >>> split_name("silero_vad_16k_op15")
     ('silero_vad_16k_op15', None)
     """
-    base, dot, last_segment = stem.rpartition(".")
-    if dot and base:
-        first_word = _TOKEN.match(last_segment)
-        if first_word is not None and _tier_of_token(first_word.group()) is not None:
-            return base, last_segment
-    for word in list(_TOKEN.finditer(stem))[1:]:
-        if _tier_of_token(word.group()) is not None:
-            # The separator before the tag belongs to neither part.
-            return stem[: word.start() - 1], stem[word.start() :]
+    for word in list(_NAME_WORD.finditer(stem))[1:]:
+        rest = stem[word.start() :]
+        if rest.lower() in tag_tiers or _tier_of_word(word.group().lower(), tag_tiers):
+            return stem[: word.start()].rstrip(_NAME_SEPARATORS), rest
     return stem, None
 
 
-def discover(root: str | os.PathLike[str]) -> Discovery:
-    """Find every ``.onnx`` file under ``root`` and group them into graphs.
+def discover(root: Path | str, overrides: DiscoveryOverrides | None = None) -> ExportFolder:
+    """Find every ``.onnx`` file under ``root`` and group the files into graphs × variants.
 
-    Hidden files and folders are skipped. Raises :class:`DiscoveryError` when ``root`` is not a
-    folder, holds no ``.onnx`` file, or two files claim the same variant or reference of a graph.
+    Hidden files and folders are skipped, and so is an ``.onnx`` file that another model names as
+    its external data. Raises :class:`DiscoveryError` when ``root`` is missing, is not a folder or
+    holds no ``.onnx`` file, when the overrides are invalid, or when two files claim the same
+    graph and variant. Problems with single files are recorded on them (:attr:`ModelFile.problem`).
     """
-    root_path = Path(root)
-    if not root_path.exists():
-        raise DiscoveryError(f"{root_path} does not exist; pass the folder your export wrote")
-    if not root_path.is_dir():
-        raise DiscoveryError(
-            f"{root_path} is a file, not a folder; "
-            f"pass the folder that holds it: {root_path.parent}"
-        )
-    relative_paths = sorted(_onnx_files_below(root_path))
-    if not relative_paths:
-        raise DiscoveryError(
-            f"{root_path} holds no {ONNX_SUFFIX} file; pass the folder your export wrote"
-        )
-    parsed = [_parse_path(root_path, relative_path) for relative_path in relative_paths]
-    exports_by_graph: dict[tuple[str, str], list[OnnxVariant]] = {}
-    for folder, export in _adopt_unknown_dot_tags(parsed):
-        exports_by_graph.setdefault((folder, export.graph), []).append(export)
+    overrides = overrides if overrides is not None else DiscoveryOverrides()
+    root_path = _checked_root(Path(root))
+    tag_tiers = _tag_tiers_with(overrides.tiers)
+    file_overrides = _checked_file_overrides(overrides.files)
+
+    relpaths = _onnx_relpaths(root_path, overrides.exclude)
+    inspections = {relpath: _inspect_model(root_path, relpath) for relpath in relpaths}
+    named_as_data = {
+        sidecar for inspection in inspections.values() for sidecar in inspection.external_data
+    }
+    relpaths = [relpath for relpath in relpaths if root_path / relpath not in named_as_data]
+    _check_overridden_files_exist(root_path, file_overrides, relpaths)
+
+    placements = [
+        _overridden(placement, file_overrides.get(placement.relpath), tag_tiers)
+        for placement in _placements_from_names(relpaths, tag_tiers)
+    ]
+    by_graph: dict[str, list[_Placement]] = {}
+    for placement in placements:
+        by_graph.setdefault(placement.graph, []).append(placement)
+    _check_references(root_path, overrides.references, by_graph)
+
     graphs = tuple(
-        _graph_of(folder, name, exports)
-        for (folder, name), exports in sorted(exports_by_graph.items())
+        _graph(root_path, name, by_graph[name], inspections, overrides.references.get(name))
+        for name in sorted(by_graph)
     )
-    return Discovery(root=root_path, graphs=graphs)
+    unknown_tags = tuple(
+        sorted(model.relpath for graph in graphs for model in graph.files if not model.known_tag)
+    )
+    return ExportFolder(root=root_path, graphs=graphs, unknown_tags=unknown_tags)
 
 
-class _ParsedPath(NamedTuple):
+@dataclass(frozen=True)
+class _Placement:
+    """Where a file goes, before its graph's reference is known."""
+
+    relpath: str
     folder: str
-    export: OnnxVariant
-    unknown_dot_tag: str | None
-    """The last dot segment, when it might be an unknown tag; decided once every file is read."""
+    graph: str
+    variant: str
+    tier: str | None
+    """None for an unknown tag: the tier is inherited once the graph's reference is chosen."""
+    unknown_dot_tag: str | None = None
 
 
-def _tier_of_token(token: str) -> Tier | None:
-    lowered = token.lower()
-    for tier, pattern in _TIER_TOKEN_PATTERNS:
-        if pattern.fullmatch(lowered):
-            return tier
+@dataclass(frozen=True)
+class _Inspection:
+    size_bytes: int
+    external_data: tuple[Path, ...] = ()
+    external_data_sizes: tuple[int, ...] = ()
+    problem: str | None = None
+
+
+def _tier_of_word(word: str, tag_tiers: Mapping[str, str]) -> str | None:
+    # A trailing "w" marks weight-only precision (fp16w); the tier is that of the precision.
+    return tag_tiers.get(word) or (tag_tiers.get(word[:-1]) if word.endswith("w") else None)
+
+
+def _checked_root(root: Path) -> Path:
+    if not root.exists():
+        raise DiscoveryError(
+            f"{root} does not exist; pass the folder your export wrote (--onnx-dir)"
+        )
+    if not root.is_dir():
+        raise DiscoveryError(
+            f"{root} is a file, not a folder; pass the folder that holds it: {root.parent}"
+        )
+    return root.resolve()
+
+
+def _checked_tier(tier: object, where: str) -> str:
+    if tier not in TIERS_BY_PRECISION:
+        raise DiscoveryError(
+            f"{where} is {tier!r}, not a tier; use one of {', '.join(TIERS_BY_PRECISION)}"
+        )
+    return str(tier)
+
+
+def _tag_tiers_with(extra: Mapping[str, str]) -> dict[str, str]:
+    extra_tiers = {
+        tag.lower(): _checked_tier(tier, f"[tags] {tag!r}") for tag, tier in extra.items()
+    }
+    return {**TAG_WORD_TIERS, **extra_tiers}
+
+
+def _checked_file_overrides(
+    files: Mapping[str, Mapping[str, str]],
+) -> dict[str, Mapping[str, str]]:
+    checked: dict[str, Mapping[str, str]] = {}
+    for relpath, mapping in files.items():
+        where = f'[files."{relpath}"]'
+        for key, value in mapping.items():
+            if key not in FILE_OVERRIDE_KEYS:
+                raise DiscoveryError(
+                    f"{where} has key {key!r}; use any of {', '.join(FILE_OVERRIDE_KEYS)}"
+                )
+            if not isinstance(value, str) or not value:
+                raise DiscoveryError(f"{where} {key} is {value!r}; give a non-empty string")
+        if "tier" in mapping:
+            _checked_tier(mapping["tier"], f"{where} tier")
+        checked[PurePosixPath(relpath).as_posix()] = mapping
+    return checked
+
+
+def _onnx_relpaths(root: Path, exclude: Iterable[str]) -> list[str]:
+    found: list[str] = []
+    for directory, subdirectories, names in os.walk(root):
+        subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
+        folder = PurePosixPath(Path(directory).relative_to(root).as_posix())
+        found.extend(
+            (folder / name).as_posix()
+            for name in names
+            if name.lower().endswith(ONNX_SUFFIX) and not name.startswith(".")
+        )
+    if not found:
+        raise DiscoveryError(
+            f"{root} holds no {ONNX_SUFFIX} file; pass the folder your export wrote (--onnx-dir)"
+        )
+    patterns = tuple(exclude)
+    kept = [
+        relpath
+        for relpath in found
+        if not any(fnmatch.fnmatchcase(relpath, pattern) for pattern in patterns)
+    ]
+    if not kept:
+        raise DiscoveryError(
+            f"{root}: every {ONNX_SUFFIX} file is excluded by {', '.join(map(repr, patterns))}; "
+            f"narrow the exclude patterns"
+        )
+    return sorted(kept)
+
+
+def _check_overridden_files_exist(
+    root: Path, file_overrides: Mapping[str, object], relpaths: list[str]
+) -> None:
+    missing = sorted(set(file_overrides) - set(relpaths))
+    if missing:
+        raise DiscoveryError(
+            f'[files."{missing[0]}"] names no discovered {ONNX_SUFFIX} file '
+            f"under {root} (missing, hidden, excluded or used as external data); "
+            f"fix the path or remove the entry"
+        )
+
+
+def _placements_from_names(relpaths: list[str], tag_tiers: Mapping[str, str]) -> list[_Placement]:
+    placements = [_placement_from_name(relpath, tag_tiers) for relpath in relpaths]
+    # Only names that carry no candidate tag anchor the guess, so "a.b.c" never chains onto "a.b"
+    # and the outcome does not depend on the order files are read in.
+    anchors = {(p.folder, p.graph) for p in placements if p.unknown_dot_tag is None}
+    placements = [
+        _with_unknown_dot_tag(placement)
+        if placement.unknown_dot_tag is not None
+        and (placement.folder, _without_dot_tag(placement)) in anchors
+        else placement
+        for placement in placements
+    ]
+    folders_by_graph: dict[str, set[str]] = {}
+    for placement in placements:
+        folders_by_graph.setdefault(placement.graph, set()).add(placement.folder)
+    return [
+        replace(placement, graph=f"{placement.folder}/{placement.graph}")
+        if len(folders_by_graph[placement.graph]) > 1 and placement.folder
+        else placement
+        for placement in placements
+    ]
+
+
+def _placement_from_name(relpath: str, tag_tiers: Mapping[str, str]) -> _Placement:
+    path = PurePosixPath(relpath)
+    stem = path.name[: -len(ONNX_SUFFIX)]
+    directories = path.parent.parts
+    folder_tier = tier_of_tag(directories[-1], tag_tiers) if directories else None
+    folder = "/".join(directories[:-1] if folder_tier else directories)
+    graph, tag = split_name(stem, tag_tiers)
+    if tag is not None:
+        return _Placement(relpath, folder, graph, tag, tier_of_tag(tag, tag_tiers))
+    if folder_tier is not None:
+        return _Placement(relpath, folder, graph, directories[-1], folder_tier)
+    base, _, last_segment = stem.rpartition(".")
+    unknown_dot_tag = last_segment if base and _UNKNOWN_DOT_TAG.fullmatch(last_segment) else None
+    return _Placement(relpath, folder, graph, UNTAGGED_VARIANT, "fp32", unknown_dot_tag)
+
+
+def _without_dot_tag(placement: _Placement) -> str:
+    return placement.graph.rpartition(".")[0]
+
+
+def _with_unknown_dot_tag(placement: _Placement) -> _Placement:
+    assert placement.unknown_dot_tag is not None
+    return replace(
+        placement,
+        graph=_without_dot_tag(placement),
+        variant=placement.unknown_dot_tag,
+        tier=None,
+        unknown_dot_tag=None,
+    )
+
+
+def _overridden(
+    placement: _Placement, mapping: Mapping[str, str] | None, tag_tiers: Mapping[str, str]
+) -> _Placement:
+    if not mapping:
+        return placement
+    variant = mapping.get("variant", placement.variant)
+    if "tier" in mapping:
+        tier: str | None = mapping["tier"]
+    elif "variant" in mapping:
+        tier = tier_of_tag(variant, tag_tiers)
+    else:
+        tier = placement.tier
+    return replace(
+        placement, graph=mapping.get("graph", placement.graph), variant=variant, tier=tier
+    )
+
+
+def _check_references(
+    root: Path, references: Mapping[str, str], by_graph: Mapping[str, list[_Placement]]
+) -> None:
+    for graph, tag in references.items():
+        if graph not in by_graph:
+            raise DiscoveryError(
+                f'[graphs."{graph}"] reference: there is no graph {graph!r} under {root}; '
+                f"graphs are: {', '.join(sorted(by_graph))}"
+            )
+        variants = sorted(placement.variant for placement in by_graph[graph])
+        if tag not in variants:
+            raise DiscoveryError(
+                f'[graphs."{graph}"] reference is {tag!r}, not a variant of '
+                f"{graph}; use one of {', '.join(variants)}"
+            )
+
+
+def _graph(
+    root: Path,
+    name: str,
+    placements: list[_Placement],
+    inspections: Mapping[str, _Inspection],
+    reference_tag: str | None,
+) -> Graph:
+    by_variant: dict[str, _Placement] = {}
+    for placement in sorted(placements, key=lambda p: p.relpath):
+        twin = by_variant.setdefault(placement.variant, placement)
+        if twin is not placement:
+            raise DiscoveryError(
+                f"{root}: {twin.relpath} and {placement.relpath} are both variant "
+                f"{placement.variant!r} of graph {name}; exclude one, or give one a variant of "
+                f"its own with a files override"
+            )
+    known = [placement for placement in placements if placement.tier is not None]
+    default_reference = min(known or placements, key=_reference_preference)
+    reference = by_variant[reference_tag] if reference_tag else default_reference
+    inherited_tier = reference.tier or default_reference.tier or "fp32"
+    ordered = [
+        reference,
+        *sorted(
+            (placement for placement in placements if placement is not reference),
+            key=lambda placement: (placement.variant.casefold(), placement.variant),
+        ),
+    ]
+    return Graph(
+        name=name,
+        reference=reference.variant,
+        files=tuple(
+            _model_file(root, placement, inspections[placement.relpath], inherited_tier)
+            for placement in ordered
+        ),
+    )
+
+
+def _reference_preference(placement: _Placement) -> tuple[bool, int, str]:
+    precision = (
+        TIERS_BY_PRECISION.index(placement.tier) if placement.tier else len(TIERS_BY_PRECISION)
+    )
+    return (placement.variant != UNTAGGED_VARIANT, precision, placement.variant)
+
+
+def _model_file(
+    root: Path, placement: _Placement, inspection: _Inspection, inherited_tier: str
+) -> ModelFile:
+    return ModelFile(
+        path=root / placement.relpath,
+        relpath=placement.relpath,
+        graph=placement.graph,
+        variant=placement.variant,
+        tier=placement.tier or inherited_tier,
+        size_bytes=inspection.size_bytes,
+        external_data=inspection.external_data,
+        known_tag=placement.tier is not None,
+        problem=inspection.problem,
+        external_data_sizes=inspection.external_data_sizes,
+    )
+
+
+def _inspect_model(root: Path, relpath: str) -> _Inspection:
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = root / relpath
+    size_bytes = path.stat().st_size
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except DecodeError:
+        return _Inspection(size_bytes, problem=_unreadable(relpath, "corrupt protobuf"))
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        return _Inspection(size_bytes, problem=_unreadable(relpath, reason))
+    gap = _missing_part(model, size_bytes)
+    if gap is not None:
+        return _Inspection(size_bytes, problem=_unreadable(relpath, gap))
+
+    model_folder = PurePosixPath(relpath).parent
+    found: list[Path] = []
+    missing: list[str] = []
+    outside: list[str] = []
+    for location in sorted(set(_external_data_locations(model))):
+        escape = _escape(model_folder, location)
+        if escape is not None:
+            outside.append(escape)
+        elif (root / model_folder / location).is_file():
+            found.append(root / model_folder / location)
+        else:
+            missing.append(location)
+    sidecars = tuple(sorted(set(found)))
+    return _Inspection(
+        size_bytes,
+        external_data=sidecars,
+        external_data_sizes=tuple(sidecar.stat().st_size for sidecar in sidecars),
+        problem=_sidecar_problem(root, relpath, outside, missing),
+    )
+
+
+def _unreadable(relpath: str, reason: str) -> str:
+    return (
+        f"{relpath}: not a readable ONNX model ({reason}); "
+        f"re-export it or remove it from the folder"
+    )
+
+
+def _missing_part(model: ModelProto, size_bytes: int) -> str | None:
+    # Protobuf parses a prefix that ends between two fields without complaint; a model cut there
+    # lacks the fields written last (the graph, then the opset imports).
+    if size_bytes == 0:
+        return "empty file"
+    if not model.HasField("graph"):
+        return "no graph, truncated?"
+    if not model.opset_import:
+        return "no opset_import, truncated?"
     return None
 
 
-def _onnx_files_below(root: Path) -> Iterator[PurePosixPath]:
-    for directory, subdirectories, files in os.walk(root):
-        subdirectories[:] = [name for name in subdirectories if not name.startswith(".")]
-        relative_directory = PurePosixPath(Path(directory).relative_to(root).as_posix())
-        for name in files:
-            if name.lower().endswith(ONNX_SUFFIX) and not name.startswith("."):
-                yield relative_directory / name
-
-
-def _parse_path(root: Path, relative_path: PurePosixPath) -> _ParsedPath:
-    stem = relative_path.name[: -len(ONNX_SUFFIX)]
-    directories = relative_path.parent.parts
-    folder_tier = tier_of_tag(directories[-1]) if directories else None
-    folder = "/".join(directories[:-1] if folder_tier is not None else directories)
-    graph, tag = split_variant_tag(stem)
-    tag_tier = None if tag is None else tier_of_tag(tag)
-
-    tier: Tier
-    tag_origin: TagOrigin
-    if tag is not None and tag_tier is not None:
-        variant, tier, tag_origin = tag, tag_tier, "name"
-    elif folder_tier is not None:
-        variant, tier, tag_origin = directories[-1], folder_tier, "folder"
-    else:
-        variant, tier, tag_origin = REFERENCE_VARIANT, "fp32", "none"
-
-    unknown_dot_tag = None
-    if tag is None:
-        base, dot, last_segment = stem.rpartition(".")
-        if dot and base and _UNKNOWN_DOT_TAG.fullmatch(last_segment):
-            unknown_dot_tag = last_segment
-    export = OnnxVariant(
-        path=root / relative_path,
-        relative_path=str(relative_path),
-        graph=graph,
-        variant=variant,
-        tier=tier,
-        tag_origin=tag_origin,
-    )
-    return _ParsedPath(folder, export, unknown_dot_tag)
-
-
-def _adopt_unknown_dot_tags(parsed: list[_ParsedPath]) -> Iterator[tuple[str, OnnxVariant]]:
-    # Only graphs named by files without a candidate tag anchor the rule, so "a.b.c.onnx" does
-    # not chain onto "a.b.onnx" and the outcome does not depend on the order files are read in.
-    anchors = {(item.folder, item.export.graph) for item in parsed if item.unknown_dot_tag is None}
-    for folder, export, unknown_dot_tag in parsed:
-        if unknown_dot_tag is not None:
-            base = export.graph[: -len(unknown_dot_tag) - 1]
-            if (folder, base) in anchors:
-                export = OnnxVariant(
-                    path=export.path,
-                    relative_path=export.relative_path,
-                    graph=base,
-                    variant=unknown_dot_tag,
-                    tier="fp32",  # the reference's tier: references are fp32 by construction
-                    tag_origin="inferred",
-                )
-        yield folder, export
-
-
-def _graph_id(folder: str, name: str) -> str:
-    return f"{folder}/{name}" if folder else name
-
-
-def _graph_of(folder: str, name: str, exports: Iterable[OnnxVariant]) -> OnnxGraph:
-    ordered = sorted(
-        exports, key=lambda export: (TIERS.index(export.tier), export.variant, export.path)
-    )
-    graph_id = _graph_id(folder, name)
-    seen: dict[str, OnnxVariant] = {}
-    for export in ordered:
-        twin = seen.setdefault(export.variant.lower(), export)
-        if twin is not export:
-            raise DiscoveryError(
-                f"{twin.path} and {export.path} are both variant '{export.variant}' of graph "
-                f"{graph_id}; remove one, or give one a tag of its own (e.g. {name}.opt.onnx)"
-            )
-    references = [
-        export for export in ordered if export.tier == "fp32" and export.tag_origin != "inferred"
+def _external_data_locations(model: ModelProto) -> Iterator[str]:
+    tensors = [
+        *_graph_tensors(model.graph),
+        *(tensor for function in model.functions for tensor in _node_tensors(function.node)),
     ]
-    if len(references) > 1:
-        paths = " and ".join(str(export.path) for export in references)
-        raise DiscoveryError(
-            f"{paths} are all fp32 exports of graph {graph_id}, so none is the reference; "
-            f"keep one, or give the others a tag that is not a precision (e.g. {name}.opt.onnx)"
+    for tensor in tensors:
+        if tensor.data_location == tensor.EXTERNAL:
+            yield from (entry.value for entry in tensor.external_data if entry.key == "location")
+
+
+def _graph_tensors(graph: GraphProto) -> Iterator[TensorProto]:
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes: Iterable[NodeProto]) -> Iterator[TensorProto]:
+    for node in nodes:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            sparse_tensors = [*attribute.sparse_tensors]
+            if attribute.HasField("sparse_tensor"):
+                sparse_tensors.append(attribute.sparse_tensor)
+            for sparse in sparse_tensors:
+                yield from (sparse.values, sparse.indices)
+            subgraphs = [*attribute.graphs]
+            if attribute.HasField("g"):
+                subgraphs.append(attribute.g)
+            for subgraph in subgraphs:
+                yield from _graph_tensors(subgraph)
+
+
+def _escape(model_folder: PurePosixPath, location: str) -> str | None:
+    """How ``location`` leaves the model's folder, or None when it stays inside it."""
+    if PurePosixPath(location).is_absolute() or PureWindowsPath(location).is_absolute():
+        return f"external data {location!r} points outside the export folder (absolute path)"
+    if ".." not in PurePosixPath(location).parts:
+        return None
+    if os.path.normpath(model_folder / location).startswith(".."):
+        return f"external data {location!r} points outside the export folder"
+    return f"external data {location!r} climbs out of the model's folder, which onnx.load refuses"
+
+
+def _sidecar_problem(
+    root: Path, relpath: str, outside: list[str], missing: list[str]
+) -> str | None:
+    if outside:
+        return (
+            f"{relpath}: {'; '.join(outside)}; move the data next to the model and re-save with "
+            f"onnx.save_model(..., save_as_external_data=True, location=<a file name>)"
         )
-    reference = references[0] if references else None
-    return OnnxGraph(
-        folder=folder,
-        name=name,
-        reference=reference,
-        variants=tuple(export for export in ordered if export is not reference),
-    )
+    if missing:
+        names = ", ".join(map(repr, missing))
+        sidecar_folder = (root / relpath).parent / PurePosixPath(missing[0]).parent
+        return (
+            f"{relpath}: external data {names} not found next to the model; copy the sidecar into "
+            f"{os.path.normpath(sidecar_folder)} or re-save with "
+            f"onnx.save_model(..., save_as_external_data=True)"
+        )
+    return None
