@@ -533,8 +533,8 @@ def _graph(
         if twin is not placement:
             raise DiscoveryError(
                 f"{root}: {twin.relpath} and {placement.relpath} are both variant "
-                f"{placement.variant!r} of graph {name}; exclude one, or give one a variant of "
-                f"its own with a files override"
+                f"{placement.variant!r} of graph {name}; exclude one, or give it a variant of "
+                f'its own with [files."{placement.relpath}"] variant = "..."'
             )
     known = [placement for placement in placements if placement.tier is not None]
     default_reference = min(known or placements, key=_reference_preference)

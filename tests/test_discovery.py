@@ -385,7 +385,8 @@ def test_two_files_mapped_to_one_graph_and_variant_fail_naming_both(tmp_path: Pa
 
     assert str(error.value) == (
         f"{tmp_path.resolve()}: export.onnx and model_int8.onnx are both variant 'int8' of graph "
-        f"model; exclude one, or give one a variant of its own with a files override"
+        'model; exclude one, or give it a variant of its own with [files."model_int8.onnx"] '
+        'variant = "..."'
     )
 
 
