@@ -1,0 +1,498 @@
+"""Tests for localization (which layer makes a variant drift) and its drift-by-depth plot."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import modelkit
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from pytest_onnxparity.config import ConfigError
+from pytest_onnxparity.depth_plot import PlotUnavailableError, drift_plot_path, plot_drift
+from pytest_onnxparity.localize import (
+    LOCALIZE_KEYS,
+    Localization,
+    LocalizeOptions,
+    TensorDrift,
+    localize,
+    parse_localize_options,
+)
+from pytest_onnxparity.sessions import ModelLoadError
+
+MLP_MATMULS = ("/layers/layers.0/MatMul", "/layers/layers.2/MatMul", "/layers/layers.4/MatMul")
+MLP_ACTIVATIONS = 8
+
+
+@pytest.fixture(scope="session")
+def mlp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """TinyMLP exported once, with the variants onnxruntime's own tools make of it."""
+    return modelkit.make_export_folder(
+        tmp_path_factory.mktemp("mlp"),
+        models=("mlp",),
+        variants=("fp32", "fp16", "int8", "int4", "qdq"),
+    )
+
+
+def mlp(mlp_dir: Path, variant: str = "fp32") -> Path:
+    return mlp_dir / modelkit.variant_filename("mlp", variant)
+
+
+@pytest.fixture(scope="session")
+def mlp_inputs() -> dict[str, np.ndarray]:
+    module = modelkit.TinyMLP()
+    return {name: t.numpy() for name, t in module.example_inputs(batch=8, seed=1).items()}
+
+
+def run_localize(
+    reference: Path,
+    variant: Path,
+    inputs: dict[str, np.ndarray],
+    workdir: Path,
+    **options: Any,
+) -> Localization:
+    return localize(
+        reference,
+        variant,
+        inputs,
+        graph="mlp",
+        variant=variant.stem,
+        options=LocalizeOptions(**options),
+        workdir=workdir,
+    )
+
+
+def damaged(mlp_dir: Path, tmp_path: Path, weight: str, mode: str, factor: float) -> Path:
+    return modelkit.damage_initializer(
+        mlp(mlp_dir), tmp_path / f"mlp_damaged_{weight}.onnx", weight, mode=mode, factor=factor
+    )
+
+
+def is_plain_json(value: object) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_plain_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(is_plain_json(item) for item in value)
+    return value is None or type(value) in (str, int, float, bool)
+
+
+# --------------------------------------------------------------------------------------------
+# Options
+# --------------------------------------------------------------------------------------------
+
+
+def test_an_empty_localize_table_gives_the_defaults() -> None:
+    assert parse_localize_options({}, "parity.toml [localize]") == LocalizeOptions()
+
+
+def test_every_localize_key_is_read_from_the_table() -> None:
+    raw = {
+        "auto": True,
+        "tolerance_rel_l2": 1,
+        "top_n": 3,
+        "batch_size": 16,
+        "graph_optimization_level": "all",
+        "plot_format": "svg",
+    }
+    options = parse_localize_options(raw, "parity.toml [localize]")
+    assert options == LocalizeOptions(1.0, 3, 16, "all", "svg", auto=True)
+    assert set(options.to_json()) == set(LOCALIZE_KEYS)
+
+
+def test_an_unknown_localize_key_is_named_with_the_allowed_ones() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_localize_options({"tolerance": 0.1}, "parity.toml [localize]")
+    assert str(error.value) == (
+        "parity.toml [localize]: unknown key 'tolerance'; allowed keys: "
+        "auto, tolerance_rel_l2, top_n, batch_size, graph_optimization_level, plot_format"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("tolerance_rel_l2", 0, "tolerance_rel_l2 must be a number > 0"),
+        ("tolerance_rel_l2", "5%", "tolerance_rel_l2 must be a number > 0"),
+        ("tolerance_rel_l2", float("inf"), "tolerance_rel_l2 must be a number > 0"),
+        ("top_n", 0, "top_n must be an integer >= 1, got 0"),
+        ("batch_size", 2.5, "batch_size must be an integer >= 1, got 2.5"),
+        ("batch_size", True, "batch_size must be an integer >= 1, got True"),
+        ("graph_optimization_level", "max", "must be one of disable, basic, extended, all"),
+        ("plot_format", "pdf", "plot_format must be one of png, svg, got 'pdf'"),
+        ("auto", "yes", "auto must be true or false, got 'yes'"),
+    ],
+)
+def test_a_bad_localize_value_names_the_source_key_and_fix(
+    key: str, value: object, expected: str
+) -> None:
+    with pytest.raises(
+        ConfigError, match=r"^pyproject\.toml \[tool\.onnxparity\.localize\]: "
+    ) as e:
+        parse_localize_options({key: value}, "pyproject.toml [tool.onnxparity.localize]")
+    assert expected in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+# --------------------------------------------------------------------------------------------
+# Localization on a damaged layer
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("mode", "factor"), [("scale", 2.0), ("noise", 0.5)])
+@pytest.mark.parametrize("layer", [0, 2, 4])
+def test_a_damaged_layer_is_named_first_past_tolerance_and_ranked_top(
+    mlp_dir: Path,
+    mlp_inputs: dict[str, np.ndarray],
+    tmp_path: Path,
+    layer: int,
+    mode: str,
+    factor: float,
+) -> None:
+    variant = damaged(mlp_dir, tmp_path, f"layers.{layer}.weight", mode, factor)
+    result = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "work")
+
+    first = result.first_past_tolerance
+    assert first is not None
+    assert (first.node, first.op_type) == (f"/layers/layers.{layer}/MatMul", "MatMul")
+    assert first.tensor == f"/layers/layers.{layer}/MatMul_output_0"
+    assert result.top(1) == (first,)
+    upstream = [drift for drift in result.matched if drift.depth < first.depth]
+    assert all(drift.rel_l2 == 0.0 for drift in upstream)
+    assert len(result.matched) == MLP_ACTIVATIONS
+    assert result.unmatched_reference == result.unmatched_variant == ()
+
+
+def test_a_second_damaged_layer_outranks_the_tensors_that_only_inherit_the_first_ones_drift(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    first_damage = damaged(mlp_dir, tmp_path, "layers.0.weight", "noise", 1.0)
+    variant = modelkit.damage_initializer(
+        first_damage, tmp_path / "twice.onnx", "layers.4.weight", mode="noise", factor=0.5
+    )
+    result = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "work")
+    assert [drift.node for drift in result.top(2)] == [MLP_MATMULS[0], MLP_MATMULS[2]]
+    # Ranked by rel_l2 alone, the first layer's drift, inherited downstream, hides the second.
+    by_rel_l2 = sorted(result.matched, key=lambda drift: -drift.rel_l2)
+    assert by_rel_l2[1].node != MLP_MATMULS[2]
+
+
+def test_an_unchanged_copy_matches_every_tensor_with_no_drift(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(mlp(mlp_dir).read_bytes())
+    result = run_localize(mlp(mlp_dir), copy, mlp_inputs, tmp_path / "work")
+    assert result.first_past_tolerance is None
+    assert result.top(5) == ()
+    assert [drift.rel_l2 for drift in result.matched] == [0.0] * MLP_ACTIVATIONS
+    assert all(drift.sqnr_db == math.inf for drift in result.matched)
+    assert result.matched[0].to_json()["sqnr_db"] == "inf"
+    assert "no matched tensor is past rel_l2 0.05" in result.message_lines(3)[1]
+
+
+def test_matched_tensors_are_in_topological_order_with_reference_depths(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    result = run_localize(mlp(mlp_dir), mlp(mlp_dir, "int8"), mlp_inputs, tmp_path / "work")
+    nodes = onnx.load(mlp(mlp_dir)).graph.node
+    assert [drift.depth for drift in result.matched] == list(range(MLP_ACTIVATIONS))
+    assert [drift.node for drift in result.matched] == [node.name for node in nodes]
+    assert [drift.tensor for drift in result.matched] == [node.output[0] for node in nodes]
+
+
+# --------------------------------------------------------------------------------------------
+# Variants made by onnxruntime's tools
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["int8", "int4"])
+def test_a_quantized_variant_gets_a_ranking_of_its_matmuls(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path, variant: str
+) -> None:
+    result = run_localize(mlp(mlp_dir), mlp(mlp_dir, variant), mlp_inputs, tmp_path / "work")
+    assert len(result.matched) == MLP_ACTIVATIONS
+    assert result.unmatched_reference == ()
+    # The rewritten MatMuls introduce the drift; the ops between them mostly pass it on.
+    assert result.top(1)[0].op_type == "MatMul"
+    added_by = {op: 0.0 for op in ("MatMul", "Add", "Relu")}
+    for drift in result.matched:
+        added_by[drift.op_type] += drift.added_rel_l2
+    assert added_by["MatMul"] > 2 * (added_by["Add"] + added_by["Relu"])
+    assert all(0.0 < drift.rel_l2 < 0.2 and drift.cosine > 0.99 for drift in result.matched)
+    assert all(10.0 < drift.sqnr_db < 60.0 for drift in result.matched)
+
+
+def test_int4_drifts_more_than_int8_at_every_tensor(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    int8 = run_localize(mlp(mlp_dir), mlp(mlp_dir, "int8"), mlp_inputs, tmp_path / "int8")
+    int4 = run_localize(mlp(mlp_dir), mlp(mlp_dir, "int4"), mlp_inputs, tmp_path / "int4")
+    for low, high in zip(int8.matched, int4.matched, strict=True):
+        assert low.tensor == high.tensor
+        assert high.rel_l2 > low.rel_l2
+
+
+def test_dynamic_int8_reports_the_quantization_plumbing_as_unmatched_variant_tensors(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    result = run_localize(mlp(mlp_dir), mlp(mlp_dir, "int8"), mlp_inputs, tmp_path / "work")
+    assert "x_scale" in result.unmatched_variant
+    assert "/layers/layers.0/MatMul_quant_scales_mul:0" in result.unmatched_variant
+    assert "x_quantized" not in result.unmatched_variant  # integer tensors are never compared
+
+
+def test_qdq_tensors_are_compared_after_their_dequantize_and_fused_ones_reported_unmatched(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    result = run_localize(mlp(mlp_dir), mlp(mlp_dir, "qdq"), mlp_inputs, tmp_path / "work")
+    by_tensor = {drift.tensor: drift for drift in result.matched}
+    assert by_tensor["/layers/layers.0/MatMul_output_0"].variant_tensor == (
+        "/layers/layers.0/MatMul_output_0_DequantizeLinear_Output"
+    )
+    assert by_tensor["logits"].variant_tensor == "logits"
+    # The quantizer folds each Relu into the Add before it, so the Add's own output is gone.
+    assert result.unmatched_reference == (
+        "/layers/layers.0/Add_output_0",
+        "/layers/layers.2/Add_output_0",
+    )
+    assert "logits_QuantizeLinear_Input" in result.unmatched_variant
+    assert "/layers/layers.0/MatMul_output_0" not in result.unmatched_variant
+
+
+def test_fp16_activations_are_upcast_and_its_io_casts_reported_unmatched(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    result = run_localize(mlp(mlp_dir), mlp(mlp_dir, "fp16"), mlp_inputs, tmp_path / "work")
+    assert len(result.matched) == MLP_ACTIVATIONS
+    assert all(0.0 < drift.rel_l2 < 1e-3 for drift in result.matched)
+    assert result.unmatched_variant == ("graph_input_cast_0", "graph_output_cast_0")
+
+
+# --------------------------------------------------------------------------------------------
+# Memory, files and settings
+# --------------------------------------------------------------------------------------------
+
+
+def test_models_with_external_data_localize_like_inline_ones(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    variant = damaged(mlp_dir, tmp_path, "layers.2.weight", "scale", 2.0)
+    reference_ext = modelkit.save_with_external_data(mlp(mlp_dir), tmp_path / "ext" / "ref.onnx")
+    variant_ext = modelkit.save_with_external_data(variant, tmp_path / "ext" / "var.onnx")
+    assert (tmp_path / "ext" / "ref.onnx.data").stat().st_size > 0
+
+    inline = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "inline")
+    external = run_localize(reference_ext, variant_ext, mlp_inputs, tmp_path / "external")
+    assert external.matched == inline.matched
+    assert external.first_past_tolerance == inline.first_past_tolerance
+
+
+def test_batch_size_one_gives_the_same_result_as_one_big_batch(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    variant = mlp(mlp_dir, "qdq")
+    one = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "one", batch_size=1)
+    big = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "big", batch_size=1000)
+    assert (one.instrumented_runs, big.instrumented_runs) == (len(one.matched), 1)
+    assert one.matched == big.matched
+    assert one.unmatched_reference == big.unmatched_reference
+    assert one.unmatched_variant == big.unmatched_variant
+
+
+def test_instrumented_copies_go_to_the_workdir_and_the_models_are_left_untouched(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    sources = [mlp(mlp_dir), mlp(mlp_dir, "int4")]
+    before = [hashlib.sha256(path.read_bytes()).hexdigest() for path in sources]
+    run_localize(*sources, mlp_inputs, tmp_path / "work")
+    after = [hashlib.sha256(path.read_bytes()).hexdigest() for path in sources]
+    assert after == before
+    assert {path.name for path in (tmp_path / "work").iterdir()} == {
+        "reference.instrumented.onnx",
+        "reference.instrumented.onnx.data",
+        "variant.instrumented.onnx",
+        "variant.instrumented.onnx.data",
+    }
+
+
+def test_the_optimization_level_of_the_instrumented_runs_is_recorded(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    result = run_localize(
+        mlp(mlp_dir),
+        mlp(mlp_dir, "int8"),
+        mlp_inputs,
+        tmp_path / "work",
+        graph_optimization_level="all",
+    )
+    assert result.optimization_level == "all"
+    assert result.to_json()["optimization_level"] == "all"
+    assert "optimisation level 'all'" in result.message_lines(1)[0]
+
+
+def test_a_missing_model_is_named_in_a_one_line_error(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    missing = tmp_path / "absent.onnx"
+    with pytest.raises(ModelLoadError, match=r"absent\.onnx: no such model"):
+        run_localize(mlp(mlp_dir), missing, mlp_inputs, tmp_path / "work")
+
+
+def test_non_finite_variant_activations_are_infinite_drift_in_plain_json(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    variant = damaged(mlp_dir, tmp_path, "layers.2.weight", "scale", math.inf)
+    result = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "work")
+    first = result.first_past_tolerance
+    assert first is not None and first.node == "/layers/layers.2/MatMul"
+    assert first.rel_l2 == math.inf and first.nonfinite_in_variant > 0
+    assert first.to_json()["rel_l2"] == "inf"
+    json.dumps(result.to_json(), allow_nan=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Names from hand-built graphs
+# --------------------------------------------------------------------------------------------
+
+
+def hand_built(path: Path, scale: float) -> Path:
+    """``y = Relu(x * w) + b`` with unnamed nodes, listed out of topological order."""
+    w = numpy_helper.from_array(np.full(4, scale, dtype=np.float32), "w")
+    b = numpy_helper.from_array(np.ones(4, dtype=np.float32), "b")
+    nodes = [
+        helper.make_node("Add", ["relu", "b"], ["y"]),
+        helper.make_node("Relu", ["scaled"], ["relu"]),
+        helper.make_node("Mul", ["x", "w"], ["scaled"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "hand",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+        [w, b],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save_model(model, path)
+    return path
+
+
+def test_unnamed_nodes_are_reported_by_op_type_and_unsorted_graphs_by_topological_depth(
+    tmp_path: Path,
+) -> None:
+    reference = hand_built(tmp_path / "ref.onnx", 1.0)
+    variant = hand_built(tmp_path / "var.onnx", 3.0)
+    inputs = {"x": np.abs(np.random.default_rng(0).standard_normal((2, 4))).astype(np.float32)}
+    result = run_localize(reference, variant, inputs, tmp_path / "work")
+    assert [(d.tensor, d.op_type, d.depth) for d in result.matched] == [
+        ("scaled", "Mul", 0),
+        ("relu", "Relu", 1),
+        ("y", "Add", 2),
+    ]
+    first = result.first_past_tolerance
+    assert first is not None and (first.tensor, first.node) == ("scaled", "")
+    assert "'scaled' from unnamed Mul node (depth 0)" in result.message_lines(1)[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Report: message, JSON, plot
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def damaged_result(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> Localization:
+    variant = damaged(mlp_dir, tmp_path, "layers.2.weight", "noise", 0.5)
+    return run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "work", top_n=2)
+
+
+def test_the_message_names_the_first_drifted_tensor_its_node_and_the_top_layers(
+    damaged_result: Localization,
+) -> None:
+    lines = damaged_result.message_lines(2)
+    assert lines[1].startswith(
+        "  first past rel_l2 0.05: '/layers/layers.2/MatMul_output_0' from MatMul "
+        "'/layers/layers.2/MatMul' (depth 3): rel_l2 "
+    )
+    assert lines[2] == "  top 2 by drift added:"
+    assert lines[3].startswith("    1. '/layers/layers.2/MatMul_output_0' from MatMul")
+    assert len(lines) == 5
+
+
+def test_the_json_is_plain_python_and_lists_first_top_and_every_matched_tensor(
+    damaged_result: Localization,
+) -> None:
+    document = damaged_result.to_json()
+    assert is_plain_json(document)
+    json.dumps(document, allow_nan=False)
+    assert document["first_past_tolerance"] == "/layers/layers.2/MatMul_output_0"
+    assert document["top"][0] == "/layers/layers.2/MatMul_output_0"
+    assert len(document["top"]) == 2
+    assert len(document["matched"]) == MLP_ACTIVATIONS
+    assert document["plot"] is None
+    assert set(document["matched"][0]) >= {
+        "tensor", "node", "op_type", "depth", "max_abs", "mean_abs", "rel_l2", "sqnr_db", "cosine"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("plot_format", "magic"), [("png", b"\x89PNG\r\n\x1a\n"), ("svg", b"<?xml")]
+)
+def test_the_drift_plot_is_written_and_referenced_from_the_results(
+    mlp_dir: Path,
+    mlp_inputs: dict[str, np.ndarray],
+    damaged_result: Localization,
+    tmp_path: Path,
+    plot_format: str,
+    magic: bytes,
+) -> None:
+    int4 = run_localize(mlp(mlp_dir), mlp(mlp_dir, "int4"), mlp_inputs, tmp_path / "int4")
+    path = drift_plot_path(tmp_path / "plots", "mlp", plot_format)
+    assert plot_drift([damaged_result, int4], path) == path
+    content = path.read_bytes()
+    assert content.startswith(magic)
+    if plot_format == "svg":
+        assert b"<svg" in content
+    referenced = damaged_result.with_plot(path)
+    assert referenced.to_json()["plot"] == str(path)
+    assert referenced.message_lines(1)[-1] == f"  drift by depth: {path}"
+
+
+def test_a_plot_survives_zero_and_infinite_drift(tmp_path: Path) -> None:
+    def drift(depth: int, rel_l2: float) -> TensorDrift:
+        return TensorDrift(f"t{depth}", f"n{depth}", "MatMul", depth, 0.0, 0.0, rel_l2, 0.0, 1.0)
+
+    drifts = (drift(0, 0.0), drift(1, 0.2), drift(2, math.inf))
+    result = Localization("g", "v", "disable", drifts, (), (), drifts[1])
+    path = plot_drift([result], tmp_path / "g.drift.png")
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_plot_file_without_a_known_suffix_is_refused(
+    damaged_result: Localization, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match=r"drift\.pdf: cannot plot to \.pdf; name the file"):
+        plot_drift([damaged_result], tmp_path / "drift.pdf")
+
+
+def test_plotting_without_matplotlib_names_the_extra_to_install(
+    damaged_result: Localization, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(PlotUnavailableError, match=r"pip install pytest-onnxparity\[plot\]$"):
+        plot_drift([damaged_result], tmp_path / "drift.png")
+
+
+def test_plot_paths_are_safe_file_names_for_any_graph_name(tmp_path: Path) -> None:
+    assert drift_plot_path(tmp_path, "speech/encoder v2", "svg") == (
+        tmp_path / "speech_encoder_v2.drift.svg"
+    )
