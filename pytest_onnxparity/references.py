@@ -1,0 +1,1072 @@
+"""References: what a graph's variants are compared with, and the inputs they are run on.
+
+A reference turns an :class:`InputSet` into named outputs. Kinds, chosen per graph in the
+``[references]`` config table (see :func:`parse_reference_options`) or by a conftest hook:
+
+* ``onnx``: an ONNX file, by default the graph's own fp32 file in ``--onnx-dir``;
+* ``other-dir``: the file of the same name in another folder (``--parity-reference-dir``), e.g.
+  yesterday's release;
+* ``provider``: the graph's fp32 file under other session settings (another execution provider,
+  graph optimisation off);
+* ``torchscript``: a ``*.pt`` / ``*.jit`` TorchScript archive (needs the ``torch`` extra);
+* ``checkpoint``: a ``torch.save``'d module, only with ``allow_pickle = true`` (it runs code from
+  the file);
+* ``module``: an ``nn.Module`` or any callable that a conftest hook or fixture returns;
+* ``recorded``: outputs recorded earlier (``.npz`` or the ONNX test-data layout), which bring
+  their own inputs and need no torch.
+
+A downstream graph's inputs can come from an upstream graph's outputs (``inputs_from``, run by
+:func:`run_upstream`). Real input sets (files or a hook) are validated against the graph's
+signature by :func:`check_input_set` and merged with synthesized ones by
+:func:`combine_input_sets`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, get_args
+
+import numpy as np
+
+from pytest_onnxparity.config import GRAPH_OPT_LEVELS, ConfigError
+from pytest_onnxparity.inputs import DEFAULT_SET, InputSet
+from pytest_onnxparity.recorded import RecordedDataError, RecordedSet, read_recorded
+from pytest_onnxparity.sessions import ModelLoadError, OnnxRunner, SessionSettings, open_session
+from pytest_onnxparity.signature import TensorSpec
+
+ReferenceKind = Literal[
+    "onnx", "other-dir", "provider", "torchscript", "checkpoint", "module", "recorded"
+]
+REFERENCE_KINDS: tuple[str, ...] = get_args(ReferenceKind)
+ONNX_KINDS = ("onnx", "other-dir", "provider")
+CALLABLE_KINDS = ("torchscript", "checkpoint", "module")
+REFERENCE_KEYS = (
+    "kind",
+    "path",
+    "inputs",
+    "outputs",
+    "submodule",
+    "providers",
+    "graph_optimization_level",
+    "allow_pickle",
+    "input_data",
+    "synthesize",
+)
+# Keys that only mean something for some kinds; a key set for another kind is a config error.
+KEY_KINDS: Mapping[str, tuple[str, ...]] = {
+    "inputs": CALLABLE_KINDS,
+    "outputs": CALLABLE_KINDS,
+    "submodule": ("torchscript", "checkpoint"),
+    "providers": ONNX_KINDS,
+    "graph_optimization_level": ONNX_KINDS,
+    "allow_pickle": ("checkpoint",),
+}
+INPUTS_FROM = "inputs_from"
+INPUTS_FROM_KEYS = ("graph", "from", "map")
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".jit", ".ptl", ".torchscript")
+# An output named this in ``outputs = [...]`` is returned by the callable but not compared.
+DROP_OUTPUT = "_"
+
+
+# Shadows the builtin weakref ReferenceError inside this module only; the public name is ours.
+class ReferenceError(RuntimeError):
+    """A reference cannot be built or run; the one-line message names the file and the fix."""
+
+
+class Reference(Protocol):
+    """What a graph's variants are compared with."""
+
+    @property
+    def description(self) -> str:
+        """One line for reports: ``onnx fp32 (encoder.onnx)``, ``torchscript model.pt``, ..."""
+        ...
+
+    def outputs(self, inputs: InputSet) -> dict[str, np.ndarray]:
+        """The reference outputs for ``inputs``, keyed by the graph's output names."""
+        ...
+
+    def input_sets(self) -> list[InputSet] | None:
+        """The input sets this reference brings (recorded data), or None to use the run's."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# Reference kinds
+# --------------------------------------------------------------------------------------------
+
+
+class _OutputCache:
+    """Outputs per input set, keyed by its name and a digest of its arrays, so a set name reused
+    with other arrays is recomputed rather than answered wrongly."""
+
+    def __init__(self) -> None:
+        self._outputs: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+        self.misses = 0
+
+    def get(
+        self, inputs: InputSet, compute: Callable[[InputSet], dict[str, np.ndarray]]
+    ) -> dict[str, np.ndarray]:
+        key = (inputs.name, _digest(inputs.arrays))
+        if key not in self._outputs:
+            self.misses += 1
+            self._outputs[key] = compute(inputs)
+        return dict(self._outputs[key])
+
+
+def _digest(arrays: Mapping[str, np.ndarray]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for name, array in arrays.items():
+        array = np.ascontiguousarray(array)
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes() if array.dtype != object else repr(array).encode())
+    return digest.hexdigest()
+
+
+class OnnxReference:
+    """An ONNX graph run by onnxruntime: the same folder's fp32 file, another folder's file, or
+    the same file under other :class:`SessionSettings`."""
+
+    def __init__(self, runner: OnnxRunner, label: str = "onnx fp32") -> None:
+        self.runner = runner
+        self.description = f"{label} ({runner.path.name})"
+        self._cache = _OutputCache()
+
+    @property
+    def calls(self) -> int:
+        """How many times the graph actually ran (cache misses)."""
+        return self._cache.misses
+
+    def outputs(self, inputs: InputSet) -> dict[str, np.ndarray]:
+        return self._cache.get(inputs, self._run)
+
+    def input_sets(self) -> list[InputSet] | None:
+        return None
+
+    def _run(self, inputs: InputSet) -> dict[str, np.ndarray]:
+        try:
+            return self.runner.run(inputs.arrays)
+        except ModelLoadError as error:
+            raise ReferenceError(f"reference {error}") from error
+
+
+@dataclass(frozen=True)
+class InputMapping:
+    """How a callable reference lines up with the graph.
+
+    ``arguments``: ONNX input names in call order (default: the graph's input order), or a
+    mapping ``{parameter: onnx_input}`` to call by keyword. ``outputs``: the ONNX output name of
+    each value of a tuple/list return, in order (default: the graph's output order; ``"_"``
+    drops a value). A dict return is matched by key; a single tensor is the first output.
+    """
+
+    arguments: tuple[str, ...] | Mapping[str, str] | None = None
+    outputs: tuple[str, ...] | None = None
+
+    def to_json(self) -> dict[str, object]:
+        arguments: object = self.arguments
+        if isinstance(self.arguments, tuple):
+            arguments = list(self.arguments)
+        elif self.arguments is not None:
+            arguments = dict(self.arguments)
+        return {
+            "arguments": arguments,
+            "outputs": None if self.outputs is None else list(self.outputs),
+        }
+
+
+class CallableReference:
+    """A user ``nn.Module``, TorchScript module or any callable, run on named inputs.
+
+    torch is imported only if the callable is a torch module (or ``torch_tensors=True``):
+    inputs become tensors, the call runs under ``torch.inference_mode()``, and tensor outputs
+    come back as numpy arrays. Outputs are cached per input set.
+    """
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        description: str,
+        *,
+        mapping: InputMapping | None = None,
+        graph_inputs: Sequence[str] | None = None,
+        graph_outputs: Sequence[str] | None = None,
+        skip_outputs: Sequence[str] = (),
+        torch_tensors: bool | None = None,
+        scalar_arguments: Sequence[str] = (),
+    ) -> None:
+        """``graph_inputs`` / ``graph_outputs``: the graph's names in order; the reference must
+        give every output but ``skip_outputs``. ``scalar_arguments``: parameters that take a
+        Python number, fed from a 0-d array (TorchScript ``int``/``float``/``bool``)."""
+        self.function = function
+        self.description = description
+        self.mapping = mapping or InputMapping()
+        self.graph_inputs = None if graph_inputs is None else tuple(graph_inputs)
+        self.graph_outputs = None if graph_outputs is None else tuple(graph_outputs)
+        self.skip_outputs = frozenset(skip_outputs)
+        self.torch_tensors = _is_torch_module(function) if torch_tensors is None else torch_tensors
+        self.scalar_arguments = frozenset(scalar_arguments)
+        self._cache = _OutputCache()
+        if self.torch_tensors and _is_torch_module(function):
+            # Dropout and batch-norm statistics make a training-mode module a moving target.
+            function.eval()  # type: ignore[attr-defined]
+        self._check_arguments()
+
+    @property
+    def calls(self) -> int:
+        """How many times the callable actually ran (cache misses)."""
+        return self._cache.misses
+
+    def outputs(self, inputs: InputSet) -> dict[str, np.ndarray]:
+        return self._cache.get(inputs, self._run)
+
+    def input_sets(self) -> list[InputSet] | None:
+        return None
+
+    def _check_arguments(self) -> None:
+        arguments = self.mapping.arguments
+        if arguments is None:
+            return
+        names = arguments.values() if isinstance(arguments, Mapping) else arguments
+        if self.graph_inputs is not None:
+            unknown = [name for name in names if name not in self.graph_inputs]
+            if unknown:
+                raise ReferenceError(
+                    f"reference {self.description}: inputs {unknown} are not inputs of the "
+                    f"graph (it has {list(self.graph_inputs)}); fix the names in "
+                    "[references.<graph>] inputs"
+                )
+        parameters = _parameters(self.function)
+        if parameters is None:
+            return
+        if isinstance(arguments, Mapping):
+            accepted = _plain(parameters)
+            unknown = [p for p in arguments if p not in accepted and "**" not in parameters]
+            if unknown:
+                raise ReferenceError(
+                    f"reference {self.description}: it has no parameter(s) {unknown} (it takes "
+                    f"{_plain(parameters)}); fix the keys of [references.<graph>] inputs"
+                )
+        else:
+            self._check_count(len(arguments), parameters, "[references.<graph>] inputs")
+
+    def _check_count(self, count: int, parameters: Sequence[str], source: str) -> None:
+        if "*" in parameters:
+            return
+        required = [p for p in parameters if not p.endswith("=")]
+        if not len(required) <= count <= len(parameters):
+            raise ReferenceError(
+                f"reference {self.description}: it takes {len(required)}"
+                f"{'' if len(required) == len(parameters) else f'-{len(parameters)}'} "
+                f"argument(s) ({_plain(parameters)}) but is given {count} from {source}; "
+                "list the ONNX input for each argument in [references.<graph>] inputs"
+            )
+
+    def _call_arguments(self, inputs: InputSet) -> tuple[list[Any], dict[str, Any]]:
+        arguments = self.mapping.arguments
+        arrays = inputs.arrays
+        if isinstance(arguments, Mapping):
+            keywords = {p: self._convert(p, arrays, name) for p, name in arguments.items()}
+            return [], keywords
+        if arguments is None:
+            arguments = self.graph_inputs or tuple(arrays)
+            parameters = _parameters(self.function)
+            if parameters is not None:
+                self._check_count(len(arguments), parameters, "the graph's inputs")
+        names = _plain(_parameters(self.function) or ())
+        positional = [
+            self._convert(names[i] if i < len(names) else "", arrays, name)
+            for i, name in enumerate(arguments)
+        ]
+        return positional, {}
+
+    def _convert(self, parameter: str, arrays: Mapping[str, np.ndarray], name: str) -> Any:
+        if name not in arrays:
+            raise ReferenceError(
+                f"reference {self.description}: input set has no {name!r} (it has "
+                f"{sorted(arrays)}); map the reference's arguments with [references.<graph>] "
+                "inputs"
+            )
+        array = arrays[name]
+        if parameter in self.scalar_arguments:
+            return np.asarray(array).item()
+        if not self.torch_tensors:
+            return array
+        torch = _torch()
+        # from_numpy shares memory and rejects read-only arrays; a copy keeps inputs intact.
+        return torch.from_numpy(np.array(array, copy=True))
+
+    def _run(self, inputs: InputSet) -> dict[str, np.ndarray]:
+        positional, keywords = self._call_arguments(inputs)
+        try:
+            if self.torch_tensors:
+                with _torch().inference_mode():
+                    result = self.function(*positional, **keywords)
+            else:
+                result = self.function(*positional, **keywords)
+        except ReferenceError:
+            raise
+        except Exception as error:  # the reference is user code: anything can come out of it
+            raise ReferenceError(
+                f"reference {self.description} raised {type(error).__name__} on input set "
+                f"{inputs.name!r}: {first_line(error)}; call it on these inputs in "
+                f"{_origin(self.function)} to debug, or fix [references.<graph>] inputs"
+            ) from error
+        return self._name_outputs(result)
+
+    def _name_outputs(self, result: Any) -> dict[str, np.ndarray]:
+        graph_outputs = self.graph_outputs
+        if isinstance(result, Mapping):
+            named = {str(key): value for key, value in result.items()}
+            if graph_outputs is not None:
+                named = {key: value for key, value in named.items() if key in graph_outputs}
+        else:
+            values = list(result) if isinstance(result, (tuple, list)) else [result]
+            names = self.mapping.outputs or graph_outputs
+            if names is None:
+                names = tuple(f"output_{i}" for i in range(len(values)))
+            if len(names) != len(values):
+                raise ReferenceError(
+                    f"reference {self.description} returned {len(values)} value(s) but "
+                    f"{len(names)} output name(s) {list(names)} are expected; name each "
+                    "returned value in [references.<graph>] outputs ('_' drops one)"
+                )
+            named = {n: v for n, v in zip(names, values, strict=True) if n != DROP_OUTPUT}
+            if graph_outputs is not None:
+                unknown = [name for name in named if name not in graph_outputs]
+                if unknown:
+                    raise ReferenceError(
+                        f"reference {self.description}: outputs {unknown} are not outputs of "
+                        f"the graph ({list(graph_outputs)}); fix [references.<graph>] outputs"
+                    )
+        if graph_outputs is not None:
+            missing = [
+                name
+                for name in graph_outputs
+                if name not in named and name not in self.skip_outputs
+            ]
+            if missing:
+                raise ReferenceError(
+                    f"reference {self.description} gives no output(s) {missing} (it gives "
+                    f"{sorted(named)}); map them with [references.<graph>] outputs or list them "
+                    "in skip_outputs"
+                )
+        return {name: self._to_numpy(name, value) for name, value in named.items()}
+
+    def _to_numpy(self, name: str, value: Any) -> np.ndarray:
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+            if value.dtype == torch.bfloat16:  # numpy has no bfloat16
+                value = value.float()
+            return value.numpy().copy()
+        if isinstance(value, (tuple, list, Mapping)):
+            raise ReferenceError(
+                f"reference {self.description}: output {name!r} is a nested "
+                f"{type(value).__name__}; wrap the reference in a function that flattens it "
+                "to one tensor per ONNX output"
+            )
+        return np.array(value, copy=True)
+
+
+def _is_torch_module(function: object) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(function, torch.nn.Module)
+
+
+def _torch() -> Any:
+    from pytest_onnxparity.torch_reference import require_torch
+
+    return require_torch()
+
+
+def _parameters(function: Callable[..., Any]) -> list[str] | None:
+    """Parameter names, ``name=`` when optional, ``*``/``**`` for var-args; None if unknown."""
+    schema = getattr(getattr(function, "forward", None), "schema", None)
+    if schema is not None:  # TorchScript: the compiled schema is the truth
+        return [f"{a.name}=" if a.has_default_value() else a.name for a in schema.arguments[1:]]
+    # nn.Module.__call__ is (*args, **kwargs); the real parameters are forward's.
+    target = function.forward if _is_torch_module(function) else function  # type: ignore[attr-defined]
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return None
+    names = []
+    for parameter in signature.parameters.values():
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            names.append("*")
+        elif parameter.kind is parameter.VAR_KEYWORD:
+            names.append("**")
+        elif parameter.kind is not parameter.KEYWORD_ONLY:
+            optional = parameter.default is not parameter.empty
+            names.append(f"{parameter.name}=" if optional else parameter.name)
+    return names
+
+
+def _plain(parameters: Sequence[str]) -> list[str]:
+    return [p.rstrip("=") for p in parameters if p not in ("*", "**")]
+
+
+def _origin(function: object) -> str:
+    target: object = type(function)
+    if inspect.isfunction(function) or inspect.ismethod(function):
+        target = function
+    try:
+        source = inspect.getsourcefile(target)  # type: ignore[arg-type]
+    except TypeError:
+        source = None
+    return Path(source).name if source else "a Python session"
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's text, capped at 300 characters, for one-line messages."""
+    lines = str(error).strip().splitlines()
+    line = lines[0] if lines else type(error).__name__
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+class RecordedReference:
+    """Outputs recorded earlier; answers only the input sets it recorded."""
+
+    def __init__(
+        self,
+        path: Path,
+        sets: Sequence[RecordedSet],
+        *,
+        graph_inputs: Sequence[str] | None = None,
+        graph_outputs: Sequence[str] | None = None,
+        skip_outputs: Sequence[str] = (),
+    ) -> None:
+        """Each set must record every input and every output but ``skip_outputs``."""
+        self.path = Path(path)
+        self.description = f"recorded {self.path.parent.name}/{self.path.name}"
+        self.sets = {recorded.name: recorded for recorded in sets}
+        for recorded in sets:
+            where = self._where(recorded)
+            if graph_inputs is not None:
+                missing = [name for name in graph_inputs if name not in recorded.inputs.arrays]
+                if missing:
+                    raise ReferenceError(
+                        f"{where}: no recorded input(s) {missing} (it has "
+                        f"{sorted(recorded.inputs.arrays)}); re-record it with --parity-record"
+                    )
+            if not recorded.outputs:
+                raise ReferenceError(
+                    f"{where}: holds inputs but no outputs; re-record it with --parity-record "
+                    "(or use the file as input_data instead)"
+                )
+            if graph_outputs is not None:
+                missing = [
+                    name
+                    for name in graph_outputs
+                    if name not in recorded.outputs and name not in skip_outputs
+                ]
+                if missing:
+                    raise ReferenceError(
+                        f"{where}: no recorded output(s) {missing} (it has "
+                        f"{sorted(recorded.outputs)}); re-record it with --parity-record or "
+                        "list them in skip_outputs"
+                    )
+
+    @classmethod
+    def load(
+        cls,
+        path: Path,
+        *,
+        graph_inputs: Sequence[str] | None = None,
+        graph_outputs: Sequence[str] | None = None,
+        skip_outputs: Sequence[str] = (),
+    ) -> RecordedReference:
+        """Read ``path`` (``.npz`` or a test-data folder) and check it against the graph."""
+        try:
+            sets = read_recorded(path, graph_inputs, graph_outputs)
+        except RecordedDataError as error:
+            raise ReferenceError(str(error)) from None
+        return cls(
+            path,
+            sets,
+            graph_inputs=graph_inputs,
+            graph_outputs=graph_outputs,
+            skip_outputs=skip_outputs,
+        )
+
+    def _where(self, recorded: RecordedSet) -> str:
+        if self.path.suffix == ".npz":
+            return f"{self.path} (set {recorded.name!r})"
+        return str(self.path / recorded.name)
+
+    def outputs(self, inputs: InputSet) -> dict[str, np.ndarray]:
+        recorded = self.sets.get(inputs.name)
+        if recorded is None:
+            raise ReferenceError(
+                f"{self.path}: no recorded set {inputs.name!r} (it has {sorted(self.sets)}); run "
+                "on the recorded input sets or re-record it with --parity-record"
+            )
+        for name, array in recorded.inputs.arrays.items():
+            given = inputs.arrays.get(name)
+            if given is None or given.shape != array.shape or not np.array_equal(given, array):
+                raise ReferenceError(
+                    f"{self._where(recorded)}: input {name!r} differs from the one recorded; "
+                    "run on the recorded inputs or re-record it with --parity-record"
+                )
+        return {name: np.array(array, copy=True) for name, array in recorded.outputs.items()}
+
+    def input_sets(self) -> list[InputSet] | None:
+        return [recorded.inputs for recorded in self.sets.values()]
+
+
+def record_outputs(reference: Reference, input_sets: Sequence[InputSet]) -> list[RecordedSet]:
+    """Run ``reference`` on each set, ready for ``recorded.write_recorded`` (--parity-record)."""
+    return [RecordedSet(inputs, reference.outputs(inputs)) for inputs in input_sets]
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpstreamLink:
+    """A downstream graph whose inputs come from running an upstream graph's reference.
+
+    ``map``: ``{downstream_input: upstream_output_or_input}``. Unmapped downstream inputs take
+    the upstream output, else the upstream input, of the same name.
+    """
+
+    graph: str
+    upstream: str
+    map: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {"graph": self.graph, "from": self.upstream, "map": dict(self.map)}
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """What the config says one graph's reference is. ``path`` is resolved against the config
+    file's folder; ``where`` names the config table for errors."""
+
+    kind: ReferenceKind = "onnx"
+    path: Path | None = None
+    mapping: InputMapping = field(default_factory=InputMapping)
+    submodule: str | None = None
+    providers: tuple[str, ...] | None = None
+    graph_optimization_level: str | None = None
+    allow_pickle: bool = False
+    input_data: tuple[Path, ...] = ()
+    synthesize: bool = True
+    inputs_from: UpstreamLink | None = None
+    where: str = "<defaults>"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "path": None if self.path is None else str(self.path),
+            "mapping": self.mapping.to_json(),
+            "submodule": self.submodule,
+            "providers": None if self.providers is None else list(self.providers),
+            "graph_optimization_level": self.graph_optimization_level,
+            "allow_pickle": self.allow_pickle,
+            "input_data": [str(path) for path in self.input_data],
+            "synthesize": self.synthesize,
+            "inputs_from": None if self.inputs_from is None else self.inputs_from.to_json(),
+        }
+
+
+def parse_reference_options(
+    raw: Mapping[str, Any], where: str, base_dir: Path
+) -> dict[str, ReferenceSpec]:
+    """Validate the ``[references]`` table into one spec per graph.
+
+    Each key is a graph name whose table may hold :data:`REFERENCE_KEYS`; the reserved key
+    ``inputs_from`` holds a list of ``{graph, from, map}`` tables. A graph named only in
+    ``inputs_from`` gets the default (``onnx``) reference.
+    """
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: [references] must be a table, got {raw!r}")
+    specs = {
+        graph: _parse_spec(table, f"{where} [references.{graph}]", base_dir)
+        for graph, table in raw.items()
+        if graph != INPUTS_FROM
+    }
+    links = _parse_links(raw.get(INPUTS_FROM, []), f"{where} [[references.{INPUTS_FROM}]]")
+    for link in links:
+        spec = specs.get(link.graph, ReferenceSpec(where=f"{where} [references.{link.graph}]"))
+        specs[link.graph] = dataclasses.replace(spec, inputs_from=link)
+    return specs
+
+
+def _parse_spec(raw: Any, where: str, base_dir: Path) -> ReferenceSpec:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a table of {', '.join(REFERENCE_KEYS)}, got {raw!r}")
+    unknown = [key for key in raw if key not in REFERENCE_KEYS]
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(REFERENCE_KEYS)}"
+        )
+    path = None
+    if "path" in raw:
+        path = base_dir / _string(raw["path"], "path", where)
+    kind: ReferenceKind = raw.get("kind") or _kind_from_path(path, where)
+    if kind not in REFERENCE_KINDS:
+        raise ConfigError(
+            f"{where}: kind {kind!r} is not one of {', '.join(REFERENCE_KINDS)}; fix kind"
+        )
+    for key, kinds in KEY_KINDS.items():
+        if key in raw and kind not in kinds:
+            raise ConfigError(
+                f"{where}: {key} applies to kind {' / '.join(kinds)}, not {kind!r}; remove it"
+            )
+    if kind in ("torchscript", "checkpoint", "recorded") and path is None:
+        raise ConfigError(f'{where}: kind {kind!r} needs path = "..."; add the file\'s path')
+    if kind in ("module", "provider") and path is not None:
+        raise ConfigError(f"{where}: kind {kind!r} takes no path; remove it")
+    level = raw.get("graph_optimization_level")
+    if level is not None and level not in GRAPH_OPT_LEVELS:
+        raise ConfigError(
+            f"{where}: graph_optimization_level {level!r} is not one of "
+            f"{', '.join(GRAPH_OPT_LEVELS)}"
+        )
+    providers = raw.get("providers")
+    if providers is not None:
+        providers = tuple(_string_list(providers, "providers", where))
+    if kind == "provider" and providers is None and level is None:
+        raise ConfigError(
+            f"{where}: kind 'provider' needs providers = [...] or graph_optimization_level; "
+            "say which session settings the reference runs under"
+        )
+    input_data = raw.get("input_data", [])
+    if isinstance(input_data, str):
+        input_data = [input_data]
+    return ReferenceSpec(
+        kind=kind,
+        path=path,
+        mapping=InputMapping(
+            arguments=_arguments(raw.get("inputs"), where),
+            outputs=(
+                None
+                if raw.get("outputs") is None
+                else tuple(_string_list(raw["outputs"], "outputs", where))
+            ),
+        ),
+        submodule=None
+        if raw.get("submodule") is None
+        else _string(raw["submodule"], "submodule", where),
+        providers=providers,
+        graph_optimization_level=level,
+        allow_pickle=_bool(raw, "allow_pickle", False, where),
+        input_data=tuple(base_dir / p for p in _string_list(input_data, "input_data", where)),
+        synthesize=_bool(raw, "synthesize", True, where),
+        where=where,
+    )
+
+
+def _kind_from_path(path: Path | None, where: str) -> ReferenceKind:
+    if path is None:
+        return "onnx"
+    if path.suffix == ".onnx":
+        return "onnx"
+    if path.suffix in (".npz", ""):
+        return "recorded"
+    if path.suffix in TORCHSCRIPT_SUFFIXES:
+        return "torchscript"
+    raise ConfigError(
+        f"{where}: cannot tell the reference kind of {path.name}; "
+        f"add kind = one of {', '.join(REFERENCE_KINDS)}"
+    )
+
+
+def _arguments(raw: Any, where: str) -> tuple[str, ...] | Mapping[str, str] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, Mapping):
+        if not all(isinstance(value, str) for value in raw.values()):
+            raise ConfigError(
+                f'{where}: inputs as a table must map parameter = "onnx_input", got {raw!r}'
+            )
+        return dict(raw)
+    return tuple(_string_list(raw, "inputs", where))
+
+
+def _parse_links(raw: Any, where: str) -> list[UpstreamLink]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: expected a list of {{graph, from, map}} tables, got {raw!r}")
+    links: dict[str, UpstreamLink] = {}
+    for index, item in enumerate(raw):
+        item_where = f"{where} #{index + 1}"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{item_where}: expected a table, got {item!r}")
+        unknown = [key for key in item if key not in INPUTS_FROM_KEYS]
+        if unknown:
+            raise ConfigError(
+                f"{item_where}: unknown key {unknown[0]!r}; allowed keys: "
+                f"{', '.join(INPUTS_FROM_KEYS)}"
+            )
+        for key in ("graph", "from"):
+            if key not in item:
+                raise ConfigError(f'{item_where}: missing {key} = "<graph name>"; add it')
+        graph = _string(item["graph"], "graph", item_where)
+        upstream = _string(item["from"], "from", item_where)
+        mapping = item.get("map", {})
+        if not isinstance(mapping, Mapping) or not all(
+            isinstance(v, str) for v in mapping.values()
+        ):
+            raise ConfigError(
+                f'{item_where}: map must be a table of downstream_input = "upstream_output", '
+                f"got {mapping!r}"
+            )
+        if graph == upstream:
+            raise ConfigError(f"{item_where}: graph {graph!r} cannot feed itself; fix from")
+        if graph in links:
+            raise ConfigError(
+                f"{item_where}: graph {graph!r} already takes inputs from "
+                f"{links[graph].upstream!r}; keep one entry per graph"
+            )
+        links[graph] = UpstreamLink(graph=graph, upstream=upstream, map=dict(mapping))
+    for graph in links:
+        chain = [graph]
+        while chain[-1] in links:
+            chain.append(links[chain[-1]].upstream)
+            if chain[-1] in chain[:-1]:
+                raise ConfigError(
+                    f"{where}: inputs_from forms a cycle ({' <- '.join(chain)}); break it"
+                )
+    return list(links.values())
+
+
+def _string(value: Any, key: str, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: {key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _optional_string(raw: Mapping[str, Any], key: str, where: str) -> str | None:
+    return None if raw.get(key) is None else _string(raw[key], key, where)
+
+
+def _string_list(value: Any, key: str, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{where}: {key} must be a list of strings, got {value!r}")
+    return value
+
+
+def _bool(raw: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Building a reference from its spec
+# --------------------------------------------------------------------------------------------
+
+
+def open_reference(
+    spec: ReferenceSpec,
+    *,
+    fp32_path: Path | None,
+    settings: SessionSettings,
+    graph_inputs: Sequence[str],
+    graph_outputs: Sequence[str],
+    skip_outputs: Sequence[str] = (),
+    reference_dir: Path | None = None,
+    module: Callable[..., Any] | None = None,
+) -> Reference:
+    """Build the reference ``spec`` describes for one graph.
+
+    ``fp32_path``: the graph's reference file in ``--onnx-dir``; ``settings``: the run's session
+    settings; ``graph_inputs`` / ``graph_outputs``: the graph's names in order; ``skip_outputs``:
+    outputs the reference need not give (config ``skip_outputs``);
+    ``reference_dir``: ``--parity-reference-dir``; ``module``: what the conftest hook or fixture
+    returned for this graph (kind ``module``).
+    """
+    where = spec.where
+    if spec.kind in ONNX_KINDS:
+        path, label = _onnx_path(spec, fp32_path, reference_dir)
+        reference_settings = dataclasses.replace(
+            settings,
+            providers=spec.providers or settings.providers,
+            graph_optimization_level=spec.graph_optimization_level
+            or settings.graph_optimization_level,
+        )
+        if spec.kind == "provider":
+            if reference_settings == settings:
+                raise ReferenceError(
+                    f"{where}: the provider reference runs under the same session settings as "
+                    "the variants, so it compares the graph with itself; change providers or "
+                    "graph_optimization_level"
+                )
+            label = f"onnx {_settings_label(reference_settings, settings)}"
+        try:
+            runner = open_session(path, reference_settings)
+        except ModelLoadError as error:
+            raise ReferenceError(f"reference {error}") from error
+        return OnnxReference(runner, label)
+    if spec.kind == "recorded":
+        assert spec.path is not None  # parse_reference_options requires it
+        return RecordedReference.load(
+            spec.path,
+            graph_inputs=graph_inputs,
+            graph_outputs=graph_outputs,
+            skip_outputs=skip_outputs,
+        )
+    if spec.kind == "module":
+        if module is None:
+            raise ReferenceError(
+                f"{where}: kind 'module' but conftest.py returned no module for this graph; "
+                "return an nn.Module or callable from the reference hook or fixture"
+            )
+        kind = "torch module" if _is_torch_module(module) else "callable"
+        return CallableReference(
+            module,
+            f"{kind} {_callable_name(module)} ({_origin(module)})",
+            mapping=spec.mapping,
+            graph_inputs=graph_inputs,
+            graph_outputs=graph_outputs,
+            skip_outputs=skip_outputs,
+        )
+    from pytest_onnxparity import torch_reference
+
+    assert spec.path is not None  # parse_reference_options requires it
+    common: dict[str, Any] = {
+        "mapping": spec.mapping,
+        "graph_inputs": graph_inputs,
+        "graph_outputs": graph_outputs,
+        "skip_outputs": skip_outputs,
+        "submodule": spec.submodule,
+    }
+    if spec.kind == "torchscript":
+        return torch_reference.load_torchscript(spec.path, **common)
+    return torch_reference.load_torch_checkpoint(
+        spec.path, allow_pickle=spec.allow_pickle, where=where, **common
+    )
+
+
+def _onnx_path(
+    spec: ReferenceSpec, fp32_path: Path | None, reference_dir: Path | None
+) -> tuple[Path, str]:
+    if spec.kind == "other-dir":
+        folder = spec.path or reference_dir
+        if folder is None:
+            raise ReferenceError(
+                f"{spec.where}: kind 'other-dir' needs a folder; pass --parity-reference-dir "
+                "or set path"
+            )
+        if fp32_path is None:
+            raise ReferenceError(
+                f"{spec.where}: the graph has no fp32 file in --onnx-dir to look up in {folder}; "
+                "set kind = 'onnx' with the reference file's path"
+            )
+        path = folder / fp32_path.name
+        if not path.is_file():
+            raise ReferenceError(
+                f"{path}: no such file in the reference folder; export {fp32_path.name} there "
+                "or point --parity-reference-dir at the right release"
+            )
+        return path, f"onnx {folder.name}/"
+    given = spec.path or fp32_path
+    if given is None:
+        raise ReferenceError(
+            f"{spec.where}: the graph has no fp32 file to use as its reference; add "
+            "[references.<graph>] with kind and path"
+        )
+    if not given.is_file():
+        raise ReferenceError(f"{given}: no such reference model; fix path in {spec.where}")
+    return given, "onnx fp32" if spec.path is None else "onnx"
+
+
+def _settings_label(settings: SessionSettings, baseline: SessionSettings) -> str:
+    parts = []
+    if settings.providers != baseline.providers:
+        parts.append("+".join(p.removesuffix("ExecutionProvider") for p in settings.providers))
+    if settings.graph_optimization_level != baseline.graph_optimization_level:
+        parts.append(f"opt={settings.graph_optimization_level}")
+    return " ".join(parts)
+
+
+def _callable_name(function: object) -> str:
+    name = getattr(function, "__qualname__", None)
+    return str(name) if name else type(function).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# Real inputs and upstream graphs
+# --------------------------------------------------------------------------------------------
+
+
+def check_input_set(inputs: InputSet, specs: Sequence[TensorSpec], where: str) -> None:
+    """Check a real input set fits the graph's inputs: names, dtypes, ranks and fixed dims."""
+    expected = {spec.name: spec for spec in specs}
+    missing = [name for name in expected if name not in inputs.arrays]
+    extra = [name for name in inputs.arrays if name not in expected]
+    if missing or extra:
+        raise ReferenceError(
+            f"{where}: input set {inputs.name!r} has inputs {sorted(inputs.arrays)} but the "
+            f"graph takes {list(expected)}; rename or add the arrays"
+        )
+    for name, spec in expected.items():
+        array = np.asarray(inputs.arrays[name])
+        if spec.dtype not in (str(array.dtype), "bfloat16"):
+            raise ReferenceError(
+                f"{where}: input set {inputs.name!r} input {name!r} is {array.dtype}, the graph "
+                f"takes {spec.dtype}; save it as {spec.dtype}"
+            )
+        if spec.shape is None:
+            continue
+        fixed_ok = all(
+            not isinstance(dim, int) or dim == size
+            for dim, size in zip(spec.shape, array.shape, strict=False)
+        )
+        if array.ndim != len(spec.shape) or not fixed_ok:
+            raise ReferenceError(
+                f"{where}: input set {inputs.name!r} input {name!r} has shape "
+                f"{list(array.shape)}, the graph takes {spec.describe()}; reshape it"
+            )
+
+
+def read_input_data(spec: ReferenceSpec, inputs: Sequence[TensorSpec]) -> list[InputSet]:
+    """Real input sets from ``spec.input_data`` (``.npz`` files or test-data folders; outputs
+    recorded in them are ignored), checked against the graph's inputs.
+
+    Sets are renamed after their file so they cannot clash with synthesized ones: the flat
+    ``default`` set of ``clips.npz`` becomes ``clips``, its set ``a`` becomes ``clips.a``.
+    """
+    names = [spec_.name for spec_ in inputs]
+    sets = []
+    for path in spec.input_data:
+        try:
+            recorded = read_recorded(path, names)
+        except RecordedDataError as error:
+            raise ReferenceError(str(error)) from None
+        for item in recorded:
+            name = path.stem if item.name == DEFAULT_SET else f"{path.stem}.{item.name}"
+            renamed = dataclasses.replace(item.inputs, name=name)
+            check_input_set(renamed, inputs, f"{spec.where} input_data {path}")
+            sets.append(renamed)
+    return combine_input_sets(sets)
+
+
+def input_sets_from_hook(graph: str, returned: Any, where: str) -> list[InputSet]:
+    """Input sets from what a user hook returned for ``graph``: one ``{input: array}`` mapping
+    (one set named ``default``), a ``{set_name: {input: array}}`` mapping, or a list of
+    ``{input: array}`` mappings (sets ``hook0``, ``hook1``, ...)."""
+    if isinstance(returned, Mapping) and returned:
+        if all(isinstance(value, Mapping) for value in returned.values()):
+            named = {str(name): value for name, value in returned.items()}
+        else:
+            named = {DEFAULT_SET: returned}
+    elif isinstance(returned, (list, tuple)) and all(isinstance(v, Mapping) for v in returned):
+        named = {f"hook{index}": value for index, value in enumerate(returned)}
+    else:
+        raise ReferenceError(
+            f"{where}: the input hook returned {type(returned).__name__} for {graph!r}; return "
+            "{input_name: array}, {set_name: {input_name: array}} or a list of such mappings"
+        )
+    sets = []
+    for name, arrays in named.items():
+        if not arrays:
+            raise ReferenceError(f"{where}: hook input set {name!r} for {graph!r} is empty")
+        sets.append(
+            InputSet(
+                name=name,
+                source=f"hook {where}",
+                seed=None,
+                dims={},
+                arrays={str(k): np.asarray(v) for k, v in arrays.items()},
+            )
+        )
+    return sets
+
+
+def combine_input_sets(*groups: Sequence[InputSet]) -> list[InputSet]:
+    """Concatenate input-set lists (synthesized, files, hook) in order; a name may appear once,
+    because references cache and recordings are keyed by it."""
+    combined: list[InputSet] = []
+    seen: dict[str, str] = {}
+    for group in groups:
+        for inputs in group:
+            if inputs.name in seen:
+                raise ReferenceError(
+                    f"input set {inputs.name!r} comes from both {seen[inputs.name]} and "
+                    f"{inputs.source}; rename one of them"
+                )
+            seen[inputs.name] = inputs.source
+            combined.append(inputs)
+    return combined
+
+
+def run_upstream(
+    link: UpstreamLink,
+    upstream: Reference,
+    upstream_sets: Sequence[InputSet],
+    downstream_inputs: Sequence[TensorSpec],
+    extra_arrays: Mapping[str, np.ndarray] | None = None,
+) -> list[InputSet]:
+    """The downstream graph's input sets, one per upstream set, from the upstream reference.
+
+    Each downstream input takes, in order: the upstream value named in ``link.map``, the
+    upstream output of the same name, the upstream input of the same name (a mask or lengths
+    passed through), then ``extra_arrays`` (e.g. synthesized token ids). Float values are cast
+    to the input's float dtype; the sets keep the upstream set names.
+    """
+    extra = dict(extra_arrays or {})
+    where = f"inputs_from {link.upstream} -> {link.graph}"
+    produced = []
+    for upstream_inputs in upstream_sets:
+        outputs = upstream.outputs(upstream_inputs)
+        arrays: dict[str, np.ndarray] = {}
+        for spec in downstream_inputs:
+            source = link.map.get(spec.name, spec.name)
+            if source in outputs:
+                value = outputs[source]
+            elif source in upstream_inputs.arrays:
+                value = upstream_inputs.arrays[source]
+            elif spec.name in extra and spec.name not in link.map:
+                value = extra[spec.name]
+            else:
+                raise ReferenceError(
+                    f"{where}: no value for {link.graph} input {spec.name!r} ({link.upstream} "
+                    f"gives outputs {sorted(outputs)} and inputs "
+                    f"{sorted(upstream_inputs.arrays)}); add it to map or supply it as an "
+                    "extra input"
+                )
+            arrays[spec.name] = _cast_to(value, spec, where)
+        unknown = [name for name in link.map if name not in {s.name for s in downstream_inputs}]
+        if unknown:
+            raise ReferenceError(
+                f"{where}: map names {unknown}, which are not inputs of {link.graph} "
+                f"({[s.name for s in downstream_inputs]}); fix map"
+            )
+        produced.append(
+            InputSet(
+                name=upstream_inputs.name,
+                source=f"{link.upstream} outputs ({upstream.description})",
+                seed=upstream_inputs.seed,
+                dims=upstream_inputs.dims,
+                arrays=arrays,
+            )
+        )
+    return produced
+
+
+def _cast_to(value: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
+    array = np.asarray(value)
+    if spec.dtype == str(array.dtype) or spec.dtype == "bfloat16":
+        return array
+    wanted = np.dtype(spec.dtype) if spec.dtype != "str" else None
+    if (
+        wanted is not None
+        and np.issubdtype(wanted, np.floating)
+        and np.issubdtype(array.dtype, np.floating)
+    ):
+        return array.astype(wanted)
+    raise ReferenceError(
+        f"{where}: {spec.name!r} is {array.dtype} upstream but the graph takes {spec.dtype}; "
+        "map it to a value of the right type"
+    )
