@@ -317,7 +317,9 @@ def _session(raw: Mapping[str, Any], where: str) -> SessionConfig:
         raise ConfigError(f"{where}: deterministic must be true or false, got {deterministic!r}")
     providers = raw.get("providers")
     return SessionConfig(
-        providers=None if providers is None else tuple(_string_list(providers, where)),
+        providers=None
+        if providers is None
+        else tuple(_string_list(providers, f"{where} providers")),
         intra_op_threads=_optional_int(raw, "intra_op_threads", where, minimum=0),
         inter_op_threads=_optional_int(raw, "inter_op_threads", where, minimum=0),
         graph_optimization_level=level,

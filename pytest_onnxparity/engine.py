@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pytest_onnxparity.discovery import ExportFolder, Graph, ModelFile
-from pytest_onnxparity.inputs import InputError, InputSet, set_name, synthesize
+from pytest_onnxparity.inputs import InputError, InputSet, set_name, symbolic_dims, synthesize
 from pytest_onnxparity.metrics import ShapeMismatchError
 from pytest_onnxparity.parity import OutputMismatchError, compare
 from pytest_onnxparity.results import ParityRecord
 from pytest_onnxparity.sessions import ModelLoadError, OnnxRunner, SessionCache
 from pytest_onnxparity.settings import Settings
+from pytest_onnxparity.signature import read_signature
 from pytest_onnxparity.tolerances import ToleranceLayer
 
 if TYPE_CHECKING:
@@ -109,6 +110,28 @@ class ParityEngine:
             session=self.settings.session.to_json(),
             **outcome,
         )
+
+    def check_dims(self) -> None:
+        """A dim or sweep naming no input axis of any graph is a typo: say so before running."""
+        plan = self.settings.plan
+        wanted = set(plan.dims) | set(plan.sweep)
+        if not wanted:
+            return
+        known: dict[str, str] = {}
+        for graph in self.folder.graphs:
+            if graph.reference_file.problem:
+                continue
+            inputs, _ = read_signature(str(graph.reference_file.path))
+            for dim in symbolic_dims(inputs):
+                known.setdefault(dim, graph.reference_file.relpath)
+        unknown = sorted(wanted - set(known))
+        if unknown:
+            named = ", ".join(f"{dim} ({path})" for dim, path in known.items()) or "none"
+            raise InputError(
+                f"dimension(s) {', '.join(unknown)} given by --parity-dim/--parity-sweep or "
+                f"config are not a named input axis of any graph in {self.folder.root}; "
+                f"named axes: {named}"
+            )
 
     def release(self, graph: Graph) -> None:
         """Forget everything cached for ``graph``: its sessions, inputs and reference outputs."""

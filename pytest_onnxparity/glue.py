@@ -12,6 +12,7 @@ from pytest_onnxparity import keys
 from pytest_onnxparity.config import ConfigError, ParityConfig, load_config
 from pytest_onnxparity.discovery import DiscoveryError, DiscoveryOverrides, discover
 from pytest_onnxparity.engine import ParityEngine
+from pytest_onnxparity.inputs import InputError
 from pytest_onnxparity.settings import Settings, build_settings
 from pytest_onnxparity.tolerances import TOLERANCE_KEYS, ToleranceError, validate_layer
 
@@ -29,11 +30,16 @@ def start_run(config: pytest.Config, onnx_dir: Path) -> ParityEngine:
         parity_config = load_config(_pyproject(config), onnx_dir)
         settings = settings_from_options(config, onnx_dir, parity_config)
         folder = discover(onnx_dir, discovery_overrides(parity_config))
-    except (ConfigError, DiscoveryError, ToleranceError) as error:
+        engine = ParityEngine(settings, folder)
+        engine.check_dims()
+    except (ConfigError, DiscoveryError, ToleranceError, InputError) as error:
         raise pytest.UsageError(f"onnxparity: {error}") from None
-    engine = ParityEngine(settings, folder)
     config.stash[keys.SETTINGS] = settings
     config.stash[keys.ENGINE] = engine
+    # The folder becomes one more collection argument, so its tests are collected (and counted,
+    # listed by --collect-only, selected by -m/-k) like any test directory.
+    if str(folder.root) not in config.args:
+        config.args.append(str(folder.root))
     return engine
 
 
@@ -131,9 +137,3 @@ def ensure_settings(config: pytest.Config) -> Settings:
         except (ConfigError, ToleranceError) as error:
             raise pytest.UsageError(f"onnxparity: {error}") from None
     return config.stash[keys.SETTINGS]
-
-
-def wants_files(config: pytest.Config) -> bool:
-    """Whether the user asked for output files even without an export folder."""
-    option = config.option
-    return bool(option.parity_json or config.getini("parity_json") or option.parity_suggest)

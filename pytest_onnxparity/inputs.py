@@ -44,6 +44,7 @@ class InputSet:
     seed: int | None
     dims: Mapping[str, int]
     arrays: Mapping[str, np.ndarray] = field(repr=False, compare=False)
+    ties: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -51,6 +52,7 @@ class InputSet:
             "source": self.source,
             "seed": self.seed,
             "dims": dict(self.dims),
+            "ties": dict(self.ties),
             "shapes": {name: list(array.shape) for name, array in self.arrays.items()},
             "dtypes": {name: str(array.dtype) for name, array in self.arrays.items()},
         }
@@ -103,10 +105,31 @@ def synthesize(
     resolved: dict[str, int] = {}
     shapes = {spec.name: _shape(spec, dims, plan.default_dim, resolved) for spec in specs}
     arrays: dict[str, np.ndarray] = {}
+    ties: dict[str, str] = {}
     for spec in specs:
-        rule = rules.get(spec.name, InputRule())
+        rule = rules.get(spec.name) or _length_tie(spec, specs) or InputRule()
+        if rule.tie is not None:
+            ties[spec.name] = f"{rule.tie[0]}:{rule.tie[1]}"
         arrays[spec.name] = _fill(graph, spec, shapes[spec.name], rule, plan, rng, shapes)
-    return InputSet(name=name, source="synthesized", seed=seed, dims=resolved, arrays=arrays)
+    return InputSet(
+        name=name, source="synthesized", seed=seed, dims=resolved, arrays=arrays, ties=ties
+    )
+
+
+def _length_tie(spec: TensorSpec, specs: Sequence[TensorSpec]) -> InputRule | None:
+    """An integer ``*len*`` input of rank <= 1 defaults to the full length of the first float
+    input's first dynamic non-batch axis: random lengths would mask most of the signal (a zero
+    length zeroes both outputs, and zeros always agree)."""
+    if "len" not in spec.name.lower() or len(spec.shape or ()) > 1:
+        return None
+    if not spec.dtype.startswith(("int", "uint")):
+        return None
+    for other in specs:
+        if other.dtype.startswith(("float", "bfloat")):
+            for axis, dim in enumerate(other.shape or ()):
+                if axis > 0 and not isinstance(dim, int):
+                    return InputRule(tie=(other.name, axis))
+    return None
 
 
 def _symbol_defaults(specs: Sequence[TensorSpec], default_dim: int) -> dict[str, int]:

@@ -3,30 +3,52 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_onnxparity import keys
 from pytest_onnxparity.discovery import Graph
 from pytest_onnxparity.engine import ParityCase, ParityEngine
 from pytest_onnxparity.gates import failure_message
-from pytest_onnxparity.inputs import sweep_points, symbolic_dims
+from pytest_onnxparity.inputs import sweep_points
 from pytest_onnxparity.results import ParityRecord, encode_property
 from pytest_onnxparity.signature import read_signature
 
 
-class ExportDirNode(pytest.Collector):
-    """The ``--onnx-dir`` folder as a collection node; its children are graphs."""
+class ExportDirNode(pytest.Directory):
+    """The ``--onnx-dir`` folder, collected like a test directory: its children are graphs."""
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
-        return []  # children are built by generate_items, which knows the engine
+        engine: ParityEngine = self.config.stash[keys.ENGINE]
+        return [
+            GraphNode.from_parent(self, name=graph.name, graph=graph, engine=engine)
+            for graph in engine.folder.graphs
+        ]
 
 
 class GraphNode(pytest.Collector):
     """One graph of the folder; its items are the variants' checks."""
 
+    def __init__(self, *, graph: Graph, engine: ParityEngine, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.graph = graph
+        self.engine = engine
+
     def collect(self) -> list[pytest.Item | pytest.Collector]:
-        return []
+        graph, engine = self.graph, self.engine
+        items: list[pytest.Item | pytest.Collector] = []
+        if not graph.variants:
+            name = f"load[{graph.reference}]"
+            items.append(LoadItem.from_parent(self, name=name, graph=graph, engine=engine))
+        for variant_tag in graph.variants:
+            for point in _points(engine, graph):
+                case = ParityCase(graph, graph.file(variant_tag), point)
+                suffix = "" if not point else f"-{case.input_set_name}"
+                name = f"parity[{variant_tag}{suffix}]"
+                items.append(ParityItem.from_parent(self, name=name, case=case, engine=engine))
+        return items
 
 
 class ParityItem(pytest.Item):
@@ -96,38 +118,12 @@ def failure_text(title: str, record: ParityRecord) -> str:
     return failure_message(title, record.result.stats, record.result.gates, hint)
 
 
-def generate_items(session: pytest.Session, engine: ParityEngine) -> list[pytest.Item]:
-    folder = engine.folder
-    root = ExportDirNode.from_parent(
-        session, name=_node_name(session, folder.root), path=folder.root
-    )
-    _check_dims(engine)
-    items: list[pytest.Item] = []
-    for graph in folder.graphs:
-        graph_node = GraphNode.from_parent(root, name=graph.name, path=folder.root)
-        if not graph.variants:
-            items.append(
-                LoadItem.from_parent(
-                    graph_node, name=f"load[{graph.reference}]", graph=graph, engine=engine
-                )
-            )
-        for variant_tag in graph.variants:
-            for point in _points(engine, graph):
-                case = ParityCase(graph, graph.file(variant_tag), point)
-                suffix = "" if not point else f"-{case.input_set_name}"
-                items.append(
-                    ParityItem.from_parent(
-                        graph_node, name=f"parity[{variant_tag}{suffix}]", case=case, engine=engine
-                    )
-                )
-    return items
-
-
-def _node_name(session: pytest.Session, path: Any) -> str:
-    try:
-        return str(path.relative_to(session.config.rootpath))
-    except ValueError:
-        return str(path)
+def collect_export_dir(path: Path, parent: pytest.Collector) -> ExportDirNode | None:
+    """Claim the export folder when pytest's collection reaches it."""
+    engine = parent.config.stash.get(keys.ENGINE, None)
+    if engine is None or path != engine.folder.root:
+        return None
+    return ExportDirNode.from_parent(parent, path=path)
 
 
 def _points(engine: ParityEngine, graph: Graph) -> Iterator[dict[str, int]]:
@@ -136,29 +132,6 @@ def _points(engine: ParityEngine, graph: Graph) -> Iterator[dict[str, int]]:
         return
     inputs, _ = read_signature(str(graph.reference_file.path))
     yield from sweep_points(inputs, engine.settings.plan)
-
-
-def _check_dims(engine: ParityEngine) -> None:
-    """A dim or sweep naming no axis of any graph is a typo: say so before running anything."""
-    plan = engine.settings.plan
-    wanted = set(plan.dims) | set(plan.sweep)
-    if not wanted:
-        return
-    known: dict[str, str] = {}
-    for graph in engine.folder.graphs:
-        if graph.reference_file.problem:
-            continue
-        inputs, _ = read_signature(str(graph.reference_file.path))
-        for dim in symbolic_dims(inputs):
-            known.setdefault(dim, graph.reference_file.relpath)
-    unknown = sorted(wanted - set(known))
-    if unknown:
-        named = ", ".join(f"{dim} ({path})" for dim, path in known.items()) or "none"
-        raise pytest.UsageError(
-            f"onnxparity: dimension(s) {', '.join(unknown)} given by --parity-dim/--parity-sweep "
-            f"or config are not a named input axis of any graph in {engine.folder.root}; "
-            f"named axes: {named}"
-        )
 
 
 def release_finished_graph(

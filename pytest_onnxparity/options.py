@@ -25,6 +25,11 @@ class ScopedTolerance:
     key: str
     value: float | int
 
+    @property
+    def specificity(self) -> int:
+        """0 for everything, 1 for a tier/variant/graph, then one more per ``/`` level."""
+        return 0 if self.scope is None else 1 + self.scope.count("/")
+
     def applies_to(self, tier: str, graph: str, variant: str, output: str) -> bool:
         return self.scope is None or self.scope in {
             tier,

@@ -61,14 +61,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    # tryfirst: the generated items must exist before -m/-k deselection runs.
-    if keys.ENGINE in config.stash:
-        from pytest_onnxparity.items import generate_items
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if keys.ENGINE not in parent.config.stash:
+        return None
+    from pytest_onnxparity.items import collect_export_dir
 
-        items.extend(generate_items(session, config.stash[keys.ENGINE]))
+    return collect_export_dir(path, parent)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

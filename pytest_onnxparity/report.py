@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -91,8 +92,9 @@ def suggest_toml(records: Sequence[Mapping[str, Any]], margin: float) -> str:
             lines.append(f'[graphs."{graph}".variants."{variant}".outputs."{output}"]')
             for key, value in measured.items():
                 if key.startswith("min_"):
-                    limit = max(0.0, 1.0 - (1.0 - value) * margin)
-                    lines.append(f"{key} = {limit:.6f}  # measured {value:.6f}")
+                    # Rounded down, so the limit never rounds up past the measured value.
+                    limit = math.floor(max(0.0, 1.0 - (1.0 - value) * margin) * 1e9) / 1e9
+                    lines.append(f"{key} = {limit:.9f}  # measured {value:.9f}")
                 else:
                     lines.append(f"{key} = {round_up(value * margin):.3g}  # measured {value:.3g}")
     return "\n".join(lines) + "\n"

@@ -26,10 +26,10 @@ class ParityReporter:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from pytest_onnxparity.glue import ensure_settings, wants_files
-
-        if keys.SETTINGS not in self.config.stash and not wants_files(self.config):
+        if keys.SETTINGS not in self.config.stash and not self._wants_files():
             return
+        from pytest_onnxparity.glue import ensure_settings
+
         settings = ensure_settings(self.config)
         from pytest_onnxparity.report import suggest_toml
         from pytest_onnxparity.results import write_json_atomic
@@ -42,6 +42,13 @@ class ParityReporter:
             settings.suggest_path.parent.mkdir(parents=True, exist_ok=True)
             settings.suggest_path.write_text(text, encoding="utf-8")
             self.written.append(("suggested limits", settings.suggest_path))
+
+    def _wants_files(self) -> bool:
+        """Output files were asked for even though no export folder started a run."""
+        option = self.config.option
+        return bool(
+            option.parity_json or self.config.getini("parity_json") or option.parity_suggest
+        )
 
     def document(self) -> dict[str, Any]:
         from pytest_onnxparity.results import toolchain_versions

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_onnxparity.parity import ParityResult
+if TYPE_CHECKING:
+    from pytest_onnxparity.parity import ParityResult
 
 SCHEMA_NAME = "pytest-onnxparity/results"
 SCHEMA_VERSION = 1

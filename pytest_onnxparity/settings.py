@@ -36,11 +36,10 @@ class Settings:
         marker_layer: ToleranceLayer | None = None,
     ) -> Tolerance:
         """The limits for one output: marker > command line > config file > tier default."""
-        cli_layer = {
-            scoped.key: scoped.value
-            for scoped in self.cli_tolerances
-            if scoped.applies_to(tier, graph, variant, output)
-        }
+        matching = [t for t in self.cli_tolerances if t.applies_to(tier, graph, variant, output)]
+        # Like the config file, a narrower scope wins whatever the order on the command line.
+        matching.sort(key=lambda scoped: scoped.specificity)
+        cli_layer = {scoped.key: scoped.value for scoped in matching}
         layers = [*self.config.tolerance_layers(tier, graph, variant, output), cli_layer]
         if marker_layer:
             layers.append(marker_layer)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+# pytester's in-process runs forget modules first imported during a run, and native extensions
+# (onnx, onnxruntime, numpy.random, torch) abort or crash when imported a second time. Importing
+# them here, once, through the model kit, keeps them loaded across runs.
+import modelkit  # noqa: F401
+import numpy.random  # noqa: F401
 import pytest
 
 EXAMPLE = Path(__file__).parents[1] / "fixtures" / "example"

@@ -305,6 +305,11 @@ def test_a_bad_value_is_an_error_naming_the_file_and_the_key(
     assert message in str(error.value)
 
 
+def test_a_bad_session_providers_value_names_the_key() -> None:
+    with pytest.raises(ConfigError, match="providers"):
+        parse_config({"session": {"providers": "CPUExecutionProvider"}}, WHERE)
+
+
 def test_a_full_config_is_parsed_into_typed_records() -> None:
     raw = {
         "seed": 7,

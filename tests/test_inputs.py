@@ -285,11 +285,28 @@ def test_an_input_set_describes_itself_in_plain_json() -> None:
         "source": "synthesized",
         "seed": inputs.seed,
         "dims": {"batch": 1, "T": 9},
+        "ties": {"lengths": "features:1"},
         "shapes": {"features": [1, 9, 80], "lengths": [1]},
         "dtypes": {"features": "float32", "lengths": "int64"},
     }
     assert type(record["seed"]) is int
     json.dumps(record, allow_nan=False)
+
+
+def test_a_length_input_defaults_to_the_full_signal_length() -> None:
+    inputs = synthesize("encoder", SPECS, InputPlan(seed=3), {}, {"T": 37})
+
+    assert inputs.arrays["lengths"].tolist() == [37]
+    assert inputs.ties == {"lengths": "features:1"}
+
+
+def test_a_configured_range_beats_the_default_length_tie() -> None:
+    rules = {"lengths": InputRule(range=(0, 5))}
+
+    inputs = synthesize("encoder", SPECS, InputPlan(seed=3), rules, {"T": 37})
+
+    assert 0 <= int(inputs.arrays["lengths"][0]) < 5
+    assert inputs.ties == {}
 
 
 def test_specs_read_from_an_onnx_value_info_feed_synthesis() -> None:

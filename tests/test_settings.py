@@ -148,6 +148,18 @@ def test_a_command_line_scope_applies_only_where_it_should(scope: str, applies: 
     assert settings.tolerance(*TARGETS["encoder q8 logits"]).rel_l2 == INT8_REL_L2
 
 
+def test_a_narrower_command_line_scope_beats_a_broader_one_given_after_it() -> None:
+    settings = settings_from(
+        tolerances=[
+            parse_scoped_tolerance("encoder/int8:rel_l2=0.05"),
+            parse_scoped_tolerance("rel_l2=0.2"),
+        ]
+    )
+
+    assert settings.tolerance("int8", "encoder", "int8", "logits").rel_l2 == 0.05
+    assert settings.tolerance("int8", "decoder", "int8", "logits").rel_l2 == 0.2
+
+
 def test_marker_layer_validates_tolerance_keys_naming_the_marker() -> None:
     with pytest.raises(ToleranceError, match=r"^@pytest.mark.parity: rel_l2 must be a finite"):
         marker_layer({"rel_l2": -1}, "@pytest.mark.parity")
