@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from pytest_onnxparity.discovery import Graph
 from pytest_onnxparity.engine import ParityCase, ParityEngine
 from pytest_onnxparity.gates import failure_message
 from pytest_onnxparity.inputs import sweep_points
-from pytest_onnxparity.results import ParityRecord, encode_property
+from pytest_onnxparity.results import CheckResult, ParityRecord, encode_property
 from pytest_onnxparity.signature import read_signature
 
 
@@ -48,6 +48,10 @@ class GraphNode(pytest.Collector):
                 suffix = "" if not point else f"-{case.input_set_name}"
                 name = f"parity[{variant_tag}{suffix}]"
                 items.append(ParityItem.from_parent(self, name=name, case=case, engine=engine))
+        for extra in self.ihook.pytest_onnxparity_graph_items(
+            parent=self, graph=graph, engine=engine
+        ):
+            items.extend(extra or [])
         return items
 
 
@@ -63,7 +67,9 @@ class ParityItem(pytest.Item):
 
     def runtest(self) -> None:
         record = self.engine.check(self.case, self.nodeid)
-        self.user_properties.append(encode_property(record.to_json()))
+        record_json = record.to_json()
+        self.ihook.pytest_onnxparity_update_record(record=record_json, item=self)
+        self.user_properties.append(encode_property(record_json))
         if record.error is not None:
             pytest.fail(f"{self._title()}: {record.error}", pytrace=False)
         if not record.passed:
@@ -78,6 +84,40 @@ class ParityItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.case.variant.path, None, f"parity {self.name}"
+
+
+class CheckItem(pytest.Item):
+    """A non-numeric check of one graph variant: runs ``check()`` and gates on its result.
+
+    Feature modules make these from ``pytest_onnxparity_graph_items``. A result that is not
+    ``enforced`` (e.g. a timing budget in a parallel run) is recorded but never fails the test.
+    """
+
+    def __init__(
+        self,
+        *,
+        check: Callable[[], CheckResult],
+        graph: Graph,
+        model_path: Path,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.check = check
+        self.graph = graph
+        self.model_path = model_path
+        self.add_marker("parity")
+        self.add_marker(pytest.mark.xdist_group(graph.name))
+
+    def runtest(self) -> None:
+        result = self.check()
+        record = {"kind": "check", "nodeid": self.nodeid, **result.to_json()}
+        self.ihook.pytest_onnxparity_update_record(record=record, item=self)
+        self.user_properties.append(encode_property(record))
+        if not result.passed and result.enforced:
+            pytest.fail(result.message or f"{result.check} failed", pytrace=False)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.model_path, None, self.name
 
 
 class LoadItem(pytest.Item):

@@ -45,6 +45,22 @@ def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return table(headers, rows)
 
 
+def check_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One row per non-numeric check (health, coverage, size, timing, sequence…)."""
+    rows = []
+    for record in records:
+        if record["kind"] != "check":
+            continue
+        status = "PASS" if record["passed"] else "FAIL"
+        if not record["enforced"]:
+            status = "NOTE"
+        detail = (record["message"] or "").splitlines()[0] if record["message"] else ""
+        rows.append([record["graph"], record["variant"], record["check"], status, detail[:100]])
+    if not rows:
+        return []
+    return table(["graph", "variant", "check", "status", "detail"], rows)
+
+
 def _worst_text(record: Mapping[str, Any]) -> str:
     if record["error"]:
         return record["error"].splitlines()[0][:90]

@@ -66,9 +66,14 @@ class ParityReporter:
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from pytest_onnxparity.report import summary_lines
+        from pytest_onnxparity.report import check_lines, summary_lines
 
-        lines = summary_lines(self.collector.records)
+        records = self.collector.records
+        lines = summary_lines(records)
+        checks = check_lines(records)
+        if lines and checks:
+            lines.append("")
+        lines.extend(checks)
         if not lines and not self.written:
             return
         terminalreporter.section("onnxparity")

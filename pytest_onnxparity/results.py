@@ -99,7 +99,7 @@ class ResultCollector:
         self._records: dict[str, dict[str, Any]] = {}
 
     def add(self, record: Mapping[str, Any]) -> None:
-        key = f"{record['kind']}::{record['nodeid']}"
+        key = f"{record['kind']}::{record['nodeid']}::{record.get('check', '')}"
         self._records[key] = dict(record)
 
     def add_from_properties(self, properties: Iterable[tuple[str, object]]) -> None:

@@ -1,0 +1,30 @@
+"""Hooks that conftest.py files and plugins implement to extend pytest-onnxparity.
+
+Registered by ``pytest_addhooks``; each is documented with when it runs and what it returns.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_onnxparity.discovery import Graph
+    from pytest_onnxparity.engine import ParityEngine
+
+
+@pytest.hookspec
+def pytest_onnxparity_graph_items(
+    parent: pytest.Collector, graph: Graph, engine: ParityEngine
+) -> list[pytest.Item] | None:
+    """Extra test items for one graph of the export folder (health checks, size budgets…).
+
+    Called while the graph's node is collected; return items made with
+    ``SomeItem.from_parent(parent, name=...)`` or None. All implementations' lists are joined.
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_onnxparity_update_record(record: dict[str, Any], item: pytest.Item) -> None:
+    """Edit a result record (plain JSON) in place before it is attached to the test report."""
