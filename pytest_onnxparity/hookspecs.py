@@ -28,3 +28,14 @@ def pytest_onnxparity_graph_items(
 @pytest.hookspec(firstresult=True)
 def pytest_onnxparity_update_record(record: dict[str, Any], item: pytest.Item) -> None:
     """Edit a result record (plain JSON) in place before it is attached to the test report."""
+
+
+@pytest.hookspec
+def pytest_onnxparity_failure_details(
+    item: pytest.Item, record: dict[str, Any]
+) -> list[str] | None:
+    """Extra lines for a failed parity test's message (e.g. which layer drifted first).
+
+    ``record`` is the plain-JSON record of the failed test; it may be edited in place to add
+    what the lines describe. All implementations' lines are appended in order.
+    """

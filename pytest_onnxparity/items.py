@@ -68,12 +68,19 @@ class ParityItem(pytest.Item):
     def runtest(self) -> None:
         record = self.engine.check(self.case, self.nodeid)
         record_json = record.to_json()
+        details: list[str] = []
+        if not record.passed and record.error is None:
+            for lines in self.ihook.pytest_onnxparity_failure_details(
+                item=self, record=record_json
+            ):
+                details.extend(lines or [])
         self.ihook.pytest_onnxparity_update_record(record=record_json, item=self)
         self.user_properties.append(encode_property(record_json))
         if record.error is not None:
             pytest.fail(f"{self._title()}: {record.error}", pytrace=False)
         if not record.passed:
-            pytest.fail(failure_text(self._title(), record), pytrace=False)
+            message = failure_text(self._title(), record)
+            pytest.fail("\n".join([message, *details]), pytrace=False)
 
     def _title(self) -> str:
         case = self.case

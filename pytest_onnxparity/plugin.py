@@ -6,12 +6,17 @@ are imported when ``--onnx-dir`` (or a parity fixture) asks for them.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
 
 from pytest_onnxparity import keys
 from pytest_onnxparity.options import add_options
+
+# Glue modules of optional features, each a plugin object module registered at configure time.
+# They import only pytest and the standard library at top level.
+FEATURE_PLUGINS: tuple[str, ...] = ()
 
 MARKER_DOC = (
     "parity(graph=None, variant=None, tier=None, max_abs=None, mean_abs=None, p99_abs=None, "
@@ -35,6 +40,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_onnxparity import fixtures
 
     config.pluginmanager.register(fixtures, "onnxparity-fixtures")
+    for name in FEATURE_PLUGINS:
+        module = importlib.import_module(f"pytest_onnxparity.{name}")
+        config.pluginmanager.register(module, f"onnxparity-{name}")
     if not hasattr(config, "workerinput"):
         from pytest_onnxparity.reporter import ParityReporter
 
