@@ -90,7 +90,7 @@ class ParityItem(pytest.Item):
         )
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.case.variant.path, None, f"parity {self.name}"
+        return self.case.variant.path, None, f"{self.case.graph.name}::{self.name}"
 
 
 class CheckItem(pytest.Item):
@@ -124,7 +124,7 @@ class CheckItem(pytest.Item):
             pytest.fail(result.message or f"{result.check} failed", pytrace=False)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.model_path, None, self.name
+        return self.model_path, None, f"{self.graph.name}::{self.name}"
 
 
 class LoadItem(pytest.Item):
@@ -146,7 +146,7 @@ class LoadItem(pytest.Item):
             pytest.fail(str(error), pytrace=False)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
-        return self.graph.reference_file.path, None, f"load {self.name}"
+        return self.graph.reference_file.path, None, f"{self.graph.name}::{self.name}"
 
 
 def failure_text(title: str, record: ParityRecord) -> str:
