@@ -16,6 +16,7 @@ from pathlib import Path
 from pytest_onnxparity.localize import PLOT_FORMATS, Localization
 
 DECADE = 10.0
+EXACT_ROW_STEP = 1.6
 
 
 class PlotUnavailableError(RuntimeError):
@@ -43,6 +44,7 @@ def plot_drift(localizations: Sequence[Localization], path: Path) -> Path:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise PlotUnavailableError(
             f"{path}: drift plots need matplotlib; pip install pytest-onnxparity[plot]"
@@ -53,30 +55,43 @@ def plot_drift(localizations: Sequence[Localization], path: Path) -> Path:
     axes = figure.add_subplot()
     floor, ceiling = _floor_and_ceiling(localizations)
     graphs = {localization.graph for localization in localizations}
-    for localization in localizations:
+    tolerances = {localization.tolerance_rel_l2 for localization in localizations}
+    # One grey line when every variant has the same tolerance; else one in each variant's colour.
+    shared_tolerance = len(tolerances) == 1
+    for tolerance in tolerances if shared_tolerance else ():
+        axes.axhline(tolerance, color="0.4", linestyle="--", linewidth=0.8)
+    middle = _middle_depth(localizations)
+    for index, localization in enumerate(localizations):
         label = localization.variant if len(graphs) == 1 else _label(localization)
         depths = [drift.depth for drift in localization.matched]
-        # NaN breaks the line at exact matches, which log scale cannot place; they get a marker.
+        # NaN breaks the line at exact matches, which log scale cannot place; they get a marker,
+        # each variant's a little lower so that exact matches shared by several all show.
         errors = [_plotted(drift.rel_l2, ceiling) for drift in localization.matched]
         (line,) = axes.plot(depths, errors, marker=".", label=label)
         color = line.get_color()
         exact = [drift.depth for drift in localization.matched if drift.rel_l2 == 0.0]
-        axes.plot(exact, [floor] * len(exact), linestyle="none", marker="v", color=color)
-        axes.axhline(localization.tolerance_rel_l2, color=color, linestyle="--", linewidth=0.8)
+        row = floor / EXACT_ROW_STEP**index
+        axes.plot(exact, [row] * len(exact), linestyle="none", marker="v", color=color)
+        if not shared_tolerance:
+            axes.axhline(localization.tolerance_rel_l2, color=color, linestyle="--", linewidth=0.8)
         first = localization.first_past_tolerance
         if first is not None:
             point = (first.depth, _plotted(first.rel_l2, ceiling))
             axes.plot(*point, marker="o", markersize=11, fillstyle="none", color=color)
+            # Named on the side with room, so a name near the right edge is not cut off.
+            left = first.depth > middle
             axes.annotate(
                 f"{first.tensor} ({first.op_type})",
                 point,
-                xytext=(9, -3),
+                xytext=(-9 if left else 9, 6),
                 textcoords="offset points",
-                verticalalignment="top",
+                horizontalalignment="right" if left else "left",
+                verticalalignment="bottom",
                 fontsize=7,
                 color=color,
             )
     axes.set_yscale("log")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("depth (topological index of the producing node in the reference graph)")
     axes.set_ylabel("rel_l2 against the reference (▼ exact match)")
     levels = sorted({localization.optimization_level for localization in localizations})
@@ -91,6 +106,11 @@ def plot_drift(localizations: Sequence[Localization], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format=suffix, dpi=110)
     return path
+
+
+def _middle_depth(localizations: Sequence[Localization]) -> float:
+    depths = [drift.depth for localization in localizations for drift in localization.matched]
+    return (min(depths) + max(depths)) / 2 if depths else 0.0
 
 
 def _label(localization: Localization) -> str:

@@ -181,6 +181,25 @@ class TensorDrift:
             "nonfinite_in_variant": self.nonfinite_in_variant,
         }
 
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> TensorDrift:
+        """The drift ``to_json`` wrote (how the controller rebuilds a worker's results)."""
+        return cls(
+            tensor=document["tensor"],
+            node=document["node"],
+            op_type=document["op_type"],
+            depth=int(document["depth"]),
+            max_abs=float(document["max_abs"]),
+            mean_abs=float(document["mean_abs"]),
+            rel_l2=float(document["rel_l2"]),
+            sqnr_db=float(document["sqnr_db"]),
+            cosine=float(document["cosine"]),
+            added_rel_l2=float(document["added_rel_l2"]),
+            variant_tensor=document["variant_tensor"],
+            shape=tuple(document["shape"]),
+            nonfinite_in_variant=int(document["nonfinite_in_variant"]),
+        )
+
 
 def _json_float(value: float) -> float | str:
     """Infinities as ``"inf"``/``"-inf"`` (as the metrics histogram does): JSON has no literal."""
@@ -244,12 +263,22 @@ class Localization:
             lines.append(f"  drift by depth: {self.plot}")
         return lines
 
+    def summary_line(self) -> str:
+        """One line for the terminal summary: the first drifted tensor and the layer adding the
+        most drift."""
+        first = self.first_past_tolerance
+        where = "none" if first is None else f"{first.tensor!r} ({_node(first)})"
+        top = self.top(1)
+        most = "none" if not top else f"{_node(top[0])} (+{top[0].added_rel_l2:.3g})"
+        return f"first past rel_l2 {self.tolerance_rel_l2:g}: {where}; most drift added by {most}"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "graph": self.graph,
             "variant": self.variant,
             "optimization_level": self.optimization_level,
             "tolerance_rel_l2": self.tolerance_rel_l2,
+            "top_n": self.top_n,
             "instrumented_runs": self.instrumented_runs,
             "first_past_tolerance": (
                 None if self.first_past_tolerance is None else self.first_past_tolerance.tensor
@@ -260,6 +289,29 @@ class Localization:
             "unmatched_variant": list(self.unmatched_variant),
             "plot": self.plot,
         }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> Localization:
+        """The localization ``to_json`` wrote; ``float("inf")`` reads its ``"inf"`` back."""
+        matched = tuple(TensorDrift.from_json(drift) for drift in document["matched"])
+        first = document["first_past_tolerance"]
+        return cls(
+            graph=document["graph"],
+            variant=document["variant"],
+            optimization_level=document["optimization_level"],
+            matched=matched,
+            unmatched_reference=tuple(document["unmatched_reference"]),
+            unmatched_variant=tuple(document["unmatched_variant"]),
+            first_past_tolerance=next((d for d in matched if d.tensor == first), None),
+            tolerance_rel_l2=float(document["tolerance_rel_l2"]),
+            top_n=int(document.get("top_n", LocalizeOptions.top_n)),
+            instrumented_runs=int(document["instrumented_runs"]),
+            plot=document["plot"],
+        )
+
+
+def _node(drift: TensorDrift) -> str:
+    return f"{drift.op_type} {drift.node!r}" if drift.node else f"unnamed {drift.op_type}"
 
 
 def _name_list(names: Sequence[str]) -> str:

@@ -170,3 +170,25 @@ def add_options(parser: Any) -> None:
         metavar="X",
         help="margin applied by --parity-suggest (default 1.5)",
     )
+    _add_localize_options(group, parser)
+
+
+def _add_localize_options(group: Any, parser: Any) -> None:
+    """Localization: which layer of a variant drifts (``localize_plugin``)."""
+    from pytest_onnxparity.localize_plugin import parse_localize_dir
+
+    group.addoption(
+        "--parity-localize",
+        action="store_true",
+        default=False,
+        help="localize every parity test: per-tensor drift of each variant against its "
+        "reference, in the failure message, the JSON results and a drift plot per graph "
+        "([localize] auto = true does it for failing tests only)",
+    )
+    group.addoption(
+        "--parity-localize-dir",
+        type=parse_localize_dir,
+        metavar="DIR",
+        help="folder for the drift-by-depth plots (default: the --parity-json folder, "
+        "else a new temporary folder)",
+    )
