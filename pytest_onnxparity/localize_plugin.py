@@ -87,8 +87,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     try:
         parity_config = _parity_config(config, onnx_dir)
-        sources = " + ".join(parity_config.sources) or "<defaults>"
-        options = parse_localize_options(parity_config.section("localize"), f"{sources} [localize]")
+        options = parse_localize_options(
+            parity_config.section("localize"), _localize_tables(parity_config.sources)
+        )
     except ConfigError as error:
         raise pytest.UsageError(f"onnxparity: {error}") from None
     config.stash[LOCALIZE] = LocalizeSettings(
@@ -117,6 +118,17 @@ def _parity_config(config: pytest.Config, onnx_dir: Path) -> ParityConfig:
 
     pyproject = config.rootpath / "pyproject.toml"
     return load_config(pyproject if pyproject.is_file() else None, onnx_dir)
+
+
+def _localize_tables(sources: tuple[str, ...]) -> str:
+    """The ``[localize]`` tables of the config sources, as errors name them."""
+    tables = [
+        source.replace("[tool.onnxparity]", "[tool.onnxparity.localize]")
+        if source.endswith("[tool.onnxparity]")
+        else f"{source} [localize]"
+        for source in sources
+    ]
+    return " + ".join(tables) or "[localize]"
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

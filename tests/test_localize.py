@@ -443,6 +443,37 @@ def test_the_json_is_plain_python_and_lists_first_top_and_every_matched_tensor(
     }  # fmt: skip
 
 
+def test_a_localization_read_back_from_its_json_is_the_same_localization(
+    damaged_result: Localization, tmp_path: Path
+) -> None:
+    referenced = damaged_result.with_plot(tmp_path / "mlp.drift.png")
+    document = json.loads(json.dumps(referenced.to_json(), allow_nan=False))
+    assert Localization.from_json(document) == referenced
+
+
+def test_infinite_drift_survives_the_json_round_trip() -> None:
+    drift = TensorDrift("t", "n", "MatMul", 0, math.inf, math.inf, math.inf, -math.inf, 0.0)
+    result = Localization("g", "v", "disable", (drift,), (), (), drift, top_n=3)
+    document = json.loads(json.dumps(result.to_json(), allow_nan=False))
+    assert Localization.from_json(document) == result
+
+
+def test_the_summary_line_names_the_first_drifted_tensor_and_the_layer_adding_most(
+    damaged_result: Localization,
+) -> None:
+    top = damaged_result.top(1)[0]
+    assert damaged_result.summary_line() == (
+        "first past rel_l2 0.05: '/layers/layers.2/MatMul_output_0' "
+        "(MatMul '/layers/layers.2/MatMul'); most drift added by MatMul '/layers/layers.2/MatMul' "
+        f"(+{top.added_rel_l2:.3g})"
+    )
+
+
+def test_the_summary_line_of_an_exact_copy_says_none() -> None:
+    result = Localization("g", "v", "disable", (), (), (), None)
+    assert result.summary_line() == ("first past rel_l2 0.05: none; most drift added by none")
+
+
 @pytest.mark.parametrize(
     ("plot_format", "magic"), [("png", b"\x89PNG\r\n\x1a\n"), ("svg", b"<?xml")]
 )

@@ -1,0 +1,331 @@
+"""Localization wired into the plugin, through pytester: failure messages, JSON, drift plots."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+# Imported once here: pytester's in-process runs forget modules first imported during a run.
+import matplotlib.backends.backend_agg
+import matplotlib.figure
+import matplotlib.ticker  # noqa: F401
+import modelkit
+import pytest
+
+from pytest_onnxparity.localize import LocalizeOptions
+from pytest_onnxparity.localize_plugin import LocalizeSettings, draw_plots, summary_lines
+from pytest_onnxparity.results import ResultCollector
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ENCODER_MATMULS = {"/input_proj/MatMul", "/hidden_proj/MatMul", "/output_proj/MatMul"}
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """In-process for speed; xdist runs in a subprocess (its workers cannot start in-process)."""
+    if "-n" in args:
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA", *args)
+    return pytester.runpytest("-p", "no:cacheprovider", "-rA", *args)
+
+
+def damage_encoder_int8(export: Path) -> None:
+    """The int8 variant becomes the reference with ``hidden_proj``'s weights tripled."""
+    modelkit.damage_initializer(
+        export / "encoder.onnx",
+        export / "encoder.int8.onnx",
+        "hidden_proj.weight",
+        mode="scale",
+        factor=3.0,
+    )
+
+
+def records(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    document = json.loads(path.read_text())
+    return {(r["graph"], r["variant"]): r for r in document["records"]}
+
+
+def test_a_failing_variant_with_auto_localization_names_the_damaged_layer_first(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    damage_encoder_int8(export_copy)
+    (export_copy / "parity.toml").write_text("[localize]\nauto = true\n")
+    plots, out = pytester.path / "plots", pytester.path / "results.json"
+    result = run(
+        pytester,
+        "--onnx-dir",
+        str(export_copy),
+        "-k",
+        "encoder",
+        "--parity-localize-dir",
+        str(plots),
+        "--parity-json",
+        str(out),
+    )
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*encoder[[]int8[]] vs fp32 on inputs default: * gate(s) failed",
+            "*next step: *",
+            "localization of 'int8' against the reference of 'encoder' (onnxruntime graph "
+            "optimisation level 'disable' for the instrumented runs; 14 tensors matched):",
+            "  first past rel_l2 0.05: '/hidden_proj/MatMul_output_0' from MatMul "
+            "'/hidden_proj/MatMul' (depth 20): rel_l2 2 (+2 here), SQNR -6.0 dB, *",
+            "  top 1 by drift added:",
+            "    1. '/hidden_proj/MatMul_output_0' from MatMul '/hidden_proj/MatMul' *",
+            f"  drift by depth: {plots / 'encoder.drift.png'}",
+        ]
+    )
+    found = records(out)
+    localization = found["encoder", "int8"]["localization"]
+    assert localization["first_past_tolerance"] == "/hidden_proj/MatMul_output_0"
+    assert localization["top"] == ["/hidden_proj/MatMul_output_0"]
+    assert localization["plot"] == str(plots / "encoder.drift.png")
+    assert (plots / "encoder.drift.png").read_bytes().startswith(PNG_MAGIC)
+    # auto localizes failing tests only.
+    assert "localization" not in found["encoder", "int4"]
+    assert "localization" not in found["encoder", "fp16"]
+
+
+def test_a_failing_variant_is_not_localized_unless_asked(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    damage_encoder_int8(export_copy)
+    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "encoder and int8")
+    result.assert_outcomes(failed=1)
+    assert "localization of" not in result.stdout.str()
+    assert "onnxparity localize" not in result.stdout.str()
+
+
+def test_localize_flag_writes_one_plot_per_graph_and_the_json_references_it(
+    pytester: pytest.Pytester, export_copy: Path, plugin_args: list[str]
+) -> None:
+    out = pytester.path / "out" / "results.json"
+    result = run(
+        pytester,
+        "--onnx-dir",
+        str(export_copy),
+        "--parity-localize",
+        "--parity-json",
+        str(out),
+        *plugin_args,
+    )
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(
+        [
+            "*= onnxparity localize =*",
+            "instrumented runs at onnxruntime graph optimisation level disable; *",
+            "classifier/int4 [[]default[]]: first past rel_l2 0.05: * most drift added by *",
+            f"drift plot written to {out.parent / 'classifier.drift.png'}",
+            f"drift plot written to {out.parent / 'encoder.drift.png'}",
+        ]
+    )
+    found = records(out)
+    assert len(found) == 6
+    for (graph, _), record in found.items():
+        plot = Path(record["localization"]["plot"])
+        assert plot == out.parent / f"{graph}.drift.png"
+        assert plot.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_onnxruntime_quantizers_get_their_quantized_layers_ranked_first(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    out = pytester.path / "results.json"
+    run(
+        pytester,
+        "--onnx-dir",
+        str(export_copy),
+        "-k",
+        "encoder and int",
+        "--parity-localize",
+        "--parity-json",
+        str(out),
+    )
+    found = records(out)
+    matched = {
+        variant: {d["tensor"]: d for d in found["encoder", variant]["localization"]["matched"]}
+        for variant in ("int8", "int4")
+    }
+    # MatMulNBits quantizes the three MatMuls and nothing else: they add nearly all the drift.
+    int4 = found["encoder", "int4"]["localization"]
+    assert {matched["int4"][name]["node"] for name in int4["top"][:3]} == ENCODER_MATMULS
+    assert matched["int4"][int4["first_past_tolerance"]]["op_type"] == "MatMul"
+    # Dynamic int8 quantizes the MatMuls and the Conv: they lead; int8 stays under tolerance.
+    int8 = found["encoder", "int8"]["localization"]
+    assert int8["first_past_tolerance"] is None
+    assert {matched["int8"][name]["op_type"] for name in int8["top"][:4]} == {"MatMul", "Conv"}
+    # 4-bit weights drift more than 8-bit ones at every quantized layer.
+    for name in int8["top"][:3]:
+        assert matched["int4"][name]["rel_l2"] > matched["int8"][name]["rel_l2"]
+
+
+def test_localization_never_changes_the_verdict_or_the_measured_numbers(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    plain, localized = pytester.path / "plain.json", pytester.path / "localized.json"
+    for out, extra in ((plain, ()), (localized, ("--parity-localize",))):
+        result = run(
+            pytester,
+            "--onnx-dir",
+            str(export_copy),
+            "-k",
+            "classifier",
+            "--parity-json",
+            str(out),
+            *extra,
+        )
+        result.assert_outcomes(passed=3)
+    before, after = records(plain), records(localized)
+    assert before.keys() == after.keys()
+    for key, record in after.items():
+        assert "localization" in record
+        assert {k: v for k, v in record.items() if k != "localization"} == before[key]
+
+
+def test_svg_plots_and_the_optimisation_level_come_from_the_localize_table(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    damage_encoder_int8(export_copy)
+    (export_copy / "parity.toml").write_text(
+        '[localize]\nauto = true\nplot_format = "svg"\ngraph_optimization_level = "basic"\n'
+        "top_n = 2\ntolerance_rel_l2 = 0.5\n"
+    )
+    plots = pytester.path / "plots"
+    result = run(
+        pytester,
+        "--onnx-dir",
+        str(export_copy),
+        "-k",
+        "encoder and int8",
+        "--parity-localize-dir",
+        str(plots),
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "onnxparity localize: failing parity tests (instrumented runs at graph opt basic, "
+            "64 tensors per run, rel_l2 tolerance 0.5)",
+            "*localization of 'int8' against the reference of 'encoder' (onnxruntime graph "
+            "optimisation level 'basic' for the instrumented runs; * tensors matched):",
+            "  first past rel_l2 0.5: '/hidden_proj/MatMul_output_0' from MatMul *",
+            f"  drift by depth: {plots / 'encoder.drift.svg'}",
+        ]
+    )
+    assert b"<svg" in (plots / "encoder.drift.svg").read_bytes()
+
+
+def test_a_sweep_localizes_every_input_set_into_one_plot_per_graph(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    out = pytester.path / "results.json"
+    run(
+        pytester,
+        "--onnx-dir",
+        str(export_copy),
+        "-k",
+        "encoder and int4",
+        "--parity-sweep",
+        "frames=8,31",
+        "--parity-localize",
+        "--parity-json",
+        str(out),
+    )
+    document = json.loads(out.read_text())
+    localized = [r for r in document["records"] if "localization" in r]
+    assert sorted(r["input_set"]["name"] for r in localized) == ["frames=31", "frames=8"]
+    assert {r["localization"]["plot"] for r in localized} == {str(out.parent / "encoder.drift.png")}
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            "tolerence = 0.1",
+            "*parity.toml [[]localize[]]: unknown key 'tolerence'; allowed keys: auto, "
+            "tolerance_rel_l2, top_n, *",
+        ),
+        (
+            'graph_optimization_level = "max"',
+            "*parity.toml [[]localize[]]: graph_optimization_level must be one of disable, "
+            "basic, extended, all, got 'max'",
+        ),
+        ("auto = 1", "*parity.toml [[]localize[]]: auto must be true or false, got 1"),
+    ],
+)
+def test_a_bad_localize_table_is_a_usage_error_naming_the_key(
+    pytester: pytest.Pytester, export_copy: Path, table: str, message: str
+) -> None:
+    (export_copy / "parity.toml").write_text(f"[localize]\n{table}\n")
+    result = run(pytester, "--onnx-dir", str(export_copy), "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: onnxparity: {message}"])
+
+
+def test_the_localize_table_may_live_in_pyproject_and_its_errors_name_it(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    pytester.makepyprojecttoml("[tool.onnxparity.localize]\ntop_n = 0\n")
+    result = run(
+        pytester, "--onnx-dir", str(export_copy), "--rootdir", str(pytester.path), "--collect-only"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: onnxparity: *pyproject.toml [[]tool.onnxparity.localize[]]: "
+            "top_n must be an integer >= 1, got 0"
+        ]
+    )
+
+
+def test_a_localize_dir_that_is_a_file_is_a_usage_error(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    taken = pytester.path / "taken"
+    taken.write_text("")
+    result = run(pytester, "--onnx-dir", str(export_copy), "--parity-localize-dir", str(taken))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--parity-localize-dir: expected a folder for the drift plots, got *taken*"]
+    )
+
+
+def test_without_matplotlib_the_summary_says_why_no_plot_was_drawn(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    collector = ResultCollector()
+    collector.add(
+        {
+            "kind": "parity",
+            "nodeid": "export::g::parity[int8]",
+            "graph": "g",
+            "variant": "int8",
+            "input_set": {"name": "default"},
+            "localization": {
+                "graph": "g",
+                "variant": "int8",
+                "optimization_level": "disable",
+                "tolerance_rel_l2": 0.05,
+                "top_n": 5,
+                "instrumented_runs": 1,
+                "first_past_tolerance": None,
+                "top": [],
+                "matched": [],
+                "unmatched_reference": [],
+                "unmatched_variant": [],
+                "plot": None,
+            },
+        }
+    )
+    for module in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, module, None)
+    outcome = draw_plots(
+        collector, LocalizeSettings(LocalizeOptions(), every_test=True), tmp_path / "r.json"
+    )
+    assert outcome.written == []
+    assert outcome.problem is not None
+    assert outcome.problem.endswith("pip install pytest-onnxparity[plot]")
+    assert collector.records[0]["localization"]["plot"] is None
+    assert summary_lines(collector.records)[1] == (
+        "g/int8 [default]: first past rel_l2 0.05: none; most drift added by none"
+    )
