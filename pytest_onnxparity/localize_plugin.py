@@ -185,11 +185,17 @@ def localize_into_record(
     from pytest_onnxparity.sessions import ModelLoadError
 
     case, engine = item.case, item.engine
-    inputs = engine.inputs(case.graph, case.point)
+    reference = case.graph.reference_file
+    if reference.problem:
+        # The test's reference may be a torch module or recorded outputs; localization needs
+        # the ONNX graph, whose tensors have names.
+        record["localization_error"] = reference.problem
+        return [f"localization failed (the verdict above stands): {reference.problem}"]
+    inputs = engine.inputs(case.graph, _input_key(case))
     with tempfile.TemporaryDirectory(prefix="onnxparity-localize-") as workdir:
         try:
             localization = localize(
-                case.graph.reference_file.path,
+                reference.path,
                 case.variant.path,
                 inputs.arrays,
                 graph=case.graph.name,
@@ -207,6 +213,12 @@ def localize_into_record(
         localization = localization.with_plot(plot)
     record["localization"] = localization.to_json()
     return localization.message_lines(settings.options.top_n)
+
+
+def _input_key(case: Any) -> Any:
+    """What the engine keys the case's input set by: the case's ``input_key`` where cases carry
+    one (real and upstream input sets are keyed by name), else its sweep point."""
+    return case.input_key if hasattr(case, "input_key") else case.point
 
 
 def _can_plot() -> bool:
