@@ -51,6 +51,9 @@ class OutputStats:
     nonfinite_in_reference: int
     worst: WorstElement | None
     histogram: tuple[int, ...]
+    # Measured only when asked for (``topk`` given to compare_outputs): it sorts every row.
+    topk: int | None = None
+    topk_overlap: float | None = None
 
     @property
     def size(self) -> int:
@@ -65,6 +68,7 @@ class OutputStats:
             "rel_l2": self.rel_l2,
             "min_cosine": self.cosine,
             "min_argmax_agreement": self.argmax_agreement,
+            "min_topk_overlap": self.topk_overlap,
         }[metric]
 
     def to_json(self) -> dict[str, object]:
@@ -81,6 +85,8 @@ class OutputStats:
             "argmax_axis": self.argmax_axis,
             "argmax_agreement": self.argmax_agreement,
             "argmax_mismatches": self.argmax_mismatches,
+            "topk": self.topk,
+            "topk_overlap": self.topk_overlap,
             "nonfinite_in_variant": self.nonfinite_in_variant,
             "nonfinite_in_reference": self.nonfinite_in_reference,
             "worst": None if self.worst is None else self.worst.to_json(),
@@ -92,9 +98,16 @@ class OutputStats:
 
 
 def compare_outputs(
-    name: str, reference: np.ndarray, variant: np.ndarray, argmax_axis: int | None = -1
+    name: str,
+    reference: np.ndarray,
+    variant: np.ndarray,
+    argmax_axis: int | None = -1,
+    topk: int | None = None,
 ) -> OutputStats:
     """Measure how far ``variant`` is from ``reference`` (same shape; any numeric dtypes).
+
+    ``argmax_axis`` is the class axis of argmax agreement and, when ``topk`` is given, of the
+    top-k overlap (see :func:`topk_overlap`).
 
     Positions where the reference is non-finite are left out of the statistics; a non-finite
     variant value where the reference is finite is counted in ``nonfinite_in_variant``, which
@@ -163,6 +176,7 @@ def compare_outputs(
     if ref_norm == 0.0 and sum_sq_err == 0.0:
         rel_l2 = 0.0
     axis, agreement, mismatches = _argmax_agreement(reference, variant, argmax_axis)
+    overlap = None if topk is None else topk_overlap(reference, variant, topk, argmax_axis)
     if counted < abs_error.size:
         abs_error = abs_error[~np.isnan(abs_error)]
     return OutputStats(
@@ -182,6 +196,8 @@ def compare_outputs(
         nonfinite_in_reference=nonfinite_ref,
         worst=worst,
         histogram=tuple(int(c) for c in counts),
+        topk=None if overlap is None else topk,
+        topk_overlap=overlap,
     )
 
 
@@ -206,6 +222,36 @@ def _argmax_agreement(
     mismatches = int(np.count_nonzero(ref_arg != var_arg))
     positions = max(int(ref_arg.size), 1)
     return axis % reference.ndim, 1.0 - mismatches / positions, mismatches
+
+
+def topk_overlap(
+    reference: np.ndarray, variant: np.ndarray, k: int, axis: int | None = -1
+) -> float | None:
+    """Mean fraction of the reference's top-``k`` classes along ``axis`` that are also among
+    the variant's top ``k``, over every other position (e.g. each image of a batch).
+
+    ``k`` larger than the axis is cut to its size. None where it means nothing (no float class
+    axis of two or more). Non-finite values rank as the lowest, so a NaN never counts as a top
+    class. Ties are broken by index, the same way on both sides.
+    """
+    if axis is None or reference.ndim == 0 or not np.issubdtype(reference.dtype, np.floating):
+        return None
+    if not -reference.ndim <= axis < reference.ndim or reference.shape[axis] < 2:
+        return None
+    k = min(k, reference.shape[axis])
+    ref_top = _top_indices(reference, k, axis)
+    var_top = _top_indices(variant, k, axis)
+    # Rows of k class indices per position; count the reference's classes found in the variant's.
+    shared = (ref_top[..., :, None] == var_top[..., None, :]).any(axis=-1).sum(axis=-1)
+    return float(shared.mean() / k) if shared.size else 1.0
+
+
+def _top_indices(values: np.ndarray, k: int, axis: int) -> np.ndarray:
+    """The indices of the ``k`` largest values along ``axis``, moved to the last axis."""
+    moved = np.moveaxis(np.asarray(values, dtype=np.float64), axis, -1)
+    ranked = np.where(np.isfinite(moved), moved, -np.inf)
+    # A stable sort of the negated values keeps the lower index first among equal values.
+    return np.argsort(-ranked, axis=-1, kind="stable")[..., :k]
 
 
 def _scalar(value: np.generic) -> float:

@@ -49,7 +49,8 @@ def parse_scoped_tolerance(text: str) -> ScopedTolerance:
         raise argparse.ArgumentTypeError(
             f"expected [SCOPE:]KEY=VALUE like 'int8:rel_l2=0.05', got {text!r}"
         )
-    raw: Any = int(value) if key == "argmax_axis" and value.lstrip("-").isdecimal() else value
+    integer_key = key in ("argmax_axis", "topk") and value.lstrip("-").isdecimal()
+    raw: Any = int(value) if integer_key else value
     try:
         layer = validate_layer({key: raw}, "--parity-tolerance")
     except ToleranceError as error:

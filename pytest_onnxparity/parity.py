@@ -67,7 +67,13 @@ def compare(
         ref, var = np.asarray(reference[name]), np.asarray(variant[name])
         _check_kinds(name, ref, var)
         tolerance = tolerance_for(name)
-        output_stats = compare_outputs(name, ref, var, argmax_axis=tolerance.argmax_axis)
+        output_stats = compare_outputs(
+            name,
+            ref,
+            var,
+            argmax_axis=tolerance.argmax_axis,
+            topk=tolerance.topk if tolerance.min_topk_overlap is not None else None,
+        )
         stats.append(output_stats)
         gates.extend(evaluate(output_stats, tolerance))
         tolerances[name] = tolerance

@@ -12,9 +12,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
 # Gate limits. ``max_*`` / ``*_abs`` / ``rel_l2`` are upper bounds; ``min_*`` are lower bounds.
-LIMIT_KEYS = ("max_abs", "mean_abs", "p99_abs", "rel_l2", "min_cosine", "min_argmax_agreement")
-LOWER_BOUND_KEYS = frozenset({"min_cosine", "min_argmax_agreement"})
-TOLERANCE_KEYS = (*LIMIT_KEYS, "argmax_axis")
+LIMIT_KEYS = (
+    "max_abs",
+    "mean_abs",
+    "p99_abs",
+    "rel_l2",
+    "min_cosine",
+    "min_argmax_agreement",
+    "min_topk_overlap",
+)
+LOWER_BOUND_KEYS = frozenset({"min_cosine", "min_argmax_agreement", "min_topk_overlap"})
+# Not limits: the class axis of argmax agreement and top-k overlap, and the k of top-k overlap.
+STRUCTURE_KEYS = ("argmax_axis", "topk")
+TOLERANCE_KEYS = (*LIMIT_KEYS, *STRUCTURE_KEYS)
 TIERS = ("fp32", "fp16", "bf16", "int8", "int4")
 
 # One source's tolerance keys (a config table, the command line, a marker), already validated.
@@ -35,7 +45,9 @@ class Tolerance:
     rel_l2: float | None = None
     min_cosine: float | None = None
     min_argmax_agreement: float | None = None
+    min_topk_overlap: float | None = None
     argmax_axis: int = -1
+    topk: int = 5
 
     def limits(self) -> dict[str, float]:
         """The gated metrics and their limits, in a fixed order."""
@@ -51,8 +63,9 @@ class Tolerance:
 
 # Absolute errors scale with a model's activations (a logit of 30 and a probability of 0.3 cannot
 # share a max_abs), so quantized tiers default to scale-free gates: relative L2 error and cosine.
-# fp32 variants (re-exports, graph rewrites) are held tight on both. Argmax agreement is only
-# meaningful for class-like outputs, so it is gated where a config or suite asks for it.
+# fp32 variants (re-exports, graph rewrites) are held tight on both. Argmax agreement and top-k
+# overlap are only meaningful for class-like outputs, so they are gated where a config or suite
+# asks for them.
 TIER_DEFAULTS: dict[str, Tolerance] = {
     "fp32": Tolerance(max_abs=1e-4, rel_l2=1e-5, min_cosine=0.99999),
     "fp16": Tolerance(rel_l2=1e-2, min_cosine=0.9999),
@@ -85,6 +98,11 @@ def validate_layer(values: Mapping[str, object], where: str) -> dict[str, float 
         if key == "argmax_axis":
             if isinstance(raw, bool) or not isinstance(raw, int):
                 raise ToleranceError(f"{where}: argmax_axis must be an integer, got {raw!r}")
+            layer[key] = raw
+            continue
+        if key == "topk":
+            if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+                raise ToleranceError(f"{where}: topk must be an integer >= 1, got {raw!r}")
             layer[key] = raw
             continue
         value = parse_limit(raw, f"{where}: {key}")

@@ -30,6 +30,7 @@ GATED = {
     "rel_l2": ("rel_l2", 0.03, "upper"),
     "min_cosine": ("cosine", 0.995, "lower"),
     "min_argmax_agreement": ("argmax_agreement", 0.875, "lower"),
+    "min_topk_overlap": ("topk_overlap", 0.9, "lower"),
 }
 
 
@@ -150,7 +151,7 @@ def test_nan_output_fails_every_tolerance() -> None:
     reference = np.array([[0.1, 0.9, 0.3], [0.7, 0.2, 0.4]], dtype=np.float32)
     variant = reference.copy()
     variant[1, 2] = np.nan
-    stats = compare_outputs("logits", reference, variant)
+    stats = compare_outputs("logits", reference, variant, topk=2)
     # Every limit is loose enough that the finite elements alone would pass it.
     tolerance = Tolerance(
         max_abs=1.0,
@@ -159,6 +160,7 @@ def test_nan_output_fails_every_tolerance() -> None:
         rel_l2=1.0,
         min_cosine=0.0,
         min_argmax_agreement=0.0,
+        min_topk_overlap=0.0,
     )
 
     outcomes = evaluate(stats, tolerance)
@@ -169,7 +171,7 @@ def test_nan_output_fails_every_tolerance() -> None:
     message = failure_message("encoder fp16 vs fp32", [stats], outcomes, FIX_HINT)
     pytest.LineMatcher(message.splitlines()).fnmatch_lines(
         [
-            "encoder fp16 vs fp32: 7 gate(s) failed",
+            "encoder fp16 vs fp32: 8 gate(s) failed",
             "  output 'logits': 1 NaN/Inf value(s) where the reference is finite "
             "(no tolerance can pass this)",
             "  output 'logits': max_abs=0 (limit <= 1) counts as failed because the output "

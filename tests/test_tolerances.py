@@ -65,7 +65,9 @@ def test_to_json_has_every_key() -> None:
         "rel_l2": 0.1,
         "min_cosine": None,
         "min_argmax_agreement": None,
+        "min_topk_overlap": None,
         "argmax_axis": -1,
+        "topk": 5,
     }
 
 
@@ -175,5 +177,5 @@ def test_resolve_of_an_unknown_tier_is_an_error() -> None:
 
 
 def test_every_limit_key_is_a_tolerance_field() -> None:
-    assert set(LIMIT_KEYS) | {"argmax_axis"} == set(TOLERANCE_KEYS)
+    assert set(LIMIT_KEYS) | {"argmax_axis", "topk"} == set(TOLERANCE_KEYS)
     assert set(Tolerance().to_json()) == set(TOLERANCE_KEYS)
