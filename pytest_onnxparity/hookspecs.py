@@ -39,3 +39,14 @@ def pytest_onnxparity_failure_details(
     ``record`` is the plain-JSON record of the failed test; it may be edited in place to add
     what the lines describe. All implementations' lines are appended in order.
     """
+
+
+@pytest.hookspec
+def pytest_onnxparity_update_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
+    """Edit the parity metadata block (plain JSON) in place before it is used.
+
+    Called once per run, on the controller, after every record is in and before
+    ``--parity-metadata`` and ``--parity-markdown`` are written and ``--parity-baseline``
+    compares. Add what a model card needs (``metadata["model"] = "org/name@rev"``) or drop what
+    it must not show; keys are sorted when the block is written.
+    """

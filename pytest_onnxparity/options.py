@@ -172,6 +172,7 @@ def add_options(parser: Any) -> None:
         help="margin applied by --parity-suggest (default 1.5)",
     )
     _add_localize_options(group, parser)
+    _add_results_options(group, parser)
 
 
 def _add_localize_options(group: Any, parser: Any) -> None:
@@ -193,3 +194,38 @@ def _add_localize_options(group: Any, parser: Any) -> None:
         help="folder for the drift-by-depth plots (default: the --parity-json folder, "
         "else a new temporary folder)",
     )
+
+
+def _add_results_options(group: Any, parser: Any) -> None:
+    """Results: the metadata block, its Markdown, and baselines (``reporter``, ``baseline``)."""
+    from pytest_onnxparity.baseline import DEFAULT_FAIL_SPEC, parse_fail_spec
+
+    group.addoption(
+        "--parity-metadata",
+        metavar="PATH",
+        help="write the parity metadata block (graph IO, parity per graph x variant, "
+        "multi-clip parity, toolchain) to ship beside the graphs; keys sorted for diffs",
+    )
+    parser.addini("parity_metadata", "default for --parity-metadata", default=None)
+    group.addoption(
+        "--parity-markdown",
+        metavar="PATH",
+        help="write the metadata block as Markdown tables for a README or model card (also "
+        "appended to $GITHUB_STEP_SUMMARY when set)",
+    )
+    parser.addini("parity_markdown", "default for --parity-markdown", default=None)
+    group.addoption(
+        "--parity-baseline",
+        metavar="OLD.json",
+        help="compare this run with a stored --parity-json or --parity-metadata file; a metric "
+        "worse than --parity-baseline-fail allows fails the session",
+    )
+    parser.addini("parity_baseline", "default for --parity-baseline", default=None)
+    group.addoption(
+        "--parity-baseline-fail",
+        type=parse_fail_spec,
+        metavar="SPEC",
+        help="how much worse each metric may get: METRIC:Nx, METRIC:+N%%, METRIC:+Npp or "
+        f"METRIC:+N, comma-separated (default {DEFAULT_FAIL_SPEC})",
+    )
+    parser.addini("parity_baseline_fail", "default for --parity-baseline-fail", default=None)

@@ -114,3 +114,34 @@ def suggest_toml(records: Sequence[Mapping[str, Any]], margin: float) -> str:
                 else:
                     lines.append(f"{key} = {round_up(value * margin):.3g}  # measured {value:.3g}")
     return "\n".join(lines) + "\n"
+
+
+def counts_line(
+    records: Sequence[Mapping[str, Any]], workers: Mapping[str, Mapping[str, Any]]
+) -> str:
+    """``6 parity tests (6 passed), 4 checks (3 passed, 1 failed); 8 sessions opened (gw0: 4…)``."""
+
+    def tally(kind: str, noun: str) -> str | None:
+        mine = [r for r in records if r["kind"] == kind]
+        if not mine:
+            return None
+        errors = sum(1 for r in mine if r.get("error"))
+        failed = sum(1 for r in mine if not r["passed"] and r.get("enforced", True)) - errors
+        notes = sum(1 for r in mine if not r["passed"] and not r.get("enforced", True))
+        parts = [f"{len(mine) - failed - errors - notes} passed"]
+        parts += [
+            f"{n} {what}"
+            for n, what in ((failed, "failed"), (errors, "errors"), (notes, "notes"))
+            if n
+        ]
+        return f"{len(mine)} {noun} ({', '.join(parts)})"
+
+    counts = [text for text in (tally("parity", "parity tests"), tally("check", "checks")) if text]
+    line = ", ".join(counts)
+    opened = sum(int(w.get("sessions_opened", 0)) for w in workers.values())
+    if workers:
+        per_worker = ", ".join(
+            f"{name}: {w.get('sessions_opened', 0)}" for name, w in workers.items()
+        )
+        line += f"; {opened} sessions opened ({per_worker})"
+    return line

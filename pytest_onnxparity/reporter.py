@@ -1,13 +1,95 @@
-"""The controller-side collector: gathers records from every worker, writes files, prints."""
+"""The controller-side collector: gathers records from every worker, writes files, prints.
+
+One ``ParityReporter`` per run, on the controller (or the only process without xdist). At
+session finish it builds the results document once and derives everything else from it: the
+``--parity-json`` file, the metadata block, its Markdown, and the baseline comparison, whose
+regressions set the session's exit status.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_onnxparity import keys
+
+if TYPE_CHECKING:
+    from pytest_onnxparity.baseline import BaselineComparison, RegressionRule
+    from pytest_onnxparity.engine import ParityEngine
+
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+
+@dataclass(frozen=True)
+class ResultsOutputs:
+    """The metadata, Markdown and baseline outputs of a run, resolved once at configure time."""
+
+    metadata_path: Path | None = None
+    markdown_path: Path | None = None
+    baseline_path: Path | None = None
+    baseline: Mapping[str, Any] | None = None
+    """The baseline document as read (results or metadata)."""
+    rules: tuple[RegressionRule, ...] = ()
+    rules_given: bool = False
+    """False when the rules are the defaults: then a rule matching nothing is not reported."""
+
+    @property
+    def needs_metadata(self) -> bool:
+        return bool(self.metadata_path or self.markdown_path or self.baseline is not None)
+
+
+def resolve_outputs(config: pytest.Config) -> ResultsOutputs:
+    """Command line > ini (paths in ini are relative to the rootdir); bad input is a UsageError."""
+    from pytest_onnxparity.baseline import (
+        DEFAULT_FAIL_SPEC,
+        BaselineError,
+        parse_fail_spec,
+        read_baseline,
+    )
+
+    option = config.option
+
+    def path(name: str) -> Path | None:
+        cli = getattr(option, name, None)
+        if cli:
+            return Path(cli).resolve()
+        ini = config.getini(name)
+        return (config.rootpath / str(ini)).resolve() if ini else None
+
+    baseline_path = path("parity_baseline")
+    rules = option.parity_baseline_fail
+    if rules is not None and baseline_path is None:
+        raise pytest.UsageError(
+            "onnxparity: --parity-baseline-fail needs --parity-baseline OLD.json to compare with"
+        )
+    ini_spec = config.getini("parity_baseline_fail")
+    rules_given = rules is not None or bool(ini_spec)
+    if rules is None:
+        spec = ini_spec or DEFAULT_FAIL_SPEC
+        try:
+            rules = parse_fail_spec(str(spec))
+        except ValueError as error:  # argparse.ArgumentTypeError
+            raise pytest.UsageError(f"onnxparity: ini parity_baseline_fail: {error}") from None
+    baseline = None
+    if baseline_path is not None:
+        try:
+            baseline = read_baseline(baseline_path)
+        except BaselineError as error:
+            raise pytest.UsageError(f"onnxparity: {error}") from None
+    return ResultsOutputs(
+        metadata_path=path("parity_metadata"),
+        markdown_path=path("parity_markdown"),
+        baseline_path=baseline_path,
+        baseline=baseline,
+        rules=tuple(rules),
+        rules_given=rules_given,
+    )
 
 
 class ParityReporter:
@@ -18,11 +100,18 @@ class ParityReporter:
 
         self.config = config
         self.collector = ResultCollector()
+        self.outputs = resolve_outputs(config)
         self.written: list[tuple[str, Path]] = []
+        self.comparison: BaselineComparison | None = None
+        # ``--dist loadgroup`` appends ``@group`` to node ids; records are stored without it.
+        self.group_suffixes = config.getoption("dist", None) == "loadgroup"
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(WorkerOutputs(self.collector), "onnxparity-workers")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-            self.collector.add_from_properties(report.user_properties)
+            suffix = _group_suffix(report.nodeid) if self.group_suffixes else ""
+            self.collector.add_from_properties(report.user_properties, report.duration, suffix)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -34,20 +123,64 @@ class ParityReporter:
         from pytest_onnxparity.report import suggest_toml
         from pytest_onnxparity.results import write_json_atomic
 
-        if settings.json_path is not None:
-            write_json_atomic(settings.json_path, self.document())
-            self.written.append(("results", settings.json_path))
+        if not self.config.pluginmanager.hasplugin("dsession"):
+            from pytest_onnxparity.results_plugin import process_output
+
+            self.collector.add_worker("main", process_output(self.config))
+        if settings.json_path is not None or self.outputs.needs_metadata:
+            document = self.document()
+            if settings.json_path is not None:
+                write_json_atomic(settings.json_path, document)
+                self.written.append(("results", settings.json_path))
+            if self.outputs.needs_metadata:
+                self._write_metadata(session, document)
         if settings.suggest_path is not None:
             text = suggest_toml(self.collector.records, settings.suggest_margin)
             settings.suggest_path.parent.mkdir(parents=True, exist_ok=True)
             settings.suggest_path.write_text(text, encoding="utf-8")
             self.written.append(("suggested limits", settings.suggest_path))
 
+    def _write_metadata(self, session: pytest.Session, document: Mapping[str, Any]) -> None:
+        from pytest_onnxparity.markdown import render_markdown
+        from pytest_onnxparity.metadata import build_metadata, dumps_stable
+        from pytest_onnxparity.results import write_text_atomic
+
+        outputs = self.outputs
+        metadata = build_metadata(document)
+        self.config.hook.pytest_onnxparity_update_metadata(metadata=metadata, config=self.config)
+        if outputs.metadata_path is not None:
+            write_text_atomic(outputs.metadata_path, dumps_stable(metadata))
+            self.written.append(("parity metadata", outputs.metadata_path))
+        if outputs.markdown_path is not None:
+            text = render_markdown(metadata)
+            write_text_atomic(outputs.markdown_path, text)
+            self.written.append(("markdown", outputs.markdown_path))
+            step_summary = os.environ.get(STEP_SUMMARY_ENV)
+            if step_summary:
+                with open(step_summary, "a", encoding="utf-8") as stream:
+                    stream.write(text + "\n")
+                self.written.append(("markdown appended", Path(step_summary)))
+        if outputs.baseline is not None and outputs.baseline_path is not None:
+            from pytest_onnxparity.baseline import compare
+
+            old = outputs.baseline
+            if old.get("schema") != metadata["schema"]:
+                old = build_metadata(old)
+            comparison = compare(old, metadata, outputs.rules, str(outputs.baseline_path))
+            if not outputs.rules_given:
+                comparison = dataclasses.replace(comparison, unmatched_rules=())
+            self.comparison = comparison
+            if self.comparison.failed and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
     def _wants_files(self) -> bool:
         """Output files were asked for even though no export folder started a run."""
         option = self.config.option
         return bool(
-            option.parity_json or self.config.getini("parity_json") or option.parity_suggest
+            option.parity_json
+            or self.config.getini("parity_json")
+            or option.parity_suggest
+            or self.outputs.needs_metadata
         )
 
     def document(self) -> dict[str, Any]:
@@ -63,10 +196,12 @@ class ParityReporter:
             settings=settings.to_json(),
             export=None if engine is None else engine.folder.to_json(),
             toolchain=toolchain_versions(providers),
+            io=None if engine is None else graph_io(engine),
+            distributed=self.config.pluginmanager.hasplugin("dsession"),
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from pytest_onnxparity.report import check_lines, summary_lines
+        from pytest_onnxparity.report import check_lines, counts_line, summary_lines
 
         records = self.collector.records
         lines = summary_lines(records)
@@ -74,10 +209,61 @@ class ParityReporter:
         if lines and checks:
             lines.append("")
         lines.extend(checks)
-        if not lines and not self.written:
+        if not lines and not self.written and self.comparison is None:
             return
         terminalreporter.section("onnxparity")
         for line in lines:
             terminalreporter.write_line(line)
+        if records:
+            terminalreporter.write_line(counts_line(records, self.collector.workers))
+        if self.comparison is not None:
+            for number, line in enumerate(self.comparison.lines()):
+                red = (number == 0 and self.comparison.failed) or line.startswith("  REGRESSED")
+                terminalreporter.write_line(line, red=red, green=line.startswith("  improved"))
         for what, path in self.written:
             terminalreporter.write_line(f"{what} written to {path}")
+
+
+class WorkerOutputs:
+    """xdist's controller hook, registered only when xdist is loaded: each worker's numbers."""
+
+    def __init__(self, collector: Any) -> None:
+        self.collector = collector
+
+    def pytest_testnodedown(self, node: Any, error: object | None) -> None:
+        from pytest_onnxparity.results_plugin import WORKER_OUTPUT_KEY
+
+        output = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
+        if output is not None:
+            self.collector.add_worker(str(node.workerinput["workerid"]), output)
+
+
+def _group_suffix(nodeid: str) -> str:
+    """The ``@group`` that ``--dist loadgroup`` appended to a node id, or ''."""
+    _, at, group = nodeid.rpartition("@")
+    if not at or any(char in group for char in "[]:/"):
+        return ""
+    return at + group
+
+
+def graph_io(engine: ParityEngine) -> dict[str, Any]:
+    """Each graph's inputs and outputs, read from its reference file (no external data)."""
+    from google.protobuf.message import DecodeError
+
+    from pytest_onnxparity.signature import read_signature
+
+    io: dict[str, Any] = {}
+    for graph in engine.folder.graphs:
+        model = graph.reference_file
+        if model.problem:
+            continue
+        try:
+            inputs, outputs = read_signature(str(model.path))
+        except (DecodeError, OSError, ValueError):
+            continue  # its own test already failed with the file named
+        io[graph.name] = {
+            "file": model.relpath,
+            "inputs": [spec.to_json() for spec in inputs],
+            "outputs": [spec.to_json() for spec in outputs],
+        }
+    return io

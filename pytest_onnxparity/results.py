@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 SCHEMA_NAME = "pytest-onnxparity/results"
 SCHEMA_VERSION = 1
+"""Bumped when a field is removed, renamed or changes meaning; an added field keeps the version
+(readers ignore keys they do not know). ``baseline.READABLE_VERSIONS`` says what is read back."""
 USER_PROPERTY = "onnxparity"
 TOOLCHAIN_PACKAGES = ("numpy", "onnx", "onnxruntime", "torch", "pytest", "pytest-onnxparity")
 
@@ -93,23 +95,65 @@ class CheckResult:
 
 
 class ResultCollector:
-    """Gathers record dicts on the controller; renders the results document."""
+    """Gathers record dicts on the controller; renders the results document.
+
+    Records are keyed by kind, node id and check, so a record re-added (a plugin editing it
+    after the run) replaces the first; the document lists them sorted, so its content does not
+    depend on which worker finished first.
+    """
 
     def __init__(self) -> None:
         self._records: dict[str, dict[str, Any]] = {}
+        self._durations: dict[str, float] = {}
+        self._workers: dict[str, dict[str, Any]] = {}
 
-    def add(self, record: Mapping[str, Any]) -> None:
-        key = f"{record['kind']}::{record['nodeid']}::{record.get('check', '')}"
+    @staticmethod
+    def _key(record: Mapping[str, Any]) -> str:
+        return f"{record['kind']}::{record['nodeid']}::{record.get('check', '')}"
+
+    def add(self, record: Mapping[str, Any], duration: float | None = None) -> None:
+        """Add (or replace) a record; ``duration`` is its test's seconds, kept beside it."""
+        key = self._key(record)
         self._records[key] = dict(record)
+        if duration is not None:
+            self._durations[key] = float(duration)
 
-    def add_from_properties(self, properties: Iterable[tuple[str, object]]) -> None:
+    def add_from_properties(
+        self,
+        properties: Iterable[tuple[str, object]],
+        duration: float | None = None,
+        nodeid_suffix: str = "",
+    ) -> None:
+        """Add the records a test attached to its report.
+
+        ``nodeid_suffix`` is what ``--dist loadgroup`` appended to the node id (``@group``);
+        it is removed, so grouped, parallel and serial runs record the same node ids.
+        """
         for name, value in properties:
             if name == USER_PROPERTY and isinstance(value, str):
-                self.add(json.loads(value))
+                record = json.loads(value)
+                if nodeid_suffix and record.get("nodeid", "").endswith(nodeid_suffix):
+                    record["nodeid"] = record["nodeid"][: -len(nodeid_suffix)]
+                self.add(record, duration)
+
+    def add_worker(self, worker: str, output: Mapping[str, Any]) -> None:
+        """What one process reported about itself (``sessions_opened``…), by worker id."""
+        self._workers[worker] = dict(output)
 
     @property
     def records(self) -> list[dict[str, Any]]:
         return [self._records[key] for key in sorted(self._records)]
+
+    @property
+    def durations(self) -> dict[str, float]:
+        """Seconds per record node id (the call phase of its test), sorted by node id."""
+        return {
+            self._records[key]["nodeid"]: self._durations[key] for key in sorted(self._durations)
+        }
+
+    @property
+    def workers(self) -> dict[str, dict[str, Any]]:
+        return {worker: dict(self._workers[worker]) for worker in sorted(self._workers)}
 
     def document(
         self,
@@ -118,8 +162,15 @@ class ResultCollector:
         settings: Mapping[str, Any],
         export: Mapping[str, Any] | None,
         toolchain: Mapping[str, Any],
+        io: Mapping[str, Any] | None = None,
+        distributed: bool = False,
     ) -> dict[str, Any]:
+        """The results document (schema ``schema/results.schema.json``, documented in
+        ``docs/results.md``)."""
+        from pytest_onnxparity.metadata import group_by_graph
+
         records = self.records
+        workers = self.workers
         return {
             "schema": SCHEMA_NAME,
             "schema_version": SCHEMA_VERSION,
@@ -128,11 +179,18 @@ class ResultCollector:
             "toolchain": dict(toolchain),
             "settings": dict(settings),
             "export": export,
+            "run": {
+                "distributed": distributed,
+                "workers": workers,
+                "sessions_opened": sum(w.get("sessions_opened", 0) for w in workers.values()),
+                "durations_s": self.durations,
+            },
             "summary": {
                 "records": len(records),
                 "passed": sum(1 for r in records if r["passed"]),
                 "failed": sum(1 for r in records if not r["passed"]),
             },
+            "graphs": group_by_graph(records, export, io, self.durations),
             "records": records,
         }
 
@@ -144,16 +202,31 @@ def encode_property(record: Mapping[str, Any]) -> tuple[str, str]:
 
 def write_json_atomic(path: Path, document: Mapping[str, Any]) -> None:
     """Write via a temp file in the same folder and ``os.replace``: never a torn file."""
+    write_text_atomic(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path``, flush it to disk, then ``os.replace``.
+
+    An interrupted run (Ctrl-C, a killed CI job) leaves the old file or none, never a torn one,
+    and no temp file behind.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(document, stream, indent=2, allow_nan=False)
-            stream.write("\n")
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def schema_path() -> Path:
+    """The JSON Schema of the results document, shipped in the package."""
+    return Path(__file__).with_name("schema") / "results.schema.json"
 
 
 def toolchain_versions(providers: Iterable[str] = ()) -> dict[str, Any]:
