@@ -10,8 +10,8 @@ that a quantized op reads as data, plus ``W`` itself when it is still a float te
 
 Configuration: ``min_quantized_fraction`` and ``require_quantized`` live in the
 ``[tool.onnxparity.health]`` table. :func:`parse_coverage_options` reads only those two keys;
-:func:`pytest_onnxparity.health.parse_health_options` owns the table and rejects unknown keys, so
-each mistake is reported once.
+:mod:`pytest_onnxparity.health_config` owns the table and rejects unknown keys, so each mistake is
+reported once.
 """
 
 from __future__ import annotations
@@ -195,7 +195,8 @@ class WeightForm:
 
     ``storage`` is ``"float"`` (the reference's precision), a narrower float (``"float16"``,
     ``"bfloat16"``), the quantized op that reads it (``"MatMulNBits"``, ``"DequantizeLinear"``,
-    ``"MatMulInteger"``…), or an integer type name when plain ops read it.
+    ``"MatMulInteger"``…), or an integer type name (``"uint8"``) when a plain op reads the
+    integers as its weight (quantize_dynamic's Gather, which dequantizes the gathered rows).
     """
 
     reference_name: str
@@ -295,7 +296,9 @@ def _storage(
         return floats[tensor.data_type] if narrower else FLOAT_STORAGE
     if slot in QUANTIZED_DATA_SLOTS.get(node.op_type, ()):
         return str(node.op_type)
-    if same_name:
+    if same_name or slot in WEIGHT_SLOTS.get(node.op_type, ()):
+        # Plain ops reading integers as their weight: quantize_dynamic's Gather reads
+        # "<weight>_quantized" and dequantizes the gathered rows.
         from onnx import helper
 
         return str(helper.tensor_dtype_to_np_dtype(tensor.data_type).name)
@@ -382,6 +385,47 @@ class CoverageReport:
         }
 
 
+def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The run's coverage as one table: a row per graph × variant × op type, from the plain-JSON
+    records of the coverage checks (an ``all`` row follows a variant with several op types)."""
+    rows = []
+    for record in records:
+        if record.get("kind") != "check" or record.get("check") != COVERAGE_CHECK:
+            continue
+        details = record.get("details") or {}
+        op_rows = details.get("rows", [])
+        for row in op_rows:
+            rows.append(
+                [
+                    record["graph"],
+                    record["variant"],
+                    row["op_type"],
+                    str(row["weights"]),
+                    _count_with_percent(row["quantized"], row["weights"]),
+                    ", ".join(f"{form}={n}" for form, n in sorted(row["quantized_as"].items()))
+                    or "-",
+                    _names_cell(row["float_names"], row["missing_names"]),
+                ]
+            )
+        if len(op_rows) > 1:
+            weights, quantized = details["weights"], details["quantized"]
+            rows.append(
+                [
+                    record["graph"],
+                    record["variant"],
+                    "all",
+                    str(weights),
+                    _count_with_percent(quantized, weights),
+                    "",
+                    "",
+                ]
+            )
+    if not rows:
+        return []
+    headers = ["graph", "variant", "op type", "weights", "quantized", "as", "not quantized"]
+    return table(headers, rows)
+
+
 def _count_with_percent(count: int, total: int) -> str:
     return f"{count} ({100.0 * count / total:.0f}%)" if total else str(count)
 
@@ -466,8 +510,8 @@ class CoverageOptions:
 def parse_coverage_options(raw: Mapping[str, Any], where: str) -> CoverageOptions:
     """Read ``min_quantized_fraction`` and ``require_quantized`` from the health table.
 
-    Other keys are left to :func:`pytest_onnxparity.health.parse_health_options`, which owns
-    the table and rejects unknown keys.
+    Other keys are left to :func:`pytest_onnxparity.health_config.parse_health_options`, which
+    owns the table and rejects unknown keys.
     """
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a table, got {type(raw).__name__}")

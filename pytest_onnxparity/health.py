@@ -6,19 +6,18 @@ One check per call of :func:`run_health_check`, named ``health:<check>``:
   protobuf copy), plus every external tensor's bytes present in its sidecar file.
 * ``opset``: the ai.onnx opset and the IR version within configured bounds.
 * ``domains``: every node's operator domain among ``allowed_domains``.
-* ``initializers``: no NaN/Inf in float tensors; no weight that the variant made all-zero or
-  constant where the reference's tensor is not (compared after dequantizing); all-zero weight
-  matrices of a reference reported as warnings.
+* ``initializers``: no NaN/Inf in float tensors (a single-value ±Inf, the fill value of
+  ``masked_fill(-inf)``, is a warning where the reference has it too); no weight that the
+  variant made all-zero or constant where the reference's tensor is not (compared after
+  dequantizing, see :mod:`pytest_onnxparity.dequantize`); all-zero weight matrices of a
+  reference reported as warnings.
 * ``structure``: no dangling node input, no unused initializer, the reference's graph inputs and
   outputs.
 * ``outputs``: the graph's outputs on synthesized inputs hold no NaN/Inf and are not constant.
 
 Models are read without external data; tensor values are streamed one at a time from their
 sidecar files, so the checks hold at most one tensor pair in memory whatever the model's size.
-
-Configuration: ``[tool.onnxparity.health]`` is owned here. :func:`parse_health_options` accepts
-:data:`HEALTH_KEYS` and the coverage keys (:data:`pytest_onnxparity.coverage.COVERAGE_KEYS`,
-read by ``parse_coverage_options``) and rejects every other key.
+What each check enforces comes from :mod:`pytest_onnxparity.health_config`.
 """
 
 from __future__ import annotations
@@ -31,12 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_onnxparity.config import ConfigError
 from pytest_onnxparity.coverage import (
-    COVERAGE_KEYS,
-    FLOAT_STORAGE,
     GraphIndex,
-    WeightForm,
     float_element_types,
     iter_nodes,
     load_structure,
@@ -44,124 +39,21 @@ from pytest_onnxparity.coverage import (
     node_label,
     reference_weights,
 )
+from pytest_onnxparity.dequantize import MANTISSA_BITS, TensorReadError, dequantize, read_array
+from pytest_onnxparity.health_config import (
+    CONFIG_TABLE,
+    DEFAULT_DOMAIN,
+    HEALTH_CHECKS,
+    HealthOptions,
+    domain,
+)
 from pytest_onnxparity.results import CheckResult
 
-HEALTH_CHECKS: tuple[str, ...] = (
-    "checker",
-    "opset",
-    "domains",
-    "initializers",
-    "structure",
-    "outputs",
-)
-HEALTH_KEYS = ("checks", "opset", "ir_version", "allowed_domains", "constant_output_ok")
-"""The keys of ``[tool.onnxparity.health]`` that :func:`parse_health_options` reads."""
-
-DEFAULT_DOMAIN = "ai.onnx"
 PROTOBUF_LIMIT_BYTES = 2**31 - 1
-CONFIG_TABLE = "[tool.onnxparity.health]"
 
 # Offenders listed in a failure message and in ``details``, before "… N more".
 _MESSAGE_ITEMS = 20
 _DETAIL_ITEMS = 100
-
-_MANTISSA_BITS = {"float64": 52, "float32": 23, "float16": 10, "bfloat16": 7}
-_SMALLEST_SUBNORMAL = {"float64": 2.0**-1074, "float32": 2.0**-149, "float16": 2.0**-24}
-
-
-# --------------------------------------------------------------------------------------------
-# Options
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HealthOptions:
-    """What the health checks enforce. The defaults suit any model: every check runs, no opset,
-    IR or domain constraint is enforced.
-
-    ``opset`` and ``ir_version`` are inclusive ``(min, max)`` bounds on the ai.onnx opset and
-    the IR version. ``allowed_domains`` lists operator domains (``"ai.onnx"`` or ``""`` for
-    the default domain). ``constant_output_ok`` names outputs that may legitimately be
-    constant; integer and bool outputs are never checked for constancy.
-    """
-
-    checks: tuple[str, ...] = HEALTH_CHECKS
-    opset: tuple[int, int] | None = None
-    ir_version: tuple[int, int] | None = None
-    allowed_domains: tuple[str, ...] | None = None
-    constant_output_ok: tuple[str, ...] = ()
-
-
-def parse_health_options(raw: Mapping[str, Any], where: str) -> HealthOptions:
-    """Validate the ``[tool.onnxparity.health]`` table; ``where`` names its source in errors.
-
-    ``opset`` and ``ir_version`` take ``[min, max]`` or one integer (exactly that version).
-    The coverage keys are accepted here and validated by ``parse_coverage_options``.
-    """
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: expected a table, got {type(raw).__name__}")
-    allowed_keys = (*HEALTH_KEYS, *COVERAGE_KEYS)
-    for key in raw:
-        if key not in allowed_keys:
-            raise ConfigError(
-                f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed_keys)}"
-            )
-    checks = _string_tuple(raw, "checks", where, HEALTH_CHECKS)
-    unknown = [check for check in checks if check not in HEALTH_CHECKS]
-    if unknown:
-        raise ConfigError(
-            f"{where}: checks names unknown check {unknown[0]!r}; choose from "
-            f"{', '.join(HEALTH_CHECKS)}"
-        )
-    domains = None
-    if raw.get("allowed_domains") is not None:
-        domains = tuple(_domain(d) for d in _string_tuple(raw, "allowed_domains", where, ()))
-        if not domains:
-            raise ConfigError(
-                f"{where}: allowed_domains is empty, which no graph can meet; list domains "
-                f'(e.g. ["ai.onnx"]) or remove the key to allow any'
-            )
-    return HealthOptions(
-        checks=tuple(dict.fromkeys(checks)),
-        opset=_version_bounds(raw, "opset", where),
-        ir_version=_version_bounds(raw, "ir_version", where),
-        allowed_domains=domains,
-        constant_output_ok=_string_tuple(raw, "constant_output_ok", where, ()),
-    )
-
-
-def _string_tuple(
-    raw: Mapping[str, Any], key: str, where: str, default: tuple[str, ...]
-) -> tuple[str, ...]:
-    value = raw.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(f"{where}: {key} must be a list of strings, got {value!r}")
-    return tuple(value)
-
-
-def _version_bounds(raw: Mapping[str, Any], key: str, where: str) -> tuple[int, int] | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value, value]
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-        or value[0] > value[1]
-    ):
-        raise ConfigError(
-            f"{where}: {key} must be a version or [min, max] with 1 <= min <= max "
-            f"(e.g. {key} = [17, 21]), got {raw.get(key)!r}"
-        )
-    return (value[0], value[1])
-
-
-def _domain(name: str) -> str:
-    return DEFAULT_DOMAIN if name in ("", DEFAULT_DOMAIN) else name
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,7 +90,7 @@ def run_health_check(
         elif check == "opset":
             outcome = _check_opset(model_path, options)
         elif check == "domains":
-            outcome = _check_domains(model_path, options)
+            outcome = _check_domains(model_path, options, variant)
         elif check == "initializers":
             outcome = _check_initializers(model_path, reference_path)
         elif check == "structure":
@@ -207,7 +99,7 @@ def run_health_check(
             if run_outputs is None:
                 raise ValueError("the outputs health check needs run_outputs")
             outcome = _check_outputs(model_path, run_outputs(), options)
-    except _Unreadable as error:
+    except (_Unreadable, TensorReadError) as error:
         outcome = _Outcome([str(error)], {"unreadable": True})
     return CheckResult(
         check=f"health:{check}",
@@ -218,6 +110,23 @@ def run_health_check(
         details=outcome.details,
         warnings=tuple(outcome.warnings),
     )
+
+
+def warning_lines(records: Sequence[Mapping[str, Any]], limit: int = 10) -> list[str]:
+    """The warnings of the health and coverage records, for the terminal summary."""
+    found = [
+        f"{record['graph']}[{record['variant']}] {record['check']}: {warning}"
+        for record in records
+        if record.get("kind") == "check"
+        and (str(record.get("check", "")).startswith("health:") or record["check"] == "coverage")
+        for warning in record.get("warnings", ())
+    ]
+    if not found:
+        return []
+    lines = [f"health warnings ({len(found)}):", *(f"  {line}" for line in found[:limit])]
+    if len(found) > limit:
+        lines.append(f"  … and {len(found) - limit} more in the records (--parity-json)")
+    return lines
 
 
 @dataclass(frozen=True)
@@ -340,7 +249,7 @@ def _external_data_shortfalls(path: Path, model: Any) -> list[str]:
 
 def _check_opset(path: Path, options: HealthOptions) -> _Outcome:
     model = _load(path)
-    imports = {_domain(entry.domain): int(entry.version) for entry in model.opset_import}
+    imports = {domain(entry.domain): int(entry.version) for entry in model.opset_import}
     opset = imports.get(DEFAULT_DOMAIN)
     ir_version = int(model.ir_version)
     details = {
@@ -370,34 +279,33 @@ def _check_opset(path: Path, options: HealthOptions) -> _Outcome:
     return _Outcome(problems, details)
 
 
-def _check_domains(path: Path, options: HealthOptions) -> _Outcome:
+def _check_domains(path: Path, options: HealthOptions, variant: str) -> _Outcome:
     model = _load(path)
     counts: dict[str, int] = {}
     offenders = []
-    allowed = (
-        None if options.allowed_domains is None else set(map(_domain, options.allowed_domains))
-    )
+    allowed = None if options.allowed_domains is None else set(map(domain, options.allowed_domains))
     for node in iter_nodes(model.graph):
-        domain = _domain(node.domain)
-        counts[domain] = counts.get(domain, 0) + 1
-        if allowed is not None and domain not in allowed:
+        name = domain(node.domain)
+        counts[name] = counts.get(name, 0) + 1
+        if allowed is not None and name not in allowed:
             offenders.append(node)
     details: dict[str, Any] = {
         "nodes_by_domain": dict(sorted(counts.items())),
         "allowed_domains": None if allowed is None else sorted(allowed),
         "offending_nodes": [
-            {"name": node.name, "op_type": node.op_type, "domain": _domain(node.domain)}
+            {"name": node.name, "op_type": node.op_type, "domain": domain(node.domain)}
             for node in offenders[:_DETAIL_ITEMS]
         ],
     }
     if not offenders:
         return _Outcome([], details)
-    outside = sorted({_domain(node.domain) for node in offenders})
+    outside = sorted({domain(node.domain) for node in offenders})
     return _Outcome(
         [
             f"{path}: {len(offenders)} nodes use domain(s) {', '.join(outside)} outside "
             f"allowed_domains {sorted(allowed or ())}; produce the variant without those "
-            f"operators or add the domain to allowed_domains in {CONFIG_TABLE}",
+            f"operators or allow the domain in {CONFIG_TABLE} allowed_domains (for this variant "
+            f"only: [tool.onnxparity.health.variants.{variant}])",
             *_listed([node_label(node) for node in offenders]),
         ],
         details,
@@ -417,13 +325,24 @@ def _check_initializers(path: Path, reference_path: Path | None) -> _Outcome:
     tensors = 0
     for name, tensor in _float_tensors(model, floats):
         tensors += 1
-        values = _array(tensor, path.parent).astype(np.float64)
+        values = read_array(tensor, path.parent).astype(np.float64)
         nan, inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
         if nan or inf:
             non_finite.append({"name": name, "nan": nan, "inf": inf, "size": int(values.size)})
+    by_design = _deliberate_infinities(non_finite, reference_path)
+    for item in non_finite:
+        item["by_design"] = item["name"] in by_design
     details: dict[str, Any] = {"float_tensors": tensors, "non_finite": non_finite[:_DETAIL_ITEMS]}
     problems: list[str] = []
     warnings: list[str] = []
+    if by_design and reference_path is None:
+        # Reported once, for the reference; its variants inherit the same constants.
+        first = sorted(by_design)[0]
+        warnings.append(
+            f"{path}: {len(by_design)} single-value ±Inf constants taken as deliberate mask "
+            f"fills or clamp bounds (e.g. {first}, read by {_readers(index, first)})"
+        )
+    non_finite = [item for item in non_finite if not item["by_design"]]
     if non_finite:
         problems += [
             f"{path}: {len(non_finite)} float tensors hold NaN or Inf; fix the training "
@@ -469,6 +388,25 @@ def _check_initializers(path: Path, reference_path: Path | None) -> _Outcome:
     return _Outcome(problems, details, warnings)
 
 
+def _deliberate_infinities(
+    non_finite: Sequence[Mapping[str, Any]], reference_path: Path | None
+) -> set[str]:
+    """Single-value ±Inf tensors an exporter writes on purpose (``masked_fill(-inf)``, a clamp
+    bound). In a variant, only those whose reference tensor is not finite either: a finite
+    reference value that became Inf is an overflow (70000 in float16)."""
+    candidates = {item["name"] for item in non_finite if item["size"] == 1 and item["nan"] == 0}
+    if not candidates or reference_path is None:
+        return candidates
+    reference = _load(reference_path)
+    deliberate = set()
+    for name, tensor in _float_tensors(reference, float_element_types()):
+        if name in candidates:
+            values = read_array(tensor, reference_path.parent)
+            if values.size == 1 and np.all(np.isinf(values)):
+                deliberate.add(name)
+    return deliberate
+
+
 def _float_tensors(model: Any, floats: Mapping[int, str]) -> Iterator[tuple[str, Any]]:
     """Float initializers of every (sub)graph and float Constant values, by name."""
     yield from _graph_float_initializers(model.graph, floats)
@@ -491,23 +429,6 @@ def _graph_float_initializers(graph: Any, floats: Mapping[int, str]) -> Iterator
             yield tensor.name, tensor
 
 
-def _array(tensor: Any, base_dir: Path) -> np.ndarray:
-    """The tensor's values, read from its sidecar file without keeping them in the model."""
-    from onnx import TensorProto, numpy_helper
-
-    if tensor.data_location == TensorProto.EXTERNAL:
-        detached = TensorProto()
-        detached.CopyFrom(tensor)
-        tensor = detached
-    try:
-        return numpy_helper.to_array(tensor, base_dir=str(base_dir))
-    except (OSError, ValueError) as error:
-        raise _Unreadable(
-            f"{base_dir}: cannot read tensor {tensor.name!r} ({error}); copy the complete "
-            "external data file(s) next to the model"
-        ) from None
-
-
 def _readers(index: GraphIndex, name: str, limit: int = 3) -> str:
     nodes = list(dict.fromkeys(node_label(node) for node, _ in index.consumers.get(name, ())))
     if not nodes:
@@ -520,7 +441,7 @@ def _zero_weight_matrices(index: GraphIndex, base_dir: Path) -> list[str]:
     zero = []
     for name in reference_weights(index):
         tensor = index.initializers[name]
-        if len(tensor.dims) >= 2 and not np.any(_array(tensor, base_dir)):
+        if len(tensor.dims) >= 2 and not np.any(read_array(tensor, base_dir)):
             zero.append(name)
     return zero
 
@@ -545,12 +466,12 @@ def _collapsed_weights(
     for name in names:
         if not forms[name]:
             continue
-        ref = _array(reference.initializers[name], reference_path.parent).astype(np.float64)
+        ref = read_array(reference.initializers[name], reference_path.parent).astype(np.float64)
         if not ref.size or not np.all(np.isfinite(ref)) or not np.any(ref):
             continue
         peak, spread = float(np.max(np.abs(ref))), float(np.ptp(ref))
         for form in forms[name]:
-            dequantized = _dequantize(form, index, path.parent)
+            dequantized = dequantize(form, index, path.parent)
             if dequantized is None:
                 uncompared.append(
                     {"reference": name, "tensor": form.tensor, "storage": form.storage}
@@ -578,162 +499,6 @@ def _collapsed_weights(
                 }
             )
     return collapsed, compared, uncompared
-
-
-# --------------------------------------------------------------------------------------------
-# Dequantization
-# --------------------------------------------------------------------------------------------
-
-# (op type, data slot) -> (scale slot, zero-point slot, default axis). A scale slot of None means
-# the op takes no scale: onnxruntime's quantizers store it as "<weight>_scale".
-_QUANT_PARAMS: Mapping[tuple[str, int], tuple[int | None, int, int]] = {
-    ("DequantizeLinear", 0): (1, 2, 1),
-    ("QLinearMatMul", 0): (1, 2, -1),
-    ("QLinearMatMul", 3): (4, 5, -1),
-    ("QLinearConv", 3): (4, 5, 0),
-    ("QGemm", 0): (1, 2, -1),
-    ("QGemm", 3): (4, 5, -1),
-    ("DynamicQuantizeMatMul", 1): (2, 3, -1),
-    ("MatMulIntegerToFloat", 0): (2, 4, -1),
-    ("MatMulIntegerToFloat", 1): (3, 5, -1),
-    ("MatMulInteger", 0): (None, 2, -1),
-    ("MatMulInteger", 1): (None, 3, -1),
-    ("ConvInteger", 1): (None, 3, 0),
-    ("GatherBlockQuantized", 0): (2, 3, 1),
-}
-
-
-def _dequantize(
-    form: WeightForm, index: GraphIndex, base_dir: Path
-) -> tuple[np.ndarray, float] | None:
-    """The float values a form stands for and its resolution; None when its layout is unknown."""
-    raw = _array(index.initializers[form.tensor], base_dir)
-    if form.storage == FLOAT_STORAGE or form.storage in _MANTISSA_BITS:
-        values = raw.astype(np.float64)
-        dtype = float_element_types()[index.initializers[form.tensor].data_type]
-        peak = float(np.max(np.abs(values))) if values.size else 0.0
-        step = max(peak * 2.0 ** -_MANTISSA_BITS[dtype], _SMALLEST_SUBNORMAL.get(dtype, 0.0))
-        return values, step
-    node = form.consumer
-    if node.op_type == "MatMulNBits" and form.slot == 1:
-        return _dequantize_matmul_nbits(node, raw, index, base_dir)
-    params = _QUANT_PARAMS.get((node.op_type, form.slot))
-    if params is None:
-        return None
-    scale_slot, zero_point_slot, axis = params
-    attributes = _attributes(node)
-    block_size = 0
-    if node.op_type == "DequantizeLinear":
-        axis, block_size = attributes.get("axis", 1), attributes.get("block_size", 0)
-    elif node.op_type == "GatherBlockQuantized":
-        axis, block_size = attributes.get("quantize_axis", 1), attributes.get("block_size", 128)
-    scale_name = (
-        _input(node, scale_slot) if scale_slot is not None else f"{form.reference_name}_scale"
-    )
-    scale = _initializer_values(index, scale_name, base_dir)
-    if scale is None:
-        return None
-    zero_point = _initializer_values(index, _input(node, zero_point_slot), base_dir)
-    if zero_point is None:
-        zero_point = np.asarray(_default_zero_point(node, index.initializers[form.tensor]))
-    data = raw.astype(np.float64)
-    scale_full = _broadcast(scale, data.shape, axis, block_size)
-    zero_point_full = _broadcast(zero_point, data.shape, axis, block_size)
-    if scale_full is None or zero_point_full is None:
-        return None
-    return (data - zero_point_full) * scale_full, float(np.max(np.abs(scale)))
-
-
-def _dequantize_matmul_nbits(
-    node: Any, packed: np.ndarray, index: GraphIndex, base_dir: Path
-) -> tuple[np.ndarray, float] | None:
-    """The [K, N] weight of a com.microsoft MatMulNBits node.
-
-    Layout (onnxruntime ContribOperators.md): B is uint8 [N, blocks, block_size * bits / 8],
-    values packed low bits first; scales [N, blocks] (or flat); zero points packed like B per
-    row, or float like scales, default 2^(bits - 1). Rows reordered by g_idx are not handled.
-    """
-    attributes = _attributes(node)
-    k, n = attributes.get("K"), attributes.get("N")
-    bits, block_size = attributes.get("bits", 4), attributes.get("block_size")
-    if not (k and n and block_size) or bits not in (2, 4, 8) or _input(node, 4):
-        return None
-    blocks = -(-k // block_size)
-    scales = _initializer_values(index, _input(node, 2), base_dir)
-    if scales is None or scales.size != n * blocks:
-        return None
-    scales = scales.reshape(n, blocks)
-    quantized = _unpack_bits(packed.reshape(n, -1), bits)[:, : blocks * block_size]
-    zero_point_name = _input(node, 3)
-    if not zero_point_name:
-        zero_points = np.full((n, blocks), 2.0 ** (bits - 1))
-    else:
-        zero_point_tensor = index.initializers.get(zero_point_name)
-        if zero_point_tensor is None:
-            return None
-        raw_zero_points = _array(zero_point_tensor, base_dir)
-        if raw_zero_points.dtype == np.uint8:
-            zero_points = _unpack_bits(raw_zero_points.reshape(n, -1), bits)[:, :blocks]
-        else:
-            zero_points = raw_zero_points.astype(np.float64).reshape(n, blocks)
-    weights = (quantized.reshape(n, blocks, block_size) - zero_points[..., None]) * scales[
-        ..., None
-    ]
-    return weights.reshape(n, -1)[:, :k].T, float(np.max(np.abs(scales)))
-
-
-def _unpack_bits(packed: np.ndarray, bits: int) -> np.ndarray:
-    """uint8 rows -> rows of ``bits``-wide unsigned values, low bits first, as float64."""
-    packed = packed.astype(np.uint8)
-    if bits == 8:
-        return packed.astype(np.float64)
-    mask = (1 << bits) - 1
-    parts = [(packed >> (bits * i)) & mask for i in range(8 // bits)]
-    return np.stack(parts, axis=-1).reshape(packed.shape[0], -1).astype(np.float64)
-
-
-def _broadcast(
-    param: np.ndarray, shape: tuple[int, ...], axis: int, block_size: int
-) -> np.ndarray | None:
-    """Scale or zero point expanded to the data's shape: per tensor, per axis or per block."""
-    param = param.astype(np.float64)
-    if param.size == 1:
-        return param.reshape(())
-    if not shape:
-        return None
-    axis %= len(shape)
-    if block_size:
-        if param.ndim != len(shape):
-            return None
-        expanded = np.repeat(param, block_size, axis=axis)
-        expanded = np.take(expanded, np.arange(shape[axis]), axis=axis)
-        return expanded if expanded.shape == shape else None
-    if param.ndim == 1 and param.shape[0] == shape[axis]:
-        return param.reshape([-1 if i == axis else 1 for i in range(len(shape))])
-    return param if param.shape == shape else None
-
-
-def _default_zero_point(node: Any, data: Any) -> float:
-    from onnx import TensorProto
-
-    if node.op_type == "GatherBlockQuantized" and data.data_type == TensorProto.UINT4:
-        return 8.0
-    return 0.0
-
-
-def _attributes(node: Any) -> dict[str, Any]:
-    from onnx import helper
-
-    return {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
-
-
-def _input(node: Any, slot: int) -> str:
-    return node.input[slot] if slot < len(node.input) else ""
-
-
-def _initializer_values(index: GraphIndex, name: str, base_dir: Path) -> np.ndarray | None:
-    tensor = index.initializers.get(name) if name else None
-    return None if tensor is None else _array(tensor, base_dir)
 
 
 # --------------------------------------------------------------------------------------------
@@ -869,7 +634,7 @@ def _signature(model: Any, kind: str) -> dict[str, tuple[str, int | None]]:
 
 
 def _is_float(dtype: str) -> bool:
-    return dtype in _MANTISSA_BITS
+    return dtype in MANTISSA_BITS
 
 
 # --------------------------------------------------------------------------------------------

@@ -172,6 +172,7 @@ def add_options(parser: Any) -> None:
         help="margin applied by --parity-suggest (default 1.5)",
     )
     _add_localize_options(group, parser)
+    _add_health_options(group, parser)
     _add_results_options(group, parser)
 
 
@@ -229,3 +230,17 @@ def _add_results_options(group: Any, parser: Any) -> None:
         f"METRIC:+N, comma-separated (default {DEFAULT_FAIL_SPEC})",
     )
     parser.addini("parity_baseline_fail", "default for --parity-baseline-fail", default=None)
+
+
+def _add_health_options(group: Any, parser: Any) -> None:
+    """Graph health and quantization coverage checks (``health_plugin``)."""
+    from pytest_onnxparity.health_plugin import parse_health_checks
+
+    group.addoption(
+        "--parity-health-checks",
+        type=parse_health_checks,
+        metavar="LIST",
+        help="run these health checks on every file of the export folder, one test each: a "
+        "comma list of checker, opset, domains, initializers, structure, outputs, coverage; "
+        "'all' or 'none' (default: a [health] config table turns all of them on)",
+    )

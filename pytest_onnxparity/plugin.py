@@ -16,7 +16,7 @@ from pytest_onnxparity.options import add_options
 
 # Glue modules of optional features, each a plugin object module registered at configure time.
 # They import only pytest and the standard library at top level.
-FEATURE_PLUGINS: tuple[str, ...] = ("localize_plugin", "results_plugin")
+FEATURE_PLUGINS: tuple[str, ...] = ("localize_plugin", "results_plugin", "health_plugin")
 
 MARKER_DOC = (
     "parity(graph=None, variant=None, tier=None, max_abs=None, mean_abs=None, p99_abs=None, "

@@ -20,6 +20,7 @@ from pytest_onnxparity.coverage import (
     coverage_check,
     measure_coverage,
     parse_coverage_options,
+    summary_lines,
 )
 
 WHERE = "parity.toml [health]"
@@ -122,6 +123,27 @@ def test_the_reference_against_itself_is_all_float(mlp_folder: Path) -> None:
     assert report.fraction() == 0.0
 
 
+def embedding_then_matmul(path: Path) -> Path:
+    """``y = E[ids] @ W``: an embedding table read by Gather, then a projection."""
+    nodes = [
+        helper.make_node("Gather", ["E", "ids"], ["h"], name="embed"),
+        helper.make_node("MatMul", ["h", "W"], ["y"], name="proj"),
+    ]
+    weights = {"E": RNG.standard_normal((10, 4)), "W": RNG.standard_normal((4, 3))}
+    initializers = {name: value.astype(np.float32) for name, value in weights.items()}
+    return save_graph(path, nodes, initializers, [("ids", TensorProto.INT64, [None])])
+
+
+def test_quantize_dynamic_gathers_integer_embedding_rows_and_counts_them_quantized(
+    tmp_path: Path,
+) -> None:
+    reference = embedding_then_matmul(tmp_path / "ref.onnx")
+    variant = modelkit.quantize_int8_dynamic(reference, tmp_path / "int8.onnx")
+    report = measure_coverage(reference, variant)
+    assert report.row("Gather") == OpCoverage("Gather", 1, 1, (), {"uint8": 1})
+    assert report.row("MatMul") == OpCoverage("MatMul", 1, 1, (), {"MatMulInteger": 1})
+
+
 def test_int4_matmulnbits_leaves_conv_weights_float(tmp_path: Path) -> None:
     nodes = [
         helper.make_node("Conv", ["x", "K"], ["c"], name="conv", pads=[1, 1, 1, 1]),
@@ -222,6 +244,51 @@ def test_report_json_is_plain_and_the_table_has_a_total(tmp_path: Path) -> None:
         "MatMul   2        1 (50%)    DequantizeLinear=1  W2",
         "total    2        1 (50%)",
     ]
+
+
+def test_the_summary_table_has_a_row_per_variant_and_op_type_from_the_records(
+    tmp_path: Path,
+) -> None:
+    reference = two_matmuls(tmp_path / "r.onnx")
+    partial = coverage_check(
+        reference,
+        only_w1_quantized(tmp_path / "v.onnx"),
+        graph="g",
+        variant="int8",
+        options=CoverageOptions(),
+    )
+    record = {"kind": "check", "nodeid": "x", **partial.to_json()}
+    conv = {"op_type": "Conv", "weights": 1, "quantized": 1, "quantized_as": {"float16": 1}}
+    two_ops = {
+        **record,
+        "variant": "fp16",
+        "details": {
+            "weights": 3,
+            "quantized": 3,
+            "rows": [
+                {**conv, "float_names": [], "missing_names": []},
+                {
+                    "op_type": "MatMul",
+                    "weights": 2,
+                    "quantized": 2,
+                    "quantized_as": {"float16": 2},
+                    "float_names": [],
+                    "missing_names": [],
+                },
+            ],
+        },
+    }
+    failed_to_run = {**record, "variant": "int4", "passed": False, "details": {}}
+    other = {"kind": "check", "check": "health:opset", "graph": "g", "variant": "int8"}
+    assert summary_lines([record, two_ops, failed_to_run, other]) == [
+        "graph  variant  op type  weights  quantized  as                  not quantized",
+        "-----  -------  -------  -------  ---------  ------------------  -------------",
+        "g      int8     MatMul   2        1 (50%)    DequantizeLinear=1  W2",
+        "g      fp16     Conv     1        1 (100%)   float16=1           -",
+        "g      fp16     MatMul   2        2 (100%)   float16=2           -",
+        "g      fp16     all      3        3 (100%)",
+    ]
+    assert summary_lines([other]) == []
 
 
 def test_a_reference_without_weights_is_fully_covered_by_definition() -> None:

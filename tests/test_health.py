@@ -13,13 +13,15 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from pytest_onnxparity.config import ConfigError
-from pytest_onnxparity.coverage import GraphIndex, load_structure, locate_forms
-from pytest_onnxparity.health import (
-    HEALTH_CHECKS,
+from pytest_onnxparity.coverage import CoverageOptions, GraphIndex, load_structure, locate_forms
+from pytest_onnxparity.dequantize import dequantize
+from pytest_onnxparity.health import run_health_check, warning_lines
+from pytest_onnxparity.health_config import (
+    ALL_CHECKS,
     HealthOptions,
-    _dequantize,
+    parse_check_list,
+    parse_health_config,
     parse_health_options,
-    run_health_check,
 )
 from pytest_onnxparity.results import CheckResult
 
@@ -100,7 +102,7 @@ def check(
 def test_default_options_run_every_check_and_enforce_no_constraint() -> None:
     options = parse_health_options({}, WHERE)
     assert options == HealthOptions()
-    assert options.checks == HEALTH_CHECKS
+    assert options.checks == ALL_CHECKS
     assert (options.opset, options.ir_version, options.allowed_domains) == (None, None, None)
 
 
@@ -149,6 +151,126 @@ def test_bad_option_values_are_errors_naming_the_key(raw: dict[str, object], exp
     with pytest.raises(ConfigError, match=r"^pyproject\.toml") as error:
         parse_health_options(raw, WHERE)
     assert expected in str(error.value)
+
+
+def test_a_file_takes_the_top_table_then_its_tier_then_its_tag_then_its_graph() -> None:
+    config = parse_health_config(
+        {
+            "opset": 17,
+            "allowed_domains": ["ai.onnx"],
+            "min_quantized_fraction": 0.5,
+            "variants": {
+                "int4": {"allowed_domains": ["ai.onnx", "com.microsoft"], "opset": 21},
+                "q4f16": {"opset": 20, "require_quantized": ["MatMul"]},
+            },
+            "graphs": {"decoder": {"opset": 19, "checks": ["checker"]}},
+        },
+        WHERE,
+    )
+    assert config.enabled
+    encoder_int8 = config.for_file("encoder", "int8", "int8")
+    assert encoder_int8.health.opset == (17, 17)
+    assert encoder_int8.health.allowed_domains == ("ai.onnx",)
+    assert encoder_int8.coverage == CoverageOptions(min_quantized_fraction=0.5)
+    encoder_q4 = config.for_file("encoder", "q4f16", "int4")
+    assert encoder_q4.health.opset == (20, 20)
+    assert encoder_q4.health.allowed_domains == ("ai.onnx", "com.microsoft")
+    assert encoder_q4.coverage == CoverageOptions(0.5, ("MatMul",))
+    decoder_q4 = config.for_file("decoder", "q4f16", "int4")
+    assert (decoder_q4.health.opset, decoder_q4.checks) == ((19, 19), ("checker",))
+
+
+def test_the_command_line_checks_replace_every_scope_and_none_turns_the_checks_off() -> None:
+    raw = {"graphs": {"decoder": {"checks": ["checker"]}}}
+    config = parse_health_config(raw, WHERE, checks_override=("opset", "coverage"))
+    assert config.for_file("decoder", "fp32", "fp32").checks == ("opset", "coverage")
+    assert not parse_health_config(raw, WHERE, checks_override=()).enabled
+    assert not parse_health_config(None, WHERE).enabled
+    assert parse_health_config({}, WHERE).for_file("g", "fp32", "fp32").checks == ALL_CHECKS
+    assert parse_health_config(None, WHERE, checks_override=ALL_CHECKS).enabled
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"graphs": {"enc": {"opsets": 1}}}, "[graphs.enc]: unknown key 'opsets'; allowed keys"),
+        ({"variants": {"int4": {"opset": "21"}}}, "[variants.int4]: opset must be a version"),
+        ({"graphs": ["enc"]}, "graphs must be a table of graphs.<name> tables"),
+        ({"graphs": {"enc": {"graphs": {}}}}, "[graphs.enc]: unknown key 'graphs'"),
+    ],
+)
+def test_bad_scope_tables_are_errors_naming_the_scope_and_key(
+    raw: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_health_config(raw, WHERE)
+    assert str(error.value).startswith(WHERE)
+    assert expected in str(error.value)
+
+
+def test_scopes_must_name_a_graph_tag_or_tier_of_the_folder() -> None:
+    config = parse_health_config({"variants": {"q4": {}}, "graphs": {"encoder": {}}}, WHERE)
+    config.check_scopes(["encoder"], ["fp32", "q4"], ["fp32", "int4"])
+    with pytest.raises(ConfigError) as error:
+        config.check_scopes(["encoder"], ["fp32", "int4"], ["fp32", "int4"])
+    assert str(error.value) == (
+        f"{WHERE} [variants.q4]: 'q4' is not a variant tag or tier of the export folder; "
+        "known: fp32, int4"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("all", ALL_CHECKS),
+        ("none", ()),
+        ("checker, opset,checker", ("checker", "opset")),
+        ("coverage", ("coverage",)),
+    ],
+)
+def test_the_check_list_option_reads_names_all_and_none(
+    text: str, expected: tuple[str, ...]
+) -> None:
+    assert parse_check_list(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "unknown"), [("chekcer", "'chekcer'"), ("", "''"), ("all,none", "'all'")]
+)
+def test_an_unknown_name_in_the_check_list_names_it_and_the_known_ones(
+    text: str, unknown: str
+) -> None:
+    with pytest.raises(ValueError) as error:
+        parse_check_list(text)
+    assert str(error.value) == (
+        f"unknown check {unknown}; expected a comma list of checker, opset, domains, "
+        "initializers, structure, outputs, coverage, or all, or none"
+    )
+
+
+def test_warning_lines_list_each_health_warning_and_cut_the_rest() -> None:
+    def record(check: str, *warnings: str) -> dict[str, object]:
+        return {
+            "kind": "check",
+            "check": check,
+            "graph": "g",
+            "variant": "fp32",
+            "warnings": warnings,
+        }
+
+    records = [
+        record("health:initializers", "a", "b"),
+        record("coverage", "c"),
+        record("speed", "not ours"),
+        {"kind": "parity", "graph": "g", "variant": "int8"},
+    ]
+    assert warning_lines(records, limit=2) == [
+        "health warnings (3):",
+        "  g[fp32] health:initializers: a",
+        "  g[fp32] health:initializers: b",
+        "  … and 1 more in the records (--parity-json)",
+    ]
+    assert warning_lines(records[2:]) == []
 
 
 def test_an_unknown_check_name_is_a_programming_error() -> None:
@@ -313,7 +435,75 @@ def test_nan_in_an_initializer_fails_naming_the_tensor_and_its_reader(tmp_path: 
     assert not result.passed
     assert "1 float tensors hold NaN or Inf" in result.message
     assert "  W: 1 NaN, 1 Inf of 12 values, read by mm (MatMul)" in result.message
-    assert result.details["non_finite"] == [{"name": "W", "nan": 1, "inf": 1, "size": 12}]
+    assert result.details["non_finite"] == [
+        {"name": "W", "nan": 1, "inf": 1, "size": 12, "by_design": False}
+    ]
+
+
+def masked_fill_graph(path: Path, fill: np.ndarray) -> Path:
+    """``y = where(x > 0, x, fill)``: the single-value fill an exporter writes for masks."""
+    nodes = [
+        helper.make_node("Greater", ["x", "zero"], ["positive"], name="mask"),
+        helper.make_node("Where", ["positive", "x", "fill"], ["y"], name="masked_fill"),
+    ]
+    return save_graph(path, nodes, {"zero": np.float32(0), "fill": fill})
+
+
+def test_a_single_minus_inf_mask_fill_is_a_warning_in_the_reference_and_its_variants(
+    tmp_path: Path,
+) -> None:
+    reference = masked_fill_graph(tmp_path / "ref.onnx", np.float32(-np.inf))
+    result = check("initializers", reference)
+    assert result.passed, result.message
+    assert result.warnings == (
+        f"{reference}: 1 single-value ±Inf constants taken as deliberate mask fills or clamp "
+        "bounds (e.g. fill, read by masked_fill (Where))",
+    )
+    variant = masked_fill_graph(tmp_path / "fp16.onnx", np.float16(-np.inf))
+    result = check("initializers", variant, reference)
+    assert result.passed, result.message
+    assert result.warnings == ()  # the reference's warning covers it
+    assert result.details["non_finite"][0]["by_design"]
+
+
+def test_a_finite_constant_that_overflowed_to_inf_in_the_variant_fails(tmp_path: Path) -> None:
+    reference = masked_fill_graph(tmp_path / "ref.onnx", np.float32(-70000.0))
+    variant = masked_fill_graph(tmp_path / "fp16.onnx", np.float16(-np.inf))
+    result = check("initializers", variant, reference)
+    assert not result.passed
+    assert "  fill: 0 NaN, 1 Inf of 1 values, read by masked_fill (Where)" in result.message
+
+
+def test_a_nan_scalar_is_never_taken_as_deliberate(tmp_path: Path) -> None:
+    result = check("initializers", masked_fill_graph(tmp_path / "ref.onnx", np.float32(np.nan)))
+    assert not result.passed
+    assert "1 float tensors hold NaN or Inf" in result.message
+
+
+def test_an_int8_embedding_gathered_by_quantize_dynamic_is_compared_after_dequantizing(
+    tmp_path: Path,
+) -> None:
+    nodes = [
+        helper.make_node("Gather", ["E", "ids"], ["h"], name="embed"),
+        helper.make_node("MatMul", ["h", "W"], ["y"], name="proj"),
+    ]
+    weights = {"E": RNG.standard_normal((10, 4)), "W": RNG.standard_normal((4, 3))}
+    reference = save_graph(
+        tmp_path / "ref.onnx",
+        nodes,
+        {name: value.astype(np.float32) for name, value in weights.items()},
+        inputs=[("ids", TensorProto.INT64, [None])],
+    )
+    variant = modelkit.quantize_int8_dynamic(reference, tmp_path / "int8.onnx")
+    assert check("initializers", variant, reference).details["compared"] == 2
+    model = onnx.load(variant)
+    for tensor in model.graph.initializer:
+        if tensor.name == "E_scale":
+            tensor.CopyFrom(numpy_helper.from_array(np.float32(0), "E_scale"))
+    onnx.save(model, variant)
+    result = check("initializers", variant, reference)
+    assert not result.passed
+    assert "  E -> E_quantized as uint8: all zeros, read by embed (Gather)" in result.message
 
 
 def test_weight_zeroed_in_the_variant_fails_against_the_reference(tmp_path: Path) -> None:
@@ -403,7 +593,7 @@ def test_matmulnbits_dequantization_matches_onnxruntime(
     variant_index = GraphIndex.of(load_structure(variant))
     (form,) = locate_forms(GraphIndex.of(load_structure(reference)), variant_index)["W"]
     assert form.storage == "MatMulNBits"
-    dequantized = _dequantize(form, variant_index, tmp_path)
+    dequantized = dequantize(form, variant_index, tmp_path)
     assert dequantized is not None
     values, step = dequantized
     np.testing.assert_allclose(values, from_ort, rtol=0, atol=1e-6)
