@@ -133,6 +133,23 @@ def load_audio_folder(
     """
     _check_limit(limit)
     folder = Path(folder)
+    clips = []
+    for path in _audio_files(folder)[:limit]:
+        audio, rate = decode_audio(path, str(path))
+        transcript = path.with_suffix(".txt")
+        text = transcript.read_text(encoding="utf-8").strip() if transcript.is_file() else None
+        clips.append(_make_clip(_folder_clip_id(folder, path), audio, rate, text, sample_rate))
+    return clips
+
+
+def audio_folder_ids(folder: Path, limit: int | None = None) -> list[str]:
+    """The ids :func:`load_audio_folder` gives, from the file names alone (no audio read)."""
+    _check_limit(limit)
+    folder = Path(folder)
+    return [_folder_clip_id(folder, path) for path in _audio_files(folder)[:limit]]
+
+
+def _audio_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise ClipError(
             f"{folder}: no such folder; point clips_dir at a folder of .wav/.flac files with "
@@ -146,14 +163,11 @@ def load_audio_folder(
         raise ClipError(
             f"{folder}: no .wav or .flac files; add audio clips with same-stem .txt transcripts"
         )
-    clips = []
-    for path in files[:limit]:
-        audio, rate = decode_audio(path, str(path))
-        transcript = path.with_suffix(".txt")
-        text = transcript.read_text(encoding="utf-8").strip() if transcript.is_file() else None
-        clip_id = path.relative_to(folder).with_suffix("").as_posix()
-        clips.append(_make_clip(clip_id, audio, rate, text, sample_rate))
-    return clips
+    return files
+
+
+def _folder_clip_id(folder: Path, path: Path) -> str:
+    return path.relative_to(folder).with_suffix("").as_posix()
 
 
 @functools.cache
@@ -287,11 +301,7 @@ def load_hf_dataset(
         value = row[audio_column]
         name = f"{name_or_path} [{split}] row {index}"
         audio, rate = decode_audio(_audio_payload(value, name), name)
-        path = value.get("path") if isinstance(value, dict) else None
-        clip_id = Path(str(path)).stem if path else f"{index:05d}"
-        if clip_id in seen:
-            clip_id = f"{clip_id}-{index:05d}"
-        seen.add(clip_id)
+        clip_id = _dataset_clip_id(value, index, seen)
         text = None if text_column is None else row[text_column]
         clips.append(
             _make_clip(clip_id, audio, rate, None if text is None else str(text), sample_rate)
@@ -299,6 +309,45 @@ def load_hf_dataset(
     if not clips:
         raise ClipError(f"{name_or_path}: split {split!r} has no rows; pick another split")
     return clips
+
+
+def dataset_clip_ids(
+    name_or_path: str,
+    *,
+    split: str = "test",
+    audio_column: str = "audio",
+    config: str | None = None,
+    limit: int | None = None,
+) -> list[str]:
+    """The ids :func:`load_hf_dataset` gives, read from the first ``limit`` rows of the
+    streamed dataset without decoding audio (a hub dataset fetches only those rows)."""
+    _check_limit(limit)
+    dataset = _open_dataset(
+        name_or_path,
+        split=split,
+        config=config,
+        streaming=True,
+        audio_column=audio_column,
+        cache_dir=None,
+    )
+    if limit is not None:
+        dataset = dataset.take(limit)
+    seen: set[str] = set()
+    ids = [_dataset_clip_id(row[audio_column], index, seen) for index, row in enumerate(dataset)]
+    if not ids:
+        raise ClipError(f"{name_or_path}: split {split!r} has no rows; pick another split")
+    return ids
+
+
+def _dataset_clip_id(value: Any, index: int, seen: set[str]) -> str:
+    """The audio file's stem, or the row index when the row carries only bytes; a repeated
+    stem gets its row index appended. Adds the id to ``seen``."""
+    path = value.get("path") if isinstance(value, dict) else None
+    clip_id = Path(str(path)).stem if path else f"{index:05d}"
+    if clip_id in seen:
+        clip_id = f"{clip_id}-{index:05d}"
+    seen.add(clip_id)
+    return clip_id
 
 
 def _audio_payload(value: Any, name: str) -> str | bytes:
@@ -372,6 +421,35 @@ class ClipSource:
             limit=limit,
             cache_dir=cache_dir,
         )
+
+    def clip_ids(self, *, base_dir: Path | None = None, limit: int | None = None) -> list[str]:
+        """The ids :meth:`load` would give, cheaply: file names of a folder, or the first
+        rows of the dataset opened streamed, audio left undecoded."""
+        limit = self.limit if limit is None else limit
+        if self.clips_dir is not None:
+            return audio_folder_ids(self._resolve(self.clips_dir, base_dir), limit)
+        assert self.dataset is not None
+        local = self._resolve(self.dataset, base_dir)
+        return dataset_clip_ids(
+            str(local) if local.is_dir() else self.dataset,
+            split=self.split,
+            audio_column=self.audio_column,
+            config=self.dataset_config,
+            limit=limit,
+        )
+
+    def describe(self, base_dir: Path | None = None) -> str:
+        """``clips_dir tests/data/clips`` or ``dataset openslr/librispeech_asr (clean, test,
+        streamed)``, for headers and messages."""
+        if self.clips_dir is not None:
+            return f"clips_dir {self._resolve(self.clips_dir, base_dir)}"
+        assert self.dataset is not None
+        local = self._resolve(self.dataset, base_dir)
+        name = str(local) if local.is_dir() else self.dataset
+        parts = [p for p in (self.dataset_config, f"split {self.split}") if p]
+        if self.streaming:
+            parts.append("streamed")
+        return f"dataset {name} ({', '.join(parts)})"
 
     @staticmethod
     def _resolve(path: str, base_dir: Path | None) -> Path:

@@ -13,14 +13,14 @@ clip.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 import numpy as np
 
-from pytest_onnxparity.clips import SOURCE_KEYS, Clip, ClipSource, parse_clip_source
-from pytest_onnxparity.config import ConfigError
+from pytest_onnxparity.clips import Clip
 from pytest_onnxparity.report import table
 from pytest_onnxparity.results import CheckResult
 from pytest_onnxparity.sessions import OnnxRunner
@@ -28,16 +28,20 @@ from pytest_onnxparity.transcripts import (
     ErrorCounts,
     TextNormalization,
     char_errors,
-    parse_normalization,
     total_errors,
     word_errors,
 )
 
 CHECK_NAME = "sequence"
+CLIP_CHECK_NAME = "sequence-clip"
+PIPELINE_GRAPH = "pipeline"
+"""The ``graph`` of sequence records: a variant set spans several graphs."""
 REFERENCE_TAG = "fp32"
 """The variant tag that names a graph's reference file in a variant set."""
 TABLE_ROW_LIMIT = 30
 TEXT_CELL_WIDTH = 32
+TOKEN_CONTEXT = 5
+TOKEN_WINDOW = 24
 
 
 class AdapterError(RuntimeError):
@@ -320,21 +324,30 @@ class SequenceGates:
     - ``max_argmax_mismatches``: free-running per-step argmax mismatches, summed.
     - ``max_forced_argmax_mismatches``: teacher-forced mismatches, summed (needs the forced run;
       see :attr:`needs_teacher_forcing`). With tokens equal it is 0 by construction.
+    - ``min_first_divergence``: no clip's tokens may differ from the reference's before this
+      position (a clip whose tokens are all equal passes).
     - ``require_transcript_match``: every clip's text equals the reference's exactly.
     - ``max_wer`` / ``max_cer``: corpus WER / CER of the variant against the reference text.
     - ``max_wer_vs_truth``: corpus WER of the variant against ground truth.
     - ``max_wer_increase_vs_truth``: variant WER minus reference WER, both against ground truth.
+    - ``max_clip_wer``: the WER of every single clip against its reference text.
     - ``max_token_edits``: token-level Levenshtein distance, summed.
+
+    Every gate but the four corpus rates (:data:`RATE_GATES` less ``max_clip_wer``) also holds
+    clip by clip: a count over one clip cannot exceed a limit its total keeps, so
+    :func:`evaluate_clip` applies them to each clip and never fails a clip of a passing set.
     """
 
     require_token_equality: bool = True
     max_argmax_mismatches: int | None = None
     max_forced_argmax_mismatches: int | None = None
+    min_first_divergence: int | None = None
     require_transcript_match: bool = False
     max_wer: float | None = None
     max_wer_vs_truth: float | None = None
     max_wer_increase_vs_truth: float | None = None
     max_cer: float | None = None
+    max_clip_wer: float | None = None
     max_token_edits: int | None = None
 
     def __post_init__(self) -> None:
@@ -351,8 +364,21 @@ class SequenceGates:
         """Whether the variant must also be run on the reference tokens."""
         return self.max_forced_argmax_mismatches is not None
 
+    def for_one_clip(self) -> SequenceGates:
+        """These gates less the corpus rates: what one clip is held to on its own."""
+        corpus_only: dict[str, Any] = dict.fromkeys(CORPUS_ONLY_GATES)
+        return dataclasses.replace(self, **corpus_only)
+
     def to_json(self) -> dict[str, Any]:
         return {item.name: getattr(self, item.name) for item in fields(self)}
+
+
+RATE_GATES = frozenset(
+    {"max_wer", "max_wer_vs_truth", "max_wer_increase_vs_truth", "max_cer", "max_clip_wer"}
+)
+"""Gates whose limit is a rate (a float); the others are counts or flags."""
+CORPUS_ONLY_GATES = ("max_wer", "max_wer_vs_truth", "max_wer_increase_vs_truth", "max_cer")
+"""Corpus rates: one clip's rate above the limit says nothing about the corpus's."""
 
 
 @dataclass(frozen=True)
@@ -376,7 +402,10 @@ class GateOutcome:
 
     def line(self) -> str:
         value = "n/a" if self.value is None else _number(self.value)
-        relation = "<=" if self.passed else ">"
+        if self.gate.startswith("min_"):
+            relation = ">=" if self.passed else "<"
+        else:
+            relation = "<=" if self.passed else ">"
         text = f"{self.gate}: {value} {relation} {_number(self.limit)}"
         return f"{text} ({self.note})" if self.note else text
 
@@ -477,6 +506,37 @@ def _rate_gate(
     return GateOutcome(gate, rate, limit, rate <= limit, note)
 
 
+def _first_divergence_gate(comparisons: Sequence[ClipComparison], limit: int) -> GateOutcome:
+    diverging = [c for c in comparisons if c.first_divergence is not None]
+    if not diverging:
+        note = f"tokens equal on all {len(comparisons)} clips"
+        return GateOutcome("min_first_divergence", None, limit, True, note)
+    earliest = min(diverging, key=lambda c: c.first_divergence or 0)
+    value = earliest.first_divergence or 0
+    early = sum(1 for c in diverging if (c.first_divergence or 0) < limit)
+    note = f"earliest: clip {earliest.clip_id}; {early} of {len(comparisons)} clips diverge earlier"
+    return GateOutcome("min_first_divergence", value, limit, value >= limit, note)
+
+
+def _clip_wer_gate(
+    comparisons: Sequence[ClipComparison], limit: float, missing_fix: str
+) -> GateOutcome:
+    missing = _missing(comparisons, lambda c: c.wer_vs_reference)
+    if missing:
+        note = f"not measured: {_clip_list(missing)} {missing_fix}"
+        return GateOutcome("max_clip_wer", None, limit, False, note)
+    rates = [(c.wer_vs_reference.rate if c.wer_vs_reference else 0.0, c) for c in comparisons]
+    worst = max(rates, key=lambda pair: pair[0])[1]
+    counts = worst.wer_vs_reference
+    assert counts is not None
+    above = sum(1 for rate, _ in rates if rate > limit)
+    note = (
+        f"worst clip {worst.clip_id}: {counts.edits} edits / {counts.reference_length} words; "
+        f"{above} of {len(comparisons)} clips above the limit"
+    )
+    return GateOutcome("max_clip_wer", counts.rate, limit, counts.rate <= limit, note)
+
+
 def gate_outcomes(comparisons: Sequence[ClipComparison], gates: SequenceGates) -> list[GateOutcome]:
     """Every enabled gate's outcome, in the order of :class:`SequenceGates`' fields."""
     summary = summarize(comparisons)
@@ -505,6 +565,8 @@ def gate_outcomes(comparisons: Sequence[ClipComparison], gates: SequenceGates) -
             outcomes.append(
                 GateOutcome("max_forced_argmax_mismatches", forced, limit, forced <= limit, note)
             )
+    if gates.min_first_divergence is not None:
+        outcomes.append(_first_divergence_gate(comparisons, gates.min_first_divergence))
     if gates.require_transcript_match:
         mismatched = summary.transcript_mismatched_clips
         if mismatched is None:
@@ -570,6 +632,8 @@ def gate_outcomes(comparisons: Sequence[ClipComparison], gates: SequenceGates) -
                 no_text,
             )
         )
+    if gates.max_clip_wer is not None:
+        outcomes.append(_clip_wer_gate(comparisons, gates.max_clip_wer, no_text))
     if gates.max_token_edits is not None:
         limit = gates.max_token_edits
         value = summary.token_edits
@@ -619,13 +683,17 @@ def evaluate_sequence(
     gates: SequenceGates,
     *,
     variant_set: str,
-    graph: str = "pipeline",
+    graph: str = PIPELINE_GRAPH,
+    context: Mapping[str, Any] | None = None,
 ) -> CheckResult:
     """The ``sequence`` check of one variant set: every enabled gate over all clips.
 
-    ``details`` holds the gates, the corpus totals and every clip's comparison. On failure the
-    message lists each failed gate (value and limit, worst clip) and the per-clip table.
+    ``details`` holds the gates, the corpus totals and every clip's comparison (the per-clip
+    table), plus ``context`` (plain JSON: which files the set ran, where the clips came
+    from). On failure the message lists each failed gate (value and limit, worst clip) and the
+    per-clip table.
     """
+    context = dict(context or {})
     if not comparisons:
         return CheckResult(
             check=CHECK_NAME,
@@ -636,7 +704,13 @@ def evaluate_sequence(
                 f"variant set {variant_set!r}: no clips to compare; check clips_dir or dataset in "
                 "[sequence] and --parity-clips-limit"
             ),
-            details={"variant_set": variant_set, "gates": [], "corpus": None, "clips": []},
+            details={
+                "variant_set": variant_set,
+                "gates": [],
+                "corpus": None,
+                "clips": [],
+                **context,
+            },
         )
     outcomes = gate_outcomes(comparisons, gates)
     failed = [outcome for outcome in outcomes if not outcome.passed]
@@ -646,6 +720,7 @@ def evaluate_sequence(
         "gates": [outcome.to_json() for outcome in outcomes],
         "corpus": summarize(comparisons).to_json(),
         "clips": [comparison.to_json() for comparison in comparisons],
+        **context,
     }
     message = ""
     if failed:
@@ -667,6 +742,115 @@ def evaluate_sequence(
         message=message,
         details=details,
     )
+
+
+def evaluate_clip(
+    comparison: ClipComparison,
+    gates: SequenceGates,
+    *,
+    variant_set: str,
+    graph: str = PIPELINE_GRAPH,
+    context: Mapping[str, Any] | None = None,
+) -> CheckResult:
+    """The ``sequence-clip`` check of one clip of a variant set: the gates that hold clip by
+    clip (:meth:`SequenceGates.for_one_clip`), so a clip never fails when its set passes.
+
+    On failure the message lists the failed gates, the clip's row of the per-clip table and
+    both token sequences around the first divergence.
+    """
+    clip_gates = gates.for_one_clip()
+    outcomes = gate_outcomes([comparison], clip_gates)
+    failed = [outcome for outcome in outcomes if not outcome.passed]
+    details = {
+        "variant_set": variant_set,
+        "clip_id": comparison.clip_id,
+        "limits": clip_gates.to_json(),
+        "gates": [outcome.to_json() for outcome in outcomes],
+        "clip": comparison.to_json(),
+        **(context or {}),
+    }
+    message = ""
+    if failed:
+        start = max(0, (comparison.first_divergence or 0) - TOKEN_CONTEXT)
+        lines = [
+            f"sequence gates failed for clip {comparison.clip_id!r} of variant set "
+            f"{variant_set!r}: {len(failed)} of {len(outcomes)} gates",
+            *(f"  {outcome.line()}" for outcome in failed),
+            *per_clip_table([comparison]),
+            f"reference tokens: {_token_window(comparison.reference_tokens, start)}",
+            f"variant tokens:   {_token_window(comparison.variant_tokens, start)}",
+            f"Next: the test sequence[{variant_set}] gates the whole set with every clip's row; "
+            f"fix the set's graphs, or relax its limits in [sequence.overrides.{variant_set}].",
+        ]
+        message = "\n".join(lines)
+    return CheckResult(
+        check=CLIP_CHECK_NAME,
+        graph=graph,
+        variant=variant_set,
+        passed=not failed,
+        message=message,
+        details=details,
+    )
+
+
+def _token_window(tokens: Sequence[int], start: int) -> str:
+    shown = tokens[start : start + TOKEN_WINDOW]
+    head = "... " if start else ""
+    tail = " ..." if start + TOKEN_WINDOW < len(tokens) else ""
+    return f"[{head}{' '.join(str(t) for t in shown)}{tail}] ({len(tokens)} tokens)"
+
+
+def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One row per variant set from the run's ``sequence`` records: clips, equal tokens,
+    teacher-forced argmax mismatches, corpus WER/CER against the reference and WER against
+    ground truth (the set's and the reference's), and the verdict."""
+    rows = []
+    for record in records:
+        if record.get("kind") != "check" or record.get("check") != CHECK_NAME:
+            continue
+        corpus = (record.get("details") or {}).get("corpus")
+        if not corpus:
+            rows.append([record["variant"] or "-", "0", "-", "-", "-", "-", "-", _status(record)])
+            continue
+        equal = corpus["clips"] - corpus["token_mismatched_clips"]
+        forced = corpus["argmax_mismatches_forced"]
+        truth = _rate_cell(corpus["wer_vs_truth"])
+        reference_truth = _rate_cell(corpus["reference_wer_vs_truth"])
+        rows.append(
+            [
+                record["variant"],
+                str(corpus["clips"]),
+                f"{equal}/{corpus['clips']}",
+                "-" if forced is None else str(forced),
+                _rate_cell(corpus["wer_vs_reference"]),
+                _rate_cell(corpus["cer_vs_reference"]),
+                f"{truth} / {reference_truth}",
+                _status(record),
+            ]
+        )
+    if not rows:
+        return []
+    headers = [
+        "variant set",
+        "clips",
+        "tokens equal",
+        "forced argmax",
+        "wer",
+        "cer",
+        "wer vs truth (set / ref)",
+        "status",
+    ]
+    return table(headers, rows)
+
+
+def _rate_cell(counts: Mapping[str, Any] | None) -> str:
+    if counts is None or counts.get("rate") is None:
+        return "-"
+    return f"{counts['rate']:.4f}".rstrip("0").rstrip(".") if counts["rate"] else "0"
+
+
+def _status(record: Mapping[str, Any]) -> str:
+    return "PASS" if record["passed"] else "FAIL"
 
 
 def _number(value: float) -> str:
@@ -692,166 +876,3 @@ def _match_cell(comparison: ClipComparison) -> str:
     if match is None:
         match = comparison.tokens_equal
     return "yes" if match else "NO"
-
-
-# --------------------------------------------------------------------------------------------
-# The [sequence] config table
-# --------------------------------------------------------------------------------------------
-
-GATE_KEYS = tuple(item.name for item in fields(SequenceGates))
-SEQUENCE_KEYS = (
-    *GATE_KEYS,
-    *SOURCE_KEYS,
-    "graphs",
-    "variant_sets",
-    "overrides",
-    "normalization",
-)
-
-
-@dataclass(frozen=True)
-class SequenceOptions:
-    """The validated ``[sequence]`` table.
-
-    ``variant_sets`` maps a set name to the variant tag of each graph role (``"fp32"`` is the
-    graph's reference); a role a set leaves out uses its reference. ``overrides`` holds per-set
-    gate limits over ``gates``.
-    """
-
-    gates: SequenceGates = field(default_factory=SequenceGates)
-    normalization: TextNormalization = field(default_factory=TextNormalization)
-    source: ClipSource | None = None
-    graphs: tuple[str, ...] = ()
-    variant_sets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    overrides: Mapping[str, SequenceGates] = field(default_factory=dict)
-
-    def gates_for(self, variant_set: str) -> SequenceGates:
-        """The gates of ``variant_set``: its override if it has one, else the table's."""
-        return self.overrides.get(variant_set, self.gates)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "gates": self.gates.to_json(),
-            "normalization": self.normalization.to_json(),
-            "source": None if self.source is None else self.source.to_json(),
-            "graphs": list(self.graphs),
-            "variant_sets": {name: dict(roles) for name, roles in self.variant_sets.items()},
-            "overrides": {name: gates.to_json() for name, gates in self.overrides.items()},
-        }
-
-
-def parse_sequence_options(raw: Mapping[str, Any], where: str) -> SequenceOptions:
-    """Validate the raw ``[sequence]`` table; ``where`` names it in errors (file and table).
-
-    Example::
-
-        [tool.onnxparity.sequence]
-        clips_dir = "tests/data/clips"      # or dataset = "openslr/librispeech_asr", ...
-        limit = 20
-        sample_rate = 16000
-        graphs = ["encoder", "decoder_init", "decoder_step"]
-        variant_sets = { int8 = "int8", mixed = { decoder_init = "int4", decoder_step = "int4" } }
-        require_token_equality = false
-        max_forced_argmax_mismatches = 2
-        max_wer = 0.02
-        normalization = { remove = ["<unk>"] }
-        overrides = { mixed = { max_wer = 0.05 } }
-
-    A variant set given as one tag (``int8 = "int8"``) uses that tag for every role in
-    ``graphs``.
-    """
-    _check_keys(raw, SEQUENCE_KEYS, where)
-    gates = _gates(raw, where)
-    graphs = tuple(_string_list(raw.get("graphs", []), f"{where}: graphs"))
-    variant_sets = _variant_sets(_table(raw, "variant_sets", where), graphs, where)
-    overrides = {}
-    for name, table_value in _table(raw, "overrides", where).items():
-        override_where = f"{where} overrides.{name}"
-        if name not in variant_sets:
-            raise ConfigError(
-                f"{override_where}: no variant set {name!r}; define it in variant_sets "
-                f"(defined: {', '.join(variant_sets) or 'none'})"
-            )
-        _check_keys(table_value, GATE_KEYS, override_where)
-        overrides[name] = _gates({**gates.to_json(), **table_value}, override_where)
-    return SequenceOptions(
-        gates=gates,
-        normalization=parse_normalization(
-            _table(raw, "normalization", where), f"{where} normalization"
-        ),
-        source=parse_clip_source({key: raw[key] for key in SOURCE_KEYS if key in raw}, where),
-        graphs=graphs,
-        variant_sets=variant_sets,
-        overrides=overrides,
-    )
-
-
-def _check_keys(raw: Any, allowed: Sequence[str], where: str) -> None:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: expected a table, got {raw!r}")
-    for key in raw:
-        if key not in allowed:
-            raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
-
-
-def _table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
-    value = raw.get(key, {})
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: {key} must be a table, got {value!r}")
-    return value
-
-
-def _gates(raw: Mapping[str, Any], where: str) -> SequenceGates:
-    values: dict[str, Any] = {}
-    for item in fields(SequenceGates):
-        if item.name not in raw or raw[item.name] is None:
-            continue
-        value = raw[item.name]
-        if item.name.startswith("require_"):
-            if not isinstance(value, bool):
-                raise ConfigError(f"{where}: {item.name} must be true or false, got {value!r}")
-        elif item.name.startswith("max_wer") or item.name == "max_cer":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"{where}: {item.name} must be a number >= 0, got {value!r}")
-            value = float(value)
-        elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(f"{where}: {item.name} must be an integer >= 0, got {value!r}")
-        values[item.name] = value
-    return SequenceGates(**values)
-
-
-def _variant_sets(
-    raw: Mapping[str, Any], graphs: tuple[str, ...], where: str
-) -> dict[str, dict[str, str]]:
-    sets: dict[str, dict[str, str]] = {}
-    for name, value in raw.items():
-        set_where = f"{where} variant_sets.{name}"
-        if isinstance(value, str):
-            if not graphs:
-                raise ConfigError(
-                    f"{set_where}: a single tag needs graphs = [...] listing the pipeline's "
-                    "graphs; or give a table of graph = tag"
-                )
-            sets[name] = dict.fromkeys(graphs, value)
-            continue
-        if not isinstance(value, Mapping) or not all(
-            isinstance(tag, str) and tag for tag in value.values()
-        ):
-            raise ConfigError(
-                f"{set_where}: expected a tag string or a table of graph = tag, got {value!r}"
-            )
-        if graphs:
-            _check_keys(value, graphs, set_where)
-        sets[name] = dict(value)
-    roles = graphs or tuple(sorted({role for roles in sets.values() for role in roles}))
-    # A role a set leaves out keeps its reference graph (mixed sets name only what they change).
-    return {
-        name: {role: roles_of.get(role, REFERENCE_TAG) for role in roles}
-        for name, roles_of in sets.items()
-    }
-
-
-def _string_list(raw: Any, where: str) -> list[str]:
-    if not isinstance(raw, list) or not all(isinstance(item, str) and item for item in raw):
-        raise ConfigError(f"{where} must be a list of non-empty strings, got {raw!r}")
-    return list(raw)

@@ -260,3 +260,34 @@ def test_a_clip_source_needs_exactly_one_of_folder_and_dataset() -> None:
         ClipSource()
     with pytest.raises(ValueError, match="exactly one of clips_dir and dataset"):
         ClipSource(clips_dir="a", dataset="b")
+
+
+def test_folder_clip_ids_are_listed_without_reading_audio(mixed_folder: Path) -> None:
+    (mixed_folder / "broken.wav").write_bytes(b"not audio")  # listed, never decoded
+    source = ClipSource(clips_dir="clips")
+    assert source.clip_ids(base_dir=mixed_folder.parent) == [
+        "a_wav",
+        "b_flac",
+        "broken",
+        "c_narrow",
+        "speaker/d_nested",
+    ]
+    assert source.clip_ids(base_dir=mixed_folder.parent, limit=2) == ["a_wav", "b_flac"]
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streamed", "prepared"])
+def test_dataset_clip_ids_match_the_ids_of_the_loaded_clips(
+    audiofolder: Path, tmp_path: Path, streaming: bool
+) -> None:
+    source = ClipSource(dataset=str(audiofolder), text_column="sentence", streaming=streaming)
+    loaded = source.load(limit=2, cache_dir=tmp_path / "cache")
+    assert source.clip_ids(limit=2) == [c.id for c in loaded] == ["utt0", "utt1"]
+    assert source.clip_ids() == ["utt0", "utt1", "utt2"]
+
+
+def test_a_clip_source_describes_itself_for_headers(audiofolder: Path) -> None:
+    assert ClipSource(clips_dir="clips").describe(Path("/p")) == "clips_dir /p/clips"
+    hub = ClipSource(dataset="org/set", dataset_config="clean", streaming=True)
+    assert hub.describe() == "dataset org/set (clean, split test, streamed)"
+    local = ClipSource(dataset=audiofolder.name, split="test")
+    assert local.describe(audiofolder.parent) == f"dataset {audiofolder} (split test)"

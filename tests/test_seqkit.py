@@ -17,9 +17,9 @@ from pytest_onnxparity.sequence import (
     compare_variant_set,
     decode_references,
     evaluate_sequence,
-    parse_sequence_options,
     run_adapter,
 )
+from pytest_onnxparity.sequence_config import parse_sequence_options
 from pytest_onnxparity.sessions import OnnxRunner
 from pytest_onnxparity.transcripts import TextNormalization
 

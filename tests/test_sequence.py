@@ -19,13 +19,15 @@ from pytest_onnxparity.sequence import (
     SequenceGates,
     argmax_mismatches,
     compare_clip,
+    evaluate_clip,
     evaluate_sequence,
     first_divergence,
-    parse_sequence_options,
     per_clip_table,
     run_adapter,
+    summary_lines,
     token_levenshtein,
 )
+from pytest_onnxparity.sequence_config import parse_sequence_options
 from pytest_onnxparity.transcripts import (
     ErrorCounts,
     TextNormalization,
@@ -340,13 +342,21 @@ GATE_FAILURES = [
         SequenceGates(require_token_equality=False, max_token_edits=0),
         "*max_token_edits: 1 > 0 (of 5 reference tokens; worst clip b: 1 edits)",
     ),
+    (
+        SequenceGates(require_token_equality=False, min_first_divergence=2),
+        "*min_first_divergence: 1 < 2 (earliest: clip b; 1 of 2 clips diverge earlier)",
+    ),
+    (
+        SequenceGates(require_token_equality=False, max_clip_wer=0.25),
+        "*max_clip_wer: 0.333 > 0.25 (worst clip b: 1 edits / 3 words; 1 of 2 clips above *)",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
     ("gates", "line"),
     GATE_FAILURES,
-    ids=[line.split(":")[0].strip("*") for _, line in GATE_FAILURES],
+    ids=[line.split(":")[0].strip("* ") for _, line in GATE_FAILURES],
 )
 def test_each_gate_fails_on_a_diverging_clip_with_value_and_limit(
     gates: SequenceGates, line: str
@@ -400,6 +410,97 @@ def test_text_gates_fail_as_not_measured_when_the_adapter_returns_no_text() -> N
             "c1*[1 2]*[1 2]*yes*-*0*-",
         ]
     )
+
+
+def test_first_divergence_gate_passes_when_every_clip_has_equal_tokens() -> None:
+    gates = SequenceGates(min_first_divergence=50)
+    result = evaluate_sequence(identical_set(), gates, variant_set="int8")
+    assert result.passed
+    gate = result.details["gates"][1]
+    assert (gate["gate"], gate["value"], gate["note"]) == (
+        "min_first_divergence",
+        None,
+        "tokens equal on all 2 clips",
+    )
+
+
+def test_one_clip_is_held_to_every_gate_but_the_corpus_rates() -> None:
+    gates = SequenceGates(
+        max_wer=0.1,
+        max_wer_vs_truth=0.1,
+        max_cer=0.1,
+        max_wer_increase_vs_truth=0.1,
+        max_clip_wer=0.5,
+        max_token_edits=3,
+    )
+    assert gates.for_one_clip() == SequenceGates(max_clip_wer=0.5, max_token_edits=3)
+
+
+def test_a_clip_passes_when_only_a_corpus_rate_would_fail_on_it_alone() -> None:
+    gates = SequenceGates(require_token_equality=False, max_wer=0.25, max_token_edits=1)
+    diverging = diverging_set()
+    assert evaluate_sequence(diverging, gates, variant_set="int8").passed
+    clip = evaluate_clip(diverging[1], gates, variant_set="int8")  # its own WER is 0.333
+    assert clip.passed
+    assert (clip.check, clip.graph, clip.variant) == ("sequence-clip", "pipeline", "int8")
+    assert [gate["gate"] for gate in clip.details["gates"]] == ["max_token_edits"]
+
+
+def test_a_diverging_clip_fails_with_its_row_and_both_token_sequences() -> None:
+    result = evaluate_clip(diverging_set()[1], SequenceGates(), variant_set="int4")
+    assert not result.passed
+    matcher(result.message).fnmatch_lines(
+        [
+            "sequence gates failed for clip 'b' of variant set 'int4': 1 of 1 gates",
+            "  token_equality: 1 > 0 (1 of 1 clips differ; first: b diverges at token 1)",
+            "clip*dur_s*reference*variant*match*wer*edits*diverges",
+            "b*1.00*three four five*three six five*NO*0.333*1*1",
+            "reference tokens: [[]3 4 5] (3 tokens)",
+            "variant tokens:   [[]3 6 5] (3 tokens)",
+            "Next: the test sequence[[]int4] gates the whole set with every clip's row; *",
+        ]
+    )
+    assert result.details["clip"]["clip_id"] == "b"
+    json.dumps(result.to_json(), allow_nan=False)
+
+
+def test_long_token_sequences_are_shown_around_the_first_divergence() -> None:
+    reference = tuple(range(2, 100))
+    variant = (*reference[:40], 99, *reference[41:])
+    result = evaluate_clip(compare(reference, variant), SequenceGates(), variant_set="q")
+    matcher(result.message).fnmatch_lines(
+        [
+            "reference tokens: [[]... 37 38 39 40 41 42 * ...] (98 tokens)",
+            "variant tokens:   [[]... 37 38 39 40 41 99 * ...] (98 tokens)",
+        ]
+    )
+
+
+def test_the_summary_has_one_row_per_variant_set() -> None:
+    records = [
+        {
+            "kind": "check",
+            **evaluate_sequence(identical_set(), SequenceGates(), variant_set=name).to_json(),
+        }
+        for name in ("int8", "int4")
+    ]
+    failing = evaluate_sequence(diverging_set(), SequenceGates(), variant_set="damaged")
+    records.append({"kind": "check", **failing.to_json()})
+    records.append(
+        {
+            "kind": "check",
+            **evaluate_clip(identical_set()[0], SequenceGates(), variant_set="int8").to_json(),
+        }
+    )
+    matcher("\n".join(summary_lines(records))).fnmatch_lines(
+        [
+            "variant set*clips*tokens equal*forced argmax*wer*cer*wer vs truth (set / ref)*status",
+            "int8*2*2/2*-*0*0*0 / 0*PASS",
+            "int4*2*2/2*-*0*0*0 / 0*PASS",
+            "damaged*2*1/2*-*0.2*0.16*0.2 / 0*FAIL",
+        ]
+    )
+    assert len(summary_lines(records)) == 5
 
 
 def test_an_empty_clip_list_fails_and_says_where_clips_come_from() -> None:
@@ -528,6 +629,23 @@ def test_a_dataset_source_takes_its_columns_split_and_streaming() -> None:
     )
 
 
+def test_a_single_tag_set_without_graphs_waits_for_the_pipeline_graphs() -> None:
+    options = parse_sequence_options(
+        {
+            "variant_sets": {"int8": "int8", "mixed": {"decoder_step": "int4"}},
+            "overrides": {"mixed": {"max_wer": 0.1}},
+        },
+        WHERE,
+    )
+    assert options.variant_sets == {"int8": "int8", "mixed": {"decoder_step": "int4"}}
+    assert options.gates_for("mixed").max_wer == 0.1
+
+
+def test_overrides_without_variant_sets_are_checked_once_the_sets_are_known() -> None:
+    options = parse_sequence_options({"overrides": {"int4": {"max_wer": 0.1}}}, WHERE)
+    assert options.gates_for("int4").max_wer == 0.1
+
+
 def test_an_empty_sequence_table_has_default_gates_and_no_source() -> None:
     options = parse_sequence_options({}, WHERE)
     assert options.gates == SequenceGates()
@@ -558,10 +676,6 @@ def test_an_empty_sequence_table_has_default_gates_and_no_source() -> None:
         ({"clips_dir": "a", "limit": 0}, "*limit must be a positive integer, got 0"),
         ({"dataset": "x", "streaming": "yes"}, "*streaming must be true or false, got 'yes'"),
         (
-            {"variant_sets": {"int8": "int8"}},
-            "*variant_sets.int8: a single tag needs graphs = [[]...] listing*",
-        ),
-        (
             {"graphs": ["encoder"], "variant_sets": {"q": {"decoder": "int8"}}},
             "*variant_sets.q: unknown key 'decoder'; allowed keys: encoder",
         ),
@@ -570,9 +684,14 @@ def test_an_empty_sequence_table_has_default_gates_and_no_source() -> None:
             "*variant_sets.q: expected a tag string or a table of graph = tag, got 8",
         ),
         (
-            {"overrides": {"int4": {"max_wer": 0.1}}},
-            "*overrides.int4: no variant set 'int4'; define it in variant_sets*",
+            {"variant_sets": {"int8": "int8"}, "overrides": {"int4": {"max_wer": 0.1}}},
+            "*overrides.int4: no variant set 'int4'; define it in variant_sets (defined: int8)",
         ),
+        (
+            {"min_first_divergence": 0.5},
+            "*min_first_divergence must be an integer >= 0, got 0.5",
+        ),
+        ({"max_clip_wer": -1}, "*max_clip_wer must be a number >= 0, got -1"),
         (
             {
                 "graphs": ["e"],
