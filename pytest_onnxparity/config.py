@@ -2,7 +2,8 @@
 
 Every table has a fixed set of keys; an unknown key is an error naming the file, the key and
 the allowed keys. Both files may exist: the export folder's ``parity.toml`` wins key by key
-over the project's ``pyproject.toml``, so a shipped folder can carry its own tolerances.
+over the project's ``pyproject.toml``, so a shipped folder can carry its own tolerances; both
+win over a ready-made suite (``--parity-suite``), which is read in the same schema.
 """
 
 from __future__ import annotations
@@ -160,10 +161,24 @@ def read_toml_table(path: Path, table: tuple[str, ...] = ()) -> dict[str, Any] |
     return node
 
 
-def load_config(pyproject: Path | None, export_dir: Path | None) -> ParityConfig:
-    """Read ``[tool.onnxparity]`` from ``pyproject`` and ``parity.toml`` from ``export_dir``."""
+def load_config(
+    pyproject: Path | None,
+    export_dir: Path | None,
+    *,
+    base: Mapping[str, Any] | None = None,
+    base_source: str = "<base>",
+) -> ParityConfig:
+    """Read ``[tool.onnxparity]`` from ``pyproject`` and ``parity.toml`` from ``export_dir``.
+
+    ``base`` is a table in the same schema that both files extend and override key by key (a
+    ready-made suite); ``base_source`` names it in errors and in :attr:`ParityConfig.sources`.
+    """
     merged: dict[str, Any] = {}
     sources = []
+    if base is not None:
+        _check_keys(base, GLOBAL_KEYS, base_source)
+        merged = _deep_merge(merged, base)
+        sources.append(base_source)
     if pyproject is not None:
         table = read_toml_table(pyproject, ("tool", "onnxparity"))
         if table is not None:

@@ -14,6 +14,7 @@ from pytest_onnxparity.discovery import DiscoveryError, DiscoveryOverrides, disc
 from pytest_onnxparity.engine import ParityEngine
 from pytest_onnxparity.inputs import InputError
 from pytest_onnxparity.settings import Settings, build_settings
+from pytest_onnxparity.suites_plugin import fit_run_config, suite_base
 from pytest_onnxparity.tolerances import TOLERANCE_KEYS, ToleranceError, validate_layer
 
 MARKER_SELECTORS = ("graph", "variant", "tier")
@@ -27,9 +28,10 @@ def start_run(config: pytest.Config, onnx_dir: Path) -> ParityEngine:
             raise DiscoveryError(
                 f"--onnx-dir {onnx_dir}: no such directory; pass the folder your export wrote"
             )
-        parity_config = load_config(_pyproject(config), onnx_dir)
-        settings = settings_from_options(config, onnx_dir, parity_config)
+        parity_config = run_config(config, onnx_dir)
         folder = discover(onnx_dir, discovery_overrides(parity_config))
+        parity_config = fit_run_config(config, parity_config, folder)
+        settings = settings_from_options(config, onnx_dir, parity_config)
         engine = ParityEngine(settings, folder)
         engine.check_dims()
     except (ConfigError, DiscoveryError, ToleranceError, InputError) as error:
@@ -41,6 +43,12 @@ def start_run(config: pytest.Config, onnx_dir: Path) -> ParityEngine:
     if str(folder.root) not in config.args:
         config.args.append(str(folder.root))
     return engine
+
+
+def run_config(config: pytest.Config, onnx_dir: Path | None) -> ParityConfig:
+    """The run's config files over the selected ready-made suite (``--parity-suite``)."""
+    table, source = suite_base(config)
+    return load_config(_pyproject(config), onnx_dir, base=table, base_source=source)
 
 
 def _pyproject(config: pytest.Config) -> Path | None:
@@ -132,7 +140,7 @@ def ensure_settings(config: pytest.Config) -> Settings:
     """The run's settings, resolved on first use when no ``--onnx-dir`` started a run."""
     if keys.SETTINGS not in config.stash:
         try:
-            parity_config = load_config(_pyproject(config), None)
+            parity_config = run_config(config, None)
             config.stash[keys.SETTINGS] = settings_from_options(config, None, parity_config)
         except (ConfigError, ToleranceError) as error:
             raise pytest.UsageError(f"onnxparity: {error}") from None

@@ -174,6 +174,7 @@ def add_options(parser: Any) -> None:
     _add_localize_options(group, parser)
     _add_health_options(group, parser)
     _add_results_options(group, parser)
+    _add_suite_options(group, parser)
 
 
 def _add_localize_options(group: Any, parser: Any) -> None:
@@ -243,4 +244,25 @@ def _add_health_options(group: Any, parser: Any) -> None:
         help="run these health checks on every file of the export folder, one test each: a "
         "comma list of checker, opset, domains, initializers, structure, outputs, coverage; "
         "'all' or 'none' (default: a [health] config table turns all of them on)",
+    )
+
+
+def _add_suite_options(group: Any, parser: Any) -> None:
+    """Ready-made suites (``suites_plugin``): start a run from a shipped declarative suite."""
+    from pytest_onnxparity.suites_plugin import INI_SUITE, parse_suite_choice
+
+    group.addoption(
+        "--parity-suite",
+        type=parse_suite_choice,
+        metavar="NAME|PATH",
+        help="start from a ready-made suite (embedding, classifier, encoder-decoder-asr, "
+        "streaming-vad) or a suite .toml; your [tool.onnxparity] and parity.toml override it",
+    )
+    parser.addini(INI_SUITE, "default for --parity-suite (a name, or a path from the rootdir)")
+    group.addoption(
+        "--parity-suites",
+        action="store_true",
+        default=False,
+        help="list the ready-made suites (or explain --parity-suite's) with what they check and "
+        "their tolerances per precision tier, and exit",
     )
