@@ -24,7 +24,7 @@ READABLE_VERSIONS = {SCHEMA_NAME: (1, SCHEMA_VERSION), METADATA_SCHEMA: (1, META
 """Schema versions this release reads, per document kind: (oldest, newest)."""
 
 DEFAULT_FAIL_SPEC = "max_abs:2x,mean_abs:2x,p99_abs:2x,rel_l2:2x,cosine:2x,wer:+0.5pp,cer:+0.5pp"
-HIGHER_IS_BETTER = frozenset({"cosine", "argmax_agreement", "fraction"})
+HIGHER_IS_BETTER = frozenset({"cosine", "argmax_agreement", "topk_overlap", "fraction"})
 """Rates that get worse as they fall towards 0 from 1: rules compare ``1 - value``. Every other
 number (errors, WER, counts, sizes, timings) gets worse as it grows."""
 

@@ -20,9 +20,12 @@ METADATA_VERSION = 1
 SIGNIFICANT_DIGITS = 4
 
 WORST_IS_MAX = ("max_abs", "mean_abs", "p99_abs", "rel_l2")
-WORST_IS_MIN = ("cosine", "argmax_agreement")
+WORST_IS_MIN = ("cosine", "argmax_agreement", "topk_overlap")
 SUMMED = ("argmax_mismatches", "nonfinite_in_variant")
 OUTPUT_STATS = (*WORST_IS_MAX, *WORST_IS_MIN, *SUMMED)
+
+ITEM_LABELS = ("clip_id", "input_set", "name")
+"""Detail keys that label the runs of a check run several times per variant."""
 
 STATUS_ORDER = ("error", "failed", "passed", "not run")
 """Worst first: a variant's status is the worst of its records'."""
@@ -53,17 +56,27 @@ def scalar_numbers(details: Mapping[str, Any]) -> dict[str, Any]:
 
 def sequence_numbers(details: Mapping[str, Any]) -> dict[str, Any]:
     """Corpus totals of a ``sequence`` check: clips, transcript matches, token edits, WER/CER."""
-    corpus = details.get("corpus") or {}
-    numbers: dict[str, Any] = {}
-    for key, value in corpus.items():
-        if isinstance(value, Mapping):
-            if key in SEQUENCE_RATES and _is_finite_number(value.get("rate")):
-                numbers[SEQUENCE_RATES[key]] = value["rate"]
-        elif _is_finite_number(value):
-            numbers[key] = value
+    numbers = _sequence_counts(details.get("corpus") or {})
     clips, mismatched = numbers.get("clips"), numbers.get("transcript_mismatched_clips")
     if isinstance(clips, int) and isinstance(mismatched, int):
         numbers["transcripts_matching"] = clips - mismatched
+    return numbers
+
+
+def clip_numbers(details: Mapping[str, Any]) -> dict[str, Any]:
+    """One clip of a ``sequence-clip`` check: its WER/CER, token edits and matches."""
+    return _sequence_counts(details.get("clip") or {})
+
+
+def _sequence_counts(counts: Mapping[str, Any]) -> dict[str, Any]:
+    """Numbers and booleans as they are; word/character error counts as their rate."""
+    numbers: dict[str, Any] = {}
+    for key, value in counts.items():
+        if isinstance(value, Mapping):
+            if key in SEQUENCE_RATES and _is_finite_number(value.get("rate")):
+                numbers[SEQUENCE_RATES[key]] = value["rate"]
+        elif isinstance(value, bool) or _is_finite_number(value):
+            numbers[key] = value
     return numbers
 
 
@@ -91,6 +104,7 @@ def timing_numbers(details: Mapping[str, Any]) -> dict[str, Any]:
 
 CHECK_NUMBERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "sequence": sequence_numbers,
+    "sequence-clip": clip_numbers,
     "latency": timing_numbers,
     "rtf": timing_numbers,
 }
@@ -177,6 +191,7 @@ def _variant_view(
         "duration_s": round(sum(durations.get(r["nodeid"], 0.0) for r in records), 6),
     }
     outputs: dict[str, list[Mapping[str, Any]]] = {}
+    checks: dict[str, list[Mapping[str, Any]]] = {}
     for record in records:
         if record["kind"] == "parity":
             input_set = record.get("input_set") or {}
@@ -189,14 +204,42 @@ def _variant_view(
                 outputs.setdefault(stats["output"], []).append(stats)
             view["gates"].extend({"input_set": name, **gate} for gate in parity.get("gates", []))
         elif record["kind"] == "check":
-            view["checks"][record["check"]] = {
-                "passed": record["passed"],
-                "enforced": record.get("enforced", True),
-                "nodeid": record["nodeid"],
-                "numbers": check_numbers(record["check"], record.get("details") or {}),
-            }
+            checks.setdefault(record["check"], []).append(record)
     view["outputs"] = {name: worst_stats(stats) for name, stats in sorted(outputs.items())}
+    view["checks"] = {name: check_view(name, runs) for name, runs in sorted(checks.items())}
     return view
+
+
+def check_view(check: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One check of a variant. Run once, its numbers; run several times (once per clip…),
+    how many runs failed, with each run's numbers under ``items`` by its label."""
+    numbers = [check_numbers(check, record.get("details") or {}) for record in records]
+    view: dict[str, Any] = {
+        "passed": all(record["passed"] for record in records),
+        "enforced": any(record.get("enforced", True) for record in records),
+        "nodeids": [record["nodeid"] for record in records],
+    }
+    if len(records) == 1:
+        view["numbers"] = numbers[0]
+        return view
+    view["numbers"] = {
+        "runs": len(records),
+        "failed": sum(1 for record in records if not record["passed"]),
+    }
+    view["items"] = {
+        _label(record): {"passed": record["passed"], "numbers": found}
+        for record, found in zip(records, numbers, strict=True)
+    }
+    return view
+
+
+def _label(record: Mapping[str, Any]) -> str:
+    """What tells one run of a check from another: its clip or input set, else its node id."""
+    details = record.get("details") or {}
+    for key in ITEM_LABELS:
+        if isinstance(details.get(key), str):
+            return str(details[key])
+    return str(record["nodeid"])
 
 
 def worst_stats(per_input_set: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

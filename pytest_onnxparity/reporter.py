@@ -8,6 +8,7 @@ regressions set the session's exit status.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 from collections.abc import Mapping
@@ -74,7 +75,7 @@ def resolve_outputs(config: pytest.Config) -> ResultsOutputs:
         spec = ini_spec or DEFAULT_FAIL_SPEC
         try:
             rules = parse_fail_spec(str(spec))
-        except ValueError as error:  # argparse.ArgumentTypeError
+        except argparse.ArgumentTypeError as error:
             raise pytest.UsageError(f"onnxparity: ini parity_baseline_fail: {error}") from None
     baseline = None
     if baseline_path is not None:
