@@ -173,6 +173,7 @@ def add_options(parser: Any) -> None:
     )
     _add_localize_options(group, parser)
     _add_health_options(group, parser)
+    _add_speed_options(group, parser)
     _add_results_options(group, parser)
     _add_suite_options(group, parser)
 
@@ -266,3 +267,74 @@ def _add_suite_options(group: Any, parser: Any) -> None:
         help="list the ready-made suites (or explain --parity-suite's) with what they check and "
         "their tolerances per precision tier, and exit",
     )
+
+
+def _add_speed_options(group: Any, parser: Any) -> None:
+    """Speed and size gates (``speed_plugin``): budgets, repeats and warm-up of the timings."""
+
+    def speed_budget(text: str) -> Any:
+        from pytest_onnxparity.timing import BudgetError, speed_budget
+
+        try:
+            return speed_budget(text, "--parity-speed-budget")
+        except BudgetError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    def size_budget(text: str) -> Any:
+        from pytest_onnxparity.bundle import size_budget
+        from pytest_onnxparity.timing import BudgetError
+
+        try:
+            return size_budget(text, "--parity-size-budget")
+        except BudgetError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    def positive_int(text: str) -> int:
+        if not text.isdecimal() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+        return int(text)
+
+    group.addoption(
+        "--parity-speed-budget",
+        action="append",
+        default=[],
+        type=speed_budget,
+        metavar="[SCOPE:]METRIC<=LIMIT[x]",
+        help="time every graph file and gate it: latency_ms<=40, rtf<=0.3, or relative to the "
+        "reference timed in the same run: int4:latency_ms<=0.7x (recommended on shared CI)",
+    )
+    parser.addini(
+        "parity_speed_budgets", "speed budgets, one per line", type="linelist", default=[]
+    )
+    group.addoption(
+        "--parity-size-budget",
+        action="append",
+        default=[],
+        type=size_budget,
+        metavar="[SCOPE:]METRIC<=LIMIT",
+        help="gate variant bundles (unscoped or TIER/TAG:) or files (GRAPH[/TAG]:) on size: "
+        "size_mb<=450, int4:ratio>=3.5, encoder/int8:size_mb<=0.3x",
+    )
+    parser.addini("parity_size_budgets", "size budgets, one per line", type="linelist", default=[])
+    group.addoption(
+        "--parity-timing",
+        action="store_true",
+        default=False,
+        help="time every graph file even without speed budgets (for --benchmark-json and "
+        "--benchmark-compare)",
+    )
+    parser.addini("parity_timing", "default for --parity-timing", type="bool", default=False)
+    group.addoption(
+        "--parity-timing-repeats",
+        type=positive_int,
+        metavar="N",
+        help="timed rounds per figure; the median is gated (default 5)",
+    )
+    parser.addini("parity_timing_repeats", "default for --parity-timing-repeats", default=None)
+    group.addoption(
+        "--parity-timing-warmup",
+        type=parse_non_negative_int,
+        metavar="N",
+        help="untimed rounds before the timed ones (default 1)",
+    )
+    parser.addini("parity_timing_warmup", "default for --parity-timing-warmup", default=None)

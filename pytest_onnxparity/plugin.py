@@ -21,6 +21,7 @@ FEATURE_PLUGINS: tuple[str, ...] = (
     "results_plugin",
     "health_plugin",
     "suites_plugin",
+    "speed_plugin",
 )
 
 MARKER_DOC = (
