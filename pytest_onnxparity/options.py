@@ -176,6 +176,7 @@ def add_options(parser: Any) -> None:
     _add_speed_options(group, parser)
     _add_results_options(group, parser)
     _add_suite_options(group, parser)
+    _add_references_options(group, parser)
 
 
 def _add_localize_options(group: Any, parser: Any) -> None:
@@ -338,3 +339,38 @@ def _add_speed_options(group: Any, parser: Any) -> None:
         help="untimed rounds before the timed ones (default 1)",
     )
     parser.addini("parity_timing_warmup", "default for --parity-timing-warmup", default=None)
+
+
+def _add_references_options(group: Any, parser: Any) -> None:
+    """References: what each graph's variants are compared with (``references_plugin``)."""
+    group.addoption(
+        "--parity-reference-dir",
+        metavar="DIR",
+        help="compare every graph with the file at the same relative path in DIR (e.g. the "
+        "previous release) instead of its own fp32 file",
+    )
+    group.addoption(
+        "--parity-record",
+        nargs="?",
+        const="npz",
+        choices=("npz", "test-data"),
+        metavar="npz|test-data",
+        help="after the run, write each tested graph's reference outputs and inputs to "
+        "<onnx-dir>/reference/ (<graph>.npz, or <graph>/test_data_set_N/ with "
+        "--parity-record=test-data), for --parity-recorded runs without torch",
+    )
+    group.addoption(
+        "--parity-recorded",
+        action="store_true",
+        default=None,
+        help="use the outputs recorded in <onnx-dir>/reference/ as every graph's reference "
+        "(needs no torch)",
+    )
+    parser.addini("parity_recorded", "default for --parity-recorded", type="bool", default=False)
+    group.addoption(
+        "--parity-allow-pickle",
+        action="store_true",
+        default=False,
+        help="allow checkpoint references saved whole with torch.save; unpickling runs code "
+        "from the file (same as allow_pickle = true in [references.<graph>])",
+    )

@@ -22,6 +22,7 @@ FEATURE_PLUGINS: tuple[str, ...] = (
     "health_plugin",
     "suites_plugin",
     "speed_plugin",
+    "references_plugin",
 )
 
 MARKER_DOC = (

@@ -81,6 +81,36 @@ def read_recorded(
     return read_npz(path)
 
 
+def recorded_set_names(path: Path) -> list[str]:
+    """The set names in ``path``, in order, from the archive's index or the folder listing:
+    no array is loaded (test ids are made from these at collection time)."""
+    path = Path(path)
+    if path.is_dir():
+        names = [entry.name for entry in _test_data_sets(path)]
+        if not names:
+            raise RecordedDataError(
+                f"{path}: no {TEST_DATA_SET}<N> directories; point the reference at a folder "
+                f"in the ONNX test-data layout or {RERECORD}"
+            )
+        return names
+    if not path.is_file():
+        raise RecordedDataError(f"{path}: no such recorded file; {RERECORD} or fix the path")
+    if not zipfile.is_zipfile(path):
+        raise RecordedDataError(f"{path}: not a readable .npz file (not a zip archive); {RERECORD}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.namelist()
+    except (OSError, zipfile.BadZipFile) as error:
+        raise RecordedDataError(f"{path}: not a readable .npz file ({error}); {RERECORD}") from None
+    found: dict[str, None] = {}
+    for member in members:
+        set_name, _, _ = _split_npz_key(path, member.removesuffix(".npy"))
+        found.setdefault(set_name)
+    if not found:
+        raise RecordedDataError(f"{path}: holds no arrays; {RERECORD}")
+    return list(found)
+
+
 def read_npz(path: Path) -> list[RecordedSet]:
     """Every set in an ``.npz`` file (see the module docstring for the layout)."""
     path = Path(path)
@@ -140,7 +170,8 @@ def write_npz(path: Path, sets: Sequence[RecordedSet]) -> list[Path]:
             members += [(OUTPUT_PREFIX + n, a) for n, a in recorded.outputs.items()]
             for key, array in members:
                 buffer = io.BytesIO()
-                np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+                # asarray, not ascontiguousarray: that makes a 0-d scalar (a sample rate) 1-d.
+                np.lib.format.write_array(buffer, np.asarray(array, order="C"), allow_pickle=False)
                 member = zipfile.ZipInfo(f"{prefix}{key}.npy", date_time=_ZIP_EPOCH)
                 member.compress_type = zipfile.ZIP_DEFLATED
                 zf.writestr(member, buffer.getvalue())
@@ -199,6 +230,7 @@ def write_test_data(directory: Path, sets: Sequence[RecordedSet]) -> list[Path]:
     for index, recorded in enumerate(sets):
         staging = Path(tempfile.mkdtemp(prefix=f".{TEST_DATA_SET}{index}.", dir=directory))
         try:
+            os.chmod(staging, _shareable(0o777))
             for role, arrays in (("input", recorded.inputs.arrays), ("output", recorded.outputs)):
                 for position, (name, array) in enumerate(arrays.items()):
                     tensor = numpy_helper.from_array(np.asarray(array), name)
@@ -342,10 +374,19 @@ def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
     try:
         with handle:
             yield handle
+        os.chmod(handle.name, _shareable(0o666))
     except BaseException:
         os.unlink(handle.name)
         raise
     os.replace(handle.name, path)
+
+
+def _shareable(mode: int) -> int:
+    """``mode`` under the process umask: temporary files are private (0600), but recordings
+    are committed and shared like any file the user writes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
 
 
 def _swap_directory(staging: Path, target: Path) -> None:

@@ -1,24 +1,23 @@
-"""References: what a graph's variants are compared with, and the inputs they are run on.
+"""References: what a graph's variants are compared with.
 
 A reference turns an :class:`InputSet` into named outputs. Kinds, chosen per graph in the
-``[references]`` config table (see :func:`parse_reference_options`) or by a conftest hook:
+``[references]`` config table (:mod:`pytest_onnxparity.reference_config`), on the command line,
+or by the ``pytest_onnxparity_reference`` conftest hook:
 
 * ``onnx``: an ONNX file, by default the graph's own fp32 file in ``--onnx-dir``;
-* ``other-dir``: the file of the same name in another folder (``--parity-reference-dir``), e.g.
-  yesterday's release;
+* ``other-dir``: the file at the same relative path in another folder
+  (``--parity-reference-dir``), e.g. yesterday's release;
 * ``provider``: the graph's fp32 file under other session settings (another execution provider,
   graph optimisation off);
 * ``torchscript``: a ``*.pt`` / ``*.jit`` TorchScript archive (needs the ``torch`` extra);
 * ``checkpoint``: a ``torch.save``'d module, only with ``allow_pickle = true`` (it runs code from
   the file);
-* ``module``: an ``nn.Module`` or any callable that a conftest hook or fixture returns;
+* ``module``: an ``nn.Module`` or any callable that a conftest hook returns;
 * ``recorded``: outputs recorded earlier (``.npz`` or the ONNX test-data layout), which bring
   their own inputs and need no torch.
 
-A downstream graph's inputs can come from an upstream graph's outputs (``inputs_from``, run by
-:func:`run_upstream`). Real input sets (files or a hook) are validated against the graph's
-signature by :func:`check_input_set` and merged with synthesized ones by
-:func:`combine_input_sets`.
+Where the input sets come from (files, a hook, an upstream graph) is
+:mod:`pytest_onnxparity.real_inputs`.
 """
 
 from __future__ import annotations
@@ -28,48 +27,16 @@ import hashlib
 import inspect
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Protocol
 
 import numpy as np
 
-from pytest_onnxparity.config import GRAPH_OPT_LEVELS, ConfigError
-from pytest_onnxparity.inputs import DEFAULT_SET, InputSet
+from pytest_onnxparity.inputs import InputSet
 from pytest_onnxparity.recorded import RecordedDataError, RecordedSet, read_recorded
+from pytest_onnxparity.reference_config import ONNX_KINDS, InputMapping, ReferenceSpec
 from pytest_onnxparity.sessions import ModelLoadError, OnnxRunner, SessionSettings, open_session
-from pytest_onnxparity.signature import TensorSpec
 
-ReferenceKind = Literal[
-    "onnx", "other-dir", "provider", "torchscript", "checkpoint", "module", "recorded"
-]
-REFERENCE_KINDS: tuple[str, ...] = get_args(ReferenceKind)
-ONNX_KINDS = ("onnx", "other-dir", "provider")
-CALLABLE_KINDS = ("torchscript", "checkpoint", "module")
-REFERENCE_KEYS = (
-    "kind",
-    "path",
-    "inputs",
-    "outputs",
-    "submodule",
-    "providers",
-    "graph_optimization_level",
-    "allow_pickle",
-    "input_data",
-    "synthesize",
-)
-# Keys that only mean something for some kinds; a key set for another kind is a config error.
-KEY_KINDS: Mapping[str, tuple[str, ...]] = {
-    "inputs": CALLABLE_KINDS,
-    "outputs": CALLABLE_KINDS,
-    "submodule": ("torchscript", "checkpoint"),
-    "providers": ONNX_KINDS,
-    "graph_optimization_level": ONNX_KINDS,
-    "allow_pickle": ("checkpoint",),
-}
-INPUTS_FROM = "inputs_from"
-INPUTS_FROM_KEYS = ("graph", "from", "map")
-TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".jit", ".ptl", ".torchscript")
 # An output named this in ``outputs = [...]`` is returned by the callable but not compared.
 DROP_OUTPUT = "_"
 
@@ -122,7 +89,7 @@ class _OutputCache:
 def _digest(arrays: Mapping[str, np.ndarray]) -> str:
     digest = hashlib.blake2b(digest_size=16)
     for name, array in arrays.items():
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array, order="C")
         digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
         digest.update(array.tobytes() if array.dtype != object else repr(array).encode())
     return digest.hexdigest()
@@ -153,31 +120,6 @@ class OnnxReference:
             return self.runner.run(inputs.arrays)
         except ModelLoadError as error:
             raise ReferenceError(f"reference {error}") from error
-
-
-@dataclass(frozen=True)
-class InputMapping:
-    """How a callable reference lines up with the graph.
-
-    ``arguments``: ONNX input names in call order (default: the graph's input order), or a
-    mapping ``{parameter: onnx_input}`` to call by keyword. ``outputs``: the ONNX output name of
-    each value of a tuple/list return, in order (default: the graph's output order; ``"_"``
-    drops a value). A dict return is matched by key; a single tensor is the first output.
-    """
-
-    arguments: tuple[str, ...] | Mapping[str, str] | None = None
-    outputs: tuple[str, ...] | None = None
-
-    def to_json(self) -> dict[str, object]:
-        arguments: object = self.arguments
-        if isinstance(self.arguments, tuple):
-            arguments = list(self.arguments)
-        elif self.arguments is not None:
-            arguments = dict(self.arguments)
-        return {
-            "arguments": arguments,
-            "outputs": None if self.outputs is None else list(self.outputs),
-        }
 
 
 class CallableReference:
@@ -526,243 +468,6 @@ def record_outputs(reference: Reference, input_sets: Sequence[InputSet]) -> list
 
 
 # --------------------------------------------------------------------------------------------
-# Configuration
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class UpstreamLink:
-    """A downstream graph whose inputs come from running an upstream graph's reference.
-
-    ``map``: ``{downstream_input: upstream_output_or_input}``. Unmapped downstream inputs take
-    the upstream output, else the upstream input, of the same name.
-    """
-
-    graph: str
-    upstream: str
-    map: Mapping[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, object]:
-        return {"graph": self.graph, "from": self.upstream, "map": dict(self.map)}
-
-
-@dataclass(frozen=True)
-class ReferenceSpec:
-    """What the config says one graph's reference is. ``path`` is resolved against the config
-    file's folder; ``where`` names the config table for errors."""
-
-    kind: ReferenceKind = "onnx"
-    path: Path | None = None
-    mapping: InputMapping = field(default_factory=InputMapping)
-    submodule: str | None = None
-    providers: tuple[str, ...] | None = None
-    graph_optimization_level: str | None = None
-    allow_pickle: bool = False
-    input_data: tuple[Path, ...] = ()
-    synthesize: bool = True
-    inputs_from: UpstreamLink | None = None
-    where: str = "<defaults>"
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "kind": self.kind,
-            "path": None if self.path is None else str(self.path),
-            "mapping": self.mapping.to_json(),
-            "submodule": self.submodule,
-            "providers": None if self.providers is None else list(self.providers),
-            "graph_optimization_level": self.graph_optimization_level,
-            "allow_pickle": self.allow_pickle,
-            "input_data": [str(path) for path in self.input_data],
-            "synthesize": self.synthesize,
-            "inputs_from": None if self.inputs_from is None else self.inputs_from.to_json(),
-        }
-
-
-def parse_reference_options(
-    raw: Mapping[str, Any], where: str, base_dir: Path
-) -> dict[str, ReferenceSpec]:
-    """Validate the ``[references]`` table into one spec per graph.
-
-    Each key is a graph name whose table may hold :data:`REFERENCE_KEYS`; the reserved key
-    ``inputs_from`` holds a list of ``{graph, from, map}`` tables. A graph named only in
-    ``inputs_from`` gets the default (``onnx``) reference.
-    """
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: [references] must be a table, got {raw!r}")
-    specs = {
-        graph: _parse_spec(table, f"{where} [references.{graph}]", base_dir)
-        for graph, table in raw.items()
-        if graph != INPUTS_FROM
-    }
-    links = _parse_links(raw.get(INPUTS_FROM, []), f"{where} [[references.{INPUTS_FROM}]]")
-    for link in links:
-        spec = specs.get(link.graph, ReferenceSpec(where=f"{where} [references.{link.graph}]"))
-        specs[link.graph] = dataclasses.replace(spec, inputs_from=link)
-    return specs
-
-
-def _parse_spec(raw: Any, where: str, base_dir: Path) -> ReferenceSpec:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: expected a table of {', '.join(REFERENCE_KEYS)}, got {raw!r}")
-    unknown = [key for key in raw if key not in REFERENCE_KEYS]
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(REFERENCE_KEYS)}"
-        )
-    path = None
-    if "path" in raw:
-        path = base_dir / _string(raw["path"], "path", where)
-    kind: ReferenceKind = raw.get("kind") or _kind_from_path(path, where)
-    if kind not in REFERENCE_KINDS:
-        raise ConfigError(
-            f"{where}: kind {kind!r} is not one of {', '.join(REFERENCE_KINDS)}; fix kind"
-        )
-    for key, kinds in KEY_KINDS.items():
-        if key in raw and kind not in kinds:
-            raise ConfigError(
-                f"{where}: {key} applies to kind {' / '.join(kinds)}, not {kind!r}; remove it"
-            )
-    if kind in ("torchscript", "checkpoint", "recorded") and path is None:
-        raise ConfigError(f'{where}: kind {kind!r} needs path = "..."; add the file\'s path')
-    if kind in ("module", "provider") and path is not None:
-        raise ConfigError(f"{where}: kind {kind!r} takes no path; remove it")
-    level = raw.get("graph_optimization_level")
-    if level is not None and level not in GRAPH_OPT_LEVELS:
-        raise ConfigError(
-            f"{where}: graph_optimization_level {level!r} is not one of "
-            f"{', '.join(GRAPH_OPT_LEVELS)}"
-        )
-    providers = raw.get("providers")
-    if providers is not None:
-        providers = tuple(_string_list(providers, "providers", where))
-    if kind == "provider" and providers is None and level is None:
-        raise ConfigError(
-            f"{where}: kind 'provider' needs providers = [...] or graph_optimization_level; "
-            "say which session settings the reference runs under"
-        )
-    input_data = raw.get("input_data", [])
-    if isinstance(input_data, str):
-        input_data = [input_data]
-    return ReferenceSpec(
-        kind=kind,
-        path=path,
-        mapping=InputMapping(
-            arguments=_arguments(raw.get("inputs"), where),
-            outputs=(
-                None
-                if raw.get("outputs") is None
-                else tuple(_string_list(raw["outputs"], "outputs", where))
-            ),
-        ),
-        submodule=None
-        if raw.get("submodule") is None
-        else _string(raw["submodule"], "submodule", where),
-        providers=providers,
-        graph_optimization_level=level,
-        allow_pickle=_bool(raw, "allow_pickle", False, where),
-        input_data=tuple(base_dir / p for p in _string_list(input_data, "input_data", where)),
-        synthesize=_bool(raw, "synthesize", True, where),
-        where=where,
-    )
-
-
-def _kind_from_path(path: Path | None, where: str) -> ReferenceKind:
-    if path is None:
-        return "onnx"
-    if path.suffix == ".onnx":
-        return "onnx"
-    if path.suffix in (".npz", ""):
-        return "recorded"
-    if path.suffix in TORCHSCRIPT_SUFFIXES:
-        return "torchscript"
-    raise ConfigError(
-        f"{where}: cannot tell the reference kind of {path.name}; "
-        f"add kind = one of {', '.join(REFERENCE_KINDS)}"
-    )
-
-
-def _arguments(raw: Any, where: str) -> tuple[str, ...] | Mapping[str, str] | None:
-    if raw is None:
-        return None
-    if isinstance(raw, Mapping):
-        if not all(isinstance(value, str) for value in raw.values()):
-            raise ConfigError(
-                f'{where}: inputs as a table must map parameter = "onnx_input", got {raw!r}'
-            )
-        return dict(raw)
-    return tuple(_string_list(raw, "inputs", where))
-
-
-def _parse_links(raw: Any, where: str) -> list[UpstreamLink]:
-    if not isinstance(raw, list):
-        raise ConfigError(f"{where}: expected a list of {{graph, from, map}} tables, got {raw!r}")
-    links: dict[str, UpstreamLink] = {}
-    for index, item in enumerate(raw):
-        item_where = f"{where} #{index + 1}"
-        if not isinstance(item, Mapping):
-            raise ConfigError(f"{item_where}: expected a table, got {item!r}")
-        unknown = [key for key in item if key not in INPUTS_FROM_KEYS]
-        if unknown:
-            raise ConfigError(
-                f"{item_where}: unknown key {unknown[0]!r}; allowed keys: "
-                f"{', '.join(INPUTS_FROM_KEYS)}"
-            )
-        for key in ("graph", "from"):
-            if key not in item:
-                raise ConfigError(f'{item_where}: missing {key} = "<graph name>"; add it')
-        graph = _string(item["graph"], "graph", item_where)
-        upstream = _string(item["from"], "from", item_where)
-        mapping = item.get("map", {})
-        if not isinstance(mapping, Mapping) or not all(
-            isinstance(v, str) for v in mapping.values()
-        ):
-            raise ConfigError(
-                f'{item_where}: map must be a table of downstream_input = "upstream_output", '
-                f"got {mapping!r}"
-            )
-        if graph == upstream:
-            raise ConfigError(f"{item_where}: graph {graph!r} cannot feed itself; fix from")
-        if graph in links:
-            raise ConfigError(
-                f"{item_where}: graph {graph!r} already takes inputs from "
-                f"{links[graph].upstream!r}; keep one entry per graph"
-            )
-        links[graph] = UpstreamLink(graph=graph, upstream=upstream, map=dict(mapping))
-    for graph in links:
-        chain = [graph]
-        while chain[-1] in links:
-            chain.append(links[chain[-1]].upstream)
-            if chain[-1] in chain[:-1]:
-                raise ConfigError(
-                    f"{where}: inputs_from forms a cycle ({' <- '.join(chain)}); break it"
-                )
-    return list(links.values())
-
-
-def _string(value: Any, key: str, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: {key} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _optional_string(raw: Mapping[str, Any], key: str, where: str) -> str | None:
-    return None if raw.get(key) is None else _string(raw[key], key, where)
-
-
-def _string_list(value: Any, key: str, where: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(f"{where}: {key} must be a list of strings, got {value!r}")
-    return value
-
-
-def _bool(raw: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
-    return value
-
-
-# --------------------------------------------------------------------------------------------
 # Building a reference from its spec
 # --------------------------------------------------------------------------------------------
 
@@ -777,18 +482,21 @@ def open_reference(
     skip_outputs: Sequence[str] = (),
     reference_dir: Path | None = None,
     module: Callable[..., Any] | None = None,
+    fp32_relpath: str | None = None,
+    open_runner: Callable[[Path, SessionSettings], OnnxRunner] = open_session,
 ) -> Reference:
     """Build the reference ``spec`` describes for one graph.
 
-    ``fp32_path``: the graph's reference file in ``--onnx-dir``; ``settings``: the run's session
+    ``fp32_path``: the graph's reference file in ``--onnx-dir``, at ``fp32_relpath`` in it (the
+    path looked up in another folder; default its name); ``settings``: the run's session
     settings; ``graph_inputs`` / ``graph_outputs``: the graph's names in order; ``skip_outputs``:
     outputs the reference need not give (config ``skip_outputs``);
-    ``reference_dir``: ``--parity-reference-dir``; ``module``: what the conftest hook or fixture
-    returned for this graph (kind ``module``).
+    ``reference_dir``: ``--parity-reference-dir``; ``module``: what the conftest hook returned
+    for this graph (kind ``module``); ``open_runner``: how ONNX sessions are opened (a cache).
     """
     where = spec.where
     if spec.kind in ONNX_KINDS:
-        path, label = _onnx_path(spec, fp32_path, reference_dir)
+        path, label = _onnx_path(spec, fp32_path, reference_dir, fp32_relpath)
         reference_settings = dataclasses.replace(
             settings,
             providers=spec.providers or settings.providers,
@@ -804,7 +512,7 @@ def open_reference(
                 )
             label = f"onnx {_settings_label(reference_settings, settings)}"
         try:
-            runner = open_session(path, reference_settings)
+            runner = open_runner(path, reference_settings)
         except ModelLoadError as error:
             raise ReferenceError(f"reference {error}") from error
         return OnnxReference(runner, label)
@@ -849,7 +557,10 @@ def open_reference(
 
 
 def _onnx_path(
-    spec: ReferenceSpec, fp32_path: Path | None, reference_dir: Path | None
+    spec: ReferenceSpec,
+    fp32_path: Path | None,
+    reference_dir: Path | None,
+    fp32_relpath: str | None = None,
 ) -> tuple[Path, str]:
     if spec.kind == "other-dir":
         folder = spec.path or reference_dir
@@ -863,10 +574,11 @@ def _onnx_path(
                 f"{spec.where}: the graph has no fp32 file in --onnx-dir to look up in {folder}; "
                 "set kind = 'onnx' with the reference file's path"
             )
-        path = folder / fp32_path.name
+        relpath = fp32_relpath or fp32_path.name
+        path = folder / relpath
         if not path.is_file():
             raise ReferenceError(
-                f"{path}: no such file in the reference folder; export {fp32_path.name} there "
+                f"{path}: no such file in the reference folder; export {relpath} there "
                 "or point --parity-reference-dir at the right release"
             )
         return path, f"onnx {folder.name}/"
@@ -893,180 +605,3 @@ def _settings_label(settings: SessionSettings, baseline: SessionSettings) -> str
 def _callable_name(function: object) -> str:
     name = getattr(function, "__qualname__", None)
     return str(name) if name else type(function).__name__
-
-
-# --------------------------------------------------------------------------------------------
-# Real inputs and upstream graphs
-# --------------------------------------------------------------------------------------------
-
-
-def check_input_set(inputs: InputSet, specs: Sequence[TensorSpec], where: str) -> None:
-    """Check a real input set fits the graph's inputs: names, dtypes, ranks and fixed dims."""
-    expected = {spec.name: spec for spec in specs}
-    missing = [name for name in expected if name not in inputs.arrays]
-    extra = [name for name in inputs.arrays if name not in expected]
-    if missing or extra:
-        raise ReferenceError(
-            f"{where}: input set {inputs.name!r} has inputs {sorted(inputs.arrays)} but the "
-            f"graph takes {list(expected)}; rename or add the arrays"
-        )
-    for name, spec in expected.items():
-        array = np.asarray(inputs.arrays[name])
-        if spec.dtype not in (str(array.dtype), "bfloat16"):
-            raise ReferenceError(
-                f"{where}: input set {inputs.name!r} input {name!r} is {array.dtype}, the graph "
-                f"takes {spec.dtype}; save it as {spec.dtype}"
-            )
-        if spec.shape is None:
-            continue
-        fixed_ok = all(
-            not isinstance(dim, int) or dim == size
-            for dim, size in zip(spec.shape, array.shape, strict=False)
-        )
-        if array.ndim != len(spec.shape) or not fixed_ok:
-            raise ReferenceError(
-                f"{where}: input set {inputs.name!r} input {name!r} has shape "
-                f"{list(array.shape)}, the graph takes {spec.describe()}; reshape it"
-            )
-
-
-def read_input_data(spec: ReferenceSpec, inputs: Sequence[TensorSpec]) -> list[InputSet]:
-    """Real input sets from ``spec.input_data`` (``.npz`` files or test-data folders; outputs
-    recorded in them are ignored), checked against the graph's inputs.
-
-    Sets are renamed after their file so they cannot clash with synthesized ones: the flat
-    ``default`` set of ``clips.npz`` becomes ``clips``, its set ``a`` becomes ``clips.a``.
-    """
-    names = [spec_.name for spec_ in inputs]
-    sets = []
-    for path in spec.input_data:
-        try:
-            recorded = read_recorded(path, names)
-        except RecordedDataError as error:
-            raise ReferenceError(str(error)) from None
-        for item in recorded:
-            name = path.stem if item.name == DEFAULT_SET else f"{path.stem}.{item.name}"
-            renamed = dataclasses.replace(item.inputs, name=name)
-            check_input_set(renamed, inputs, f"{spec.where} input_data {path}")
-            sets.append(renamed)
-    return combine_input_sets(sets)
-
-
-def input_sets_from_hook(graph: str, returned: Any, where: str) -> list[InputSet]:
-    """Input sets from what a user hook returned for ``graph``: one ``{input: array}`` mapping
-    (one set named ``default``), a ``{set_name: {input: array}}`` mapping, or a list of
-    ``{input: array}`` mappings (sets ``hook0``, ``hook1``, ...)."""
-    if isinstance(returned, Mapping) and returned:
-        if all(isinstance(value, Mapping) for value in returned.values()):
-            named = {str(name): value for name, value in returned.items()}
-        else:
-            named = {DEFAULT_SET: returned}
-    elif isinstance(returned, (list, tuple)) and all(isinstance(v, Mapping) for v in returned):
-        named = {f"hook{index}": value for index, value in enumerate(returned)}
-    else:
-        raise ReferenceError(
-            f"{where}: the input hook returned {type(returned).__name__} for {graph!r}; return "
-            "{input_name: array}, {set_name: {input_name: array}} or a list of such mappings"
-        )
-    sets = []
-    for name, arrays in named.items():
-        if not arrays:
-            raise ReferenceError(f"{where}: hook input set {name!r} for {graph!r} is empty")
-        sets.append(
-            InputSet(
-                name=name,
-                source=f"hook {where}",
-                seed=None,
-                dims={},
-                arrays={str(k): np.asarray(v) for k, v in arrays.items()},
-            )
-        )
-    return sets
-
-
-def combine_input_sets(*groups: Sequence[InputSet]) -> list[InputSet]:
-    """Concatenate input-set lists (synthesized, files, hook) in order; a name may appear once,
-    because references cache and recordings are keyed by it."""
-    combined: list[InputSet] = []
-    seen: dict[str, str] = {}
-    for group in groups:
-        for inputs in group:
-            if inputs.name in seen:
-                raise ReferenceError(
-                    f"input set {inputs.name!r} comes from both {seen[inputs.name]} and "
-                    f"{inputs.source}; rename one of them"
-                )
-            seen[inputs.name] = inputs.source
-            combined.append(inputs)
-    return combined
-
-
-def run_upstream(
-    link: UpstreamLink,
-    upstream: Reference,
-    upstream_sets: Sequence[InputSet],
-    downstream_inputs: Sequence[TensorSpec],
-    extra_arrays: Mapping[str, np.ndarray] | None = None,
-) -> list[InputSet]:
-    """The downstream graph's input sets, one per upstream set, from the upstream reference.
-
-    Each downstream input takes, in order: the upstream value named in ``link.map``, the
-    upstream output of the same name, the upstream input of the same name (a mask or lengths
-    passed through), then ``extra_arrays`` (e.g. synthesized token ids). Float values are cast
-    to the input's float dtype; the sets keep the upstream set names.
-    """
-    extra = dict(extra_arrays or {})
-    where = f"inputs_from {link.upstream} -> {link.graph}"
-    produced = []
-    for upstream_inputs in upstream_sets:
-        outputs = upstream.outputs(upstream_inputs)
-        arrays: dict[str, np.ndarray] = {}
-        for spec in downstream_inputs:
-            source = link.map.get(spec.name, spec.name)
-            if source in outputs:
-                value = outputs[source]
-            elif source in upstream_inputs.arrays:
-                value = upstream_inputs.arrays[source]
-            elif spec.name in extra and spec.name not in link.map:
-                value = extra[spec.name]
-            else:
-                raise ReferenceError(
-                    f"{where}: no value for {link.graph} input {spec.name!r} ({link.upstream} "
-                    f"gives outputs {sorted(outputs)} and inputs "
-                    f"{sorted(upstream_inputs.arrays)}); add it to map or supply it as an "
-                    "extra input"
-                )
-            arrays[spec.name] = _cast_to(value, spec, where)
-        unknown = [name for name in link.map if name not in {s.name for s in downstream_inputs}]
-        if unknown:
-            raise ReferenceError(
-                f"{where}: map names {unknown}, which are not inputs of {link.graph} "
-                f"({[s.name for s in downstream_inputs]}); fix map"
-            )
-        produced.append(
-            InputSet(
-                name=upstream_inputs.name,
-                source=f"{link.upstream} outputs ({upstream.description})",
-                seed=upstream_inputs.seed,
-                dims=upstream_inputs.dims,
-                arrays=arrays,
-            )
-        )
-    return produced
-
-
-def _cast_to(value: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
-    array = np.asarray(value)
-    if spec.dtype == str(array.dtype) or spec.dtype == "bfloat16":
-        return array
-    wanted = np.dtype(spec.dtype) if spec.dtype != "str" else None
-    if (
-        wanted is not None
-        and np.issubdtype(wanted, np.floating)
-        and np.issubdtype(array.dtype, np.floating)
-    ):
-        return array.astype(wanted)
-    raise ReferenceError(
-        f"{where}: {spec.name!r} is {array.dtype} upstream but the graph takes {spec.dtype}; "
-        "map it to a value of the right type"
-    )

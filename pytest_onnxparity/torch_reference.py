@@ -10,18 +10,15 @@ explicit ``allow_pickle = true`` opt-in.
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pytest_onnxparity.references import (
-    CallableReference,
-    InputMapping,
-    ReferenceError,
-    first_line,
-)
+from pytest_onnxparity.reference_config import InputMapping
+from pytest_onnxparity.references import CallableReference, ReferenceError, first_line
 
 TORCH_EXTRA = "pip install pytest-onnxparity[torch]"
 # TorchScript parameter types that take a Python value rather than a tensor.
@@ -32,14 +29,14 @@ class TorchMissingError(ReferenceError):
     """torch is not installed; the plugin may turn this into a skip."""
 
 
-def require_torch(purpose: str = "torch references") -> ModuleType:
+def require_torch(purpose: str = "a torch reference") -> ModuleType:
     """Import torch, or raise :class:`TorchMissingError` naming the extra to install."""
     try:
         import torch
     except ImportError:
         raise TorchMissingError(
-            f"torch is not installed and {purpose} need it; {TORCH_EXTRA} (recorded and ONNX "
-            "references work without it)"
+            f"torch is not installed, and {purpose} needs it: {TORCH_EXTRA} (or gate on "
+            "outputs recorded with --parity-record, which need no torch)"
         ) from None
     return torch
 
@@ -63,7 +60,13 @@ def load_torchscript(
     torch = require_torch(f"the TorchScript reference {path.name}")
     _require_file(path, "TorchScript file")
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            # torch 2.9+ deprecates TorchScript; loading an archive someone shipped is still the
+            # way to run it, and the warning would fail runs under filterwarnings = error.
+            warnings.filterwarnings(
+                "ignore", r"`torch\.jit\.load` is deprecated", DeprecationWarning
+            )
+            module = torch.jit.load(str(path), map_location="cpu")
     except RuntimeError as error:
         raise ReferenceError(
             f"{path}: not a TorchScript archive ({first_line(error)}); save it with "
@@ -118,7 +121,7 @@ def load_torch_checkpoint(
         if not allow_pickle and isinstance(error, pickle.UnpicklingError):
             raise ReferenceError(
                 f"{path}: holds a pickled module, and unpickling it runs code from the file; if "
-                f"you trust it, set allow_pickle = true in {where}"
+                f"you trust it, set allow_pickle = true in {where} or pass --parity-allow-pickle"
             ) from None
         raise ReferenceError(
             f"{path}: torch.load failed ({type(error).__name__}: {first_line(error)}); make "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from pytest_onnxparity.recorded import (
     read_npz,
     read_recorded,
     read_test_data_dir,
+    recorded_set_names,
     write_npz,
     write_recorded,
     write_test_data,
@@ -258,3 +260,67 @@ def test_pb_files_written_are_plain_named_tensor_protos(tmp_path: Path) -> None:
     tensor.ParseFromString((tmp_path / "g" / "test_data_set_0" / "output_1.pb").read_bytes())
     assert tensor.name == "mask"
     assert tensor.data_type == onnx.TensorProto.BOOL
+
+
+def test_set_names_are_listed_without_loading_arrays_in_both_layouts(tmp_path: Path) -> None:
+    sets = [recorded_set("speech"), recorded_set("silence", 1)]
+    write_npz(tmp_path / "clips.npz", sets)
+    write_test_data(tmp_path / "clips", sets)
+    assert recorded_set_names(tmp_path / "clips.npz") == ["speech", "silence"]
+    assert recorded_set_names(tmp_path / "clips") == ["test_data_set_0", "test_data_set_1"]
+    assert recorded_set_names(EXAMPLE_REFERENCE / "encoder.npz") == ["default"]
+
+
+def junk_npz(tmp_path: Path) -> Path:
+    (tmp_path / "rec.npz").write_bytes(b"junk")
+    return tmp_path / "rec.npz"
+
+
+def empty_folder(tmp_path: Path) -> Path:
+    (tmp_path / "rec").mkdir()
+    return tmp_path / "rec"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (junk_npz, "not a readable .npz file (not a zip archive)"),
+        (lambda tmp_path: tmp_path / "rec.npz", "no such recorded file"),
+        (empty_folder, "no test_data_set_<N> directories"),
+    ],
+    ids=["junk", "missing", "empty-folder"],
+)
+def test_listing_a_broken_recording_names_the_file_and_the_fix(
+    tmp_path: Path, make: Callable[[Path], Path], message: str
+) -> None:
+    path = make(tmp_path)
+    with pytest.raises(RecordedDataError) as info:
+        recorded_set_names(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+    assert "re-record it with --parity-record" in str(info.value)
+
+
+def test_recordings_are_shared_like_any_file_the_user_writes(tmp_path: Path) -> None:
+    """Temporary files are created 0600; a recording is committed and read by CI, so it gets
+    the umask's permissions, like the directory of a test-data set."""
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        write_npz(tmp_path / "a.npz", [recorded_set()])
+        (written,) = write_test_data(tmp_path / "a", [recorded_set()])
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.npz").stat().st_mode & 0o777 == 0o644
+    assert written.stat().st_mode & 0o777 == 0o755
+
+
+@pytest.mark.parametrize("target", ["scalars.npz", "scalars"])
+def test_a_0d_input_like_a_sample_rate_keeps_its_shape(tmp_path: Path, target: str) -> None:
+    arrays = {"audio": np.zeros((1, 8), np.float32), "sr": np.array(16000, np.int64)}
+    recorded = RecordedSet(InputSet("default", "test", None, {}, arrays), {"p": np.float32(0.5)})
+    write_recorded(tmp_path / target, [recorded])
+    (back,) = read_recorded(tmp_path / target)
+    assert back.inputs.arrays["sr"].shape == ()
+    assert back.outputs["p"].shape == ()

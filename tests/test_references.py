@@ -20,23 +20,32 @@ from torch import nn
 from pytest_onnxparity.config import ConfigError
 from pytest_onnxparity.inputs import InputSet
 from pytest_onnxparity.parity import compare
+from pytest_onnxparity.real_inputs import (
+    check_input_set,
+    combine_input_sets,
+    input_data_names,
+    input_sets_from_hook,
+    read_input_data,
+    run_upstream,
+)
 from pytest_onnxparity.recorded import RecordedSet, read_recorded, write_npz, write_recorded
+from pytest_onnxparity.reference_config import (
+    InputMapping,
+    ReferenceSettings,
+    ReferenceSpec,
+    UpstreamLink,
+    check_graph_names,
+    parse_reference_layers,
+    parse_reference_options,
+    recorded_path,
+)
 from pytest_onnxparity.references import (
     CallableReference,
-    InputMapping,
     OnnxReference,
     RecordedReference,
     ReferenceError,
-    ReferenceSpec,
-    UpstreamLink,
-    check_input_set,
-    combine_input_sets,
-    input_sets_from_hook,
     open_reference,
-    parse_reference_options,
-    read_input_data,
     record_outputs,
-    run_upstream,
 )
 from pytest_onnxparity.sessions import SessionSettings, open_session
 from pytest_onnxparity.signature import TensorSpec, read_signature
@@ -451,7 +460,8 @@ def test_a_pickled_module_is_refused_unless_allow_pickle_is_set(tmp_path: Path) 
         load_torch_checkpoint(tmp_path / "mlp.pt", allow_pickle=False, where="parity.toml [x]")
     assert str(info.value) == (
         f"{tmp_path / 'mlp.pt'}: holds a pickled module, and unpickling it runs code from the "
-        "file; if you trust it, set allow_pickle = true in parity.toml [x]"
+        "file; if you trust it, set allow_pickle = true in parity.toml [x] or pass "
+        "--parity-allow-pickle"
     )
     reference = load_torch_checkpoint(
         tmp_path / "mlp.pt", allow_pickle=True, graph_inputs=("x",), graph_outputs=("logits",)
@@ -483,7 +493,7 @@ def test_without_torch_torch_references_name_the_extra_to_install(
         require_torch()
     assert TORCH_EXTRA in str(info.value)
     spec = ReferenceSpec(kind="torchscript", path=exports / "encoder.pt")
-    with pytest.raises(TorchMissingError, match=r"TorchScript reference encoder\.pt need it"):
+    with pytest.raises(TorchMissingError, match=r"TorchScript reference encoder\.pt needs it"):
         encoder_reference(exports, spec)
 
 
@@ -797,7 +807,7 @@ def test_real_input_sets_that_do_not_fit_the_graph_are_named(
 
 def test_hook_inputs_become_named_sets() -> None:
     arrays = encoder_set().arrays
-    assert [s.name for s in input_sets_from_hook("encoder", arrays, "hook")] == ["default"]
+    assert [s.name for s in input_sets_from_hook("encoder", arrays, "hook")] == ["hook"]
     named = input_sets_from_hook("encoder", {"clip1": arrays, "clip2": arrays}, "hook")
     assert [s.name for s in named] == ["clip1", "clip2"]
     listed = input_sets_from_hook("encoder", [arrays, arrays], "hook")
@@ -844,3 +854,128 @@ def test_input_data_that_does_not_fit_the_graph_names_the_file(tmp_path: Path) -
     assert str(info.value).startswith(
         f"parity.toml [references.encoder] input_data {tmp_path / 'clips.npz'}: input set 'clips' "
     )
+
+
+def test_input_data_names_are_known_before_any_array_is_loaded(tmp_path: Path) -> None:
+    write_npz(tmp_path / "clips.npz", [RecordedSet(encoder_set(), {})])
+    write_npz(
+        tmp_path / "two.npz", [RecordedSet(encoder_set("a"), {}), RecordedSet(encoder_set("b"), {})]
+    )
+    spec = ReferenceSpec(input_data=(tmp_path / "clips.npz", tmp_path / "two.npz"))
+    assert input_data_names(spec) == ["clips", "two.a", "two.b"]
+    assert input_data_names(spec) == [s.name for s in read_input_data(spec, SPECS)]
+
+
+# --------------------------------------------------------------------------------------------
+# The run's reference settings: config layers and the command line
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_folder_table_of_a_graph_replaces_the_projects_whole() -> None:
+    project = {
+        "encoder": {"kind": "torchscript", "path": "refs/enc.pt", "inputs": ["features"]},
+        "decoder": {"kind": "module"},
+        "inputs_from": [{"graph": "decoder", "from": "encoder"}],
+    }
+    folder = {"encoder": {"path": "reference/encoder.npz"}}
+    specs = parse_reference_layers(
+        [(project, "pyproject.toml", Path("/project")), (folder, "parity.toml", Path("/out"))]
+    )
+    assert specs["encoder"] == ReferenceSpec(
+        kind="recorded",
+        path=Path("/out/reference/encoder.npz"),
+        where="parity.toml [references.encoder]",
+    )
+    assert specs["decoder"].kind == "module"
+    assert specs["decoder"].inputs_from == UpstreamLink("decoder", "encoder")
+
+
+def test_the_command_line_replaces_every_graphs_reference_but_keeps_its_inputs() -> None:
+    configured = ReferenceSpec(
+        kind="torchscript",
+        path=Path("/p/enc.pt"),
+        input_data=(Path("/p/clips.npz"),),
+        synthesize=False,
+    )
+    other_dir = ReferenceSettings({"encoder": configured}, reference_dir=Path("/releases/v1"))
+    spec = other_dir.spec("encoder")
+    assert (spec.kind, spec.path, spec.where) == (
+        "other-dir",
+        Path("/releases/v1"),
+        "--parity-reference-dir",
+    )
+    assert (spec.input_data, spec.synthesize) == (configured.input_data, False)
+    recorded = ReferenceSettings({"encoder": configured}, recorded_dir=Path("/out/reference"))
+    assert recorded.spec("encoder") == ReferenceSpec(
+        kind="recorded", path=Path("/out/reference/encoder.npz"), where="--parity-recorded"
+    )
+    assert ReferenceSettings().spec("decoder").is_default_reference
+
+
+def test_allow_pickle_on_the_command_line_opts_in_every_checkpoint_only() -> None:
+    specs = {
+        "a": ReferenceSpec(kind="checkpoint", path=Path("/m.pt")),
+        "b": ReferenceSpec(kind="torchscript", path=Path("/m.jit")),
+    }
+    settings = ReferenceSettings(specs, allow_pickle=True)
+    assert settings.spec("a").allow_pickle
+    assert not settings.spec("b").allow_pickle
+    assert not ReferenceSettings(specs).spec("a").allow_pickle
+
+
+def test_the_reference_hook_is_asked_only_where_nothing_else_chose_the_reference() -> None:
+    settings = ReferenceSettings(
+        {
+            "module": ReferenceSpec(kind="module"),
+            "inputs-only": ReferenceSpec(input_data=(Path("/c.npz"),)),
+            "torchscript": ReferenceSpec(kind="torchscript", path=Path("/m.pt")),
+        }
+    )
+    assert settings.asks_hook("module")
+    assert settings.asks_hook("inputs-only")
+    assert settings.asks_hook("unconfigured")
+    assert not settings.asks_hook("torchscript")
+    assert not ReferenceSettings(recorded_dir=Path("/r")).asks_hook("unconfigured")
+
+
+def test_a_recording_is_found_in_either_layout(tmp_path: Path) -> None:
+    assert recorded_path(tmp_path, "encoder") == tmp_path / "encoder.npz"
+    (tmp_path / "encoder").mkdir()
+    assert recorded_path(tmp_path, "encoder") == tmp_path / "encoder"
+    (tmp_path / "encoder.npz").touch()
+    assert recorded_path(tmp_path, "encoder") == tmp_path / "encoder.npz"
+
+
+def test_a_table_for_a_graph_the_folder_lacks_is_a_config_error() -> None:
+    specs = parse_reference_options({"encodr": {}}, "parity.toml", BASE)
+    with pytest.raises(ConfigError) as info:
+        check_graph_names(specs, ["encoder", "decoder"])
+    assert str(info.value) == (
+        "parity.toml [references.encodr]: no graph 'encodr' in the export folder; graphs are "
+        "decoder, encoder"
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "label"),
+    [
+        (ReferenceSpec(kind="torchscript", path=Path("/a/refs/enc.pt")), "torchscript refs/enc.pt"),
+        (
+            ReferenceSpec(
+                kind="torchscript", path=Path("/silero/silero_vad.jit"), submodule="_model"
+            ),
+            "torchscript silero/silero_vad.jit::_model",
+        ),
+        (
+            ReferenceSpec(kind="provider", graph_optimization_level="disable"),
+            "provider opt=disable",
+        ),
+        (
+            ReferenceSpec(kind="provider", providers=("CUDAExecutionProvider",)),
+            "provider CUDA",
+        ),
+        (ReferenceSpec(kind="module"), "module"),
+    ],
+)
+def test_a_spec_has_a_short_label_for_titles(spec: ReferenceSpec, label: str) -> None:
+    assert spec.label == label

@@ -15,6 +15,8 @@ Two comparisons per ONNX file:
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +25,9 @@ import pytest
 
 from pytest_onnxparity.inputs import InputSet
 from pytest_onnxparity.parity import ParityResult, compare
-from pytest_onnxparity.references import InputMapping, OnnxReference, Reference
+from pytest_onnxparity.recorded import RecordedSet, write_npz
+from pytest_onnxparity.reference_config import InputMapping
+from pytest_onnxparity.references import OnnxReference, Reference
 from pytest_onnxparity.sessions import SessionSettings, open_session
 from pytest_onnxparity.tolerances import Tolerance, tier_default
 from pytest_onnxparity.torch_reference import load_torchscript
@@ -204,3 +208,64 @@ def test_the_half_file_is_a_different_model_and_fails_the_gate(
     assert not verdict.passed
     (stats,) = verdict.stats
     assert stats.max_abs > 0.05
+
+
+SILERO_PARITY_TOML = """
+[files."silero_vad_16k_op15.onnx"]
+graph = "silero_vad"
+variant = "16k_op15"
+tier = "fp32"
+
+[files."silero_vad_op18_ifless.onnx"]
+graph = "silero_vad"
+variant = "op18_ifless"
+tier = "fp32"
+
+[references.silero_vad]
+kind = "torchscript"
+path = "{jit}"
+submodule = "_model"
+inputs = ["input", "state"]
+outputs = ["output", "stateN"]
+synthesize = false
+input_data = ["../clip.npz"]
+"""
+
+
+def test_the_plugin_gates_silero_onnx_files_against_the_torchscript_model_on_a_clip(
+    pytester: pytest.Pytester, reference_stream: tuple[np.ndarray, list[InputSet]]
+) -> None:
+    """End to end through ``--onnx-dir``: every chunk of the clip in one batched input set,
+    each row with the context and state the TorchScript model carried into that chunk."""
+    _, sets = reference_stream
+    export = pytester.mkdir("silero")
+    for name in (*EXACT_VARIANTS, DIFFERENT_WEIGHTS):
+        shutil.copy(DATA / name, export / name)
+    arrays = {
+        "input": np.concatenate([inputs.arrays["input"] for inputs in sets]),
+        "state": np.concatenate([inputs.arrays["state"] for inputs in sets], axis=1),
+        "sr": np.array(SAMPLE_RATE, np.int64),
+    }
+    write_npz(pytester.path / "clip.npz", [RecordedSet(InputSet("default", "", 0, {}, arrays), {})])
+    (export / "parity.toml").write_text(SILERO_PARITY_TOML.format(jit=DATA / "silero_vad.jit"))
+    out = pytester.path / "silero.json"
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "-rA", "--onnx-dir", str(export), "--parity-json", str(out)
+    )
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*silero_vad[[]half[]] vs torchscript silero_vad.jit::_model on inputs clip: "
+            "*silero_vad_half.onnx: inputs [[]'input', 'state'[]] differ from the reference's "
+            "[[]'input', 'sr', 'state'[]]*",
+            "PASSED *silero_vad::parity?fp32-clip?",
+        ]
+    )
+    records = {r["variant"]: r for r in json.loads(out.read_text())["records"]}
+    assert set(records) == {"fp32", "16k_op15", "op18_ifless", "half"}
+    for variant in ("fp32", "16k_op15", "op18_ifless"):
+        record = records[variant]
+        assert record["reference"] == "torchscript silero_vad.jit::_model"
+        assert record["input_set"]["shapes"]["input"] == [len(sets), CHUNK + CONTEXT]
+        for output in record["parity"]["outputs"]:
+            assert output["max_abs"] < 1e-5, (variant, output)
