@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_onnxparity.metadata import METADATA_SCHEMA, METADATA_VERSION
+from pytest_onnxparity.metadata import METADATA_SCHEMA, METADATA_VERSION, is_finite_number
 from pytest_onnxparity.results import SCHEMA_NAME, SCHEMA_VERSION
 
 READABLE_VERSIONS = {SCHEMA_NAME: (1, SCHEMA_VERSION), METADATA_SCHEMA: (1, METADATA_VERSION)}
@@ -195,20 +194,16 @@ def metric_table(metadata: Mapping[str, Any]) -> dict[MetricKey, float]:
 
 
 def _numbers(entry: Mapping[str, Any]) -> Iterator[tuple[tuple[str, str], float]]:
-    if _is_number(entry.get("size_bytes")):
+    if is_finite_number(entry.get("size_bytes")):
         yield ("file", "size_bytes"), float(entry["size_bytes"])
     for output, stats in entry.get("outputs", {}).items():
         for metric, value in stats.items():
-            if _is_number(value):
+            if is_finite_number(value):
                 yield (output, metric), float(value)
     for check, numbers in entry.get("checks", {}).items():
         for metric, value in numbers.items():
-            if metric not in ("passed", "enforced") and _is_number(value):
+            if metric not in ("passed", "enforced") and is_finite_number(value):
                 yield (check, metric), float(value)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)

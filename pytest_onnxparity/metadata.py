@@ -50,7 +50,7 @@ def scalar_numbers(details: Mapping[str, Any]) -> dict[str, Any]:
     return {
         key: value
         for key, value in details.items()
-        if isinstance(value, bool) or _is_finite_number(value)
+        if isinstance(value, bool) or is_finite_number(value)
     }
 
 
@@ -73,9 +73,9 @@ def _sequence_counts(counts: Mapping[str, Any]) -> dict[str, Any]:
     numbers: dict[str, Any] = {}
     for key, value in counts.items():
         if isinstance(value, Mapping):
-            if key in SEQUENCE_RATES and _is_finite_number(value.get("rate")):
+            if key in SEQUENCE_RATES and is_finite_number(value.get("rate")):
                 numbers[SEQUENCE_RATES[key]] = value["rate"]
-        elif isinstance(value, bool) or _is_finite_number(value):
+        elif isinstance(value, bool) or is_finite_number(value):
             numbers[key] = value
     return numbers
 
@@ -85,19 +85,19 @@ def timing_numbers(details: Mapping[str, Any]) -> dict[str, Any]:
     (``latency_ms``, ``rtf``), the reference's figure, the rounds and the threads."""
     measurement = details.get("measurement") or {}
     metric, value = measurement.get("metric"), measurement.get("value")
-    if not isinstance(metric, str) or not _is_finite_number(value):
+    if not isinstance(metric, str) or not is_finite_number(value):
         return scalar_numbers(details)
     numbers: dict[str, Any] = {metric: value}
     reference = (details.get("reference") or {}).get("value")
-    if _is_finite_number(reference):
+    if is_finite_number(reference):
         numbers[f"reference_{metric}"] = reference
         if reference:
             numbers["vs_reference"] = value / reference
     for key in ("repeats", "warmup"):
-        if _is_finite_number(measurement.get(key)):
+        if is_finite_number(measurement.get(key)):
             numbers[key] = measurement[key]
     threads = (details.get("context") or {}).get("intra_op_threads")
-    if _is_finite_number(threads):
+    if is_finite_number(threads):
         numbers["intra_op_threads"] = threads
     return numbers
 
@@ -247,7 +247,7 @@ def worst_stats(per_input_set: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     the total mismatch count; None where no input set measured it."""
 
     def values(key: str) -> list[float]:
-        return [s[key] for s in per_input_set if _is_finite_number(s.get(key))]
+        return [s[key] for s in per_input_set if is_finite_number(s.get(key))]
 
     worst: dict[str, Any] = {}
     for key in OUTPUT_STATS:
@@ -415,7 +415,8 @@ def round_number(metric: str, value: Any) -> Any:
     return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
 
 
-def _is_finite_number(value: object) -> bool:
+def is_finite_number(value: object) -> bool:
+    """An int or float that is finite (a bool is not a number here)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 

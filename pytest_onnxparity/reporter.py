@@ -103,6 +103,7 @@ class ParityReporter:
         self.collector = ResultCollector()
         self.outputs = resolve_outputs(config)
         self.written: list[tuple[str, Path]] = []
+        self.appended: list[Path] = []
         self.comparison: BaselineComparison | None = None
         # ``--dist loadgroup`` appends ``@group`` to node ids; records are stored without it.
         self.group_suffixes = config.getoption("dist", None) == "loadgroup"
@@ -160,7 +161,7 @@ class ParityReporter:
             if step_summary:
                 with open(step_summary, "a", encoding="utf-8") as stream:
                     stream.write(text + "\n")
-                self.written.append(("markdown appended", Path(step_summary)))
+                self.appended.append(Path(step_summary))
         if outputs.baseline is not None and outputs.baseline_path is not None:
             from pytest_onnxparity.baseline import compare
 
@@ -223,6 +224,8 @@ class ParityReporter:
                 terminalreporter.write_line(line, red=red, green=line.startswith("  improved"))
         for what, path in self.written:
             terminalreporter.write_line(f"{what} written to {path}")
+        for path in self.appended:
+            terminalreporter.write_line(f"markdown appended to {path} ({STEP_SUMMARY_ENV})")
 
 
 class WorkerOutputs:

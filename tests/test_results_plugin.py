@@ -160,7 +160,7 @@ def test_metadata_block_and_markdown_tables_describe_every_graph_and_variant(
         [
             f"parity metadata written to {pytester.path / 'out' / 'metadata.json'}",
             f"markdown written to {pytester.path / 'out' / 'parity.md'}",
-            f"markdown appended written to {step_summary}",
+            f"markdown appended to {step_summary} (GITHUB_STEP_SUMMARY)",
         ]
     )
     block = json.loads((pytester.path / "out" / "metadata.json").read_text())
