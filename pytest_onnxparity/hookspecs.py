@@ -52,6 +52,32 @@ def pytest_onnxparity_update_metadata(metadata: dict[str, Any], config: pytest.C
     """
 
 
+@pytest.hookspec(firstresult=True)
+def pytest_onnxparity_reference(graph: str, config: pytest.Config) -> Any:
+    """The reference of one graph: an ``nn.Module`` or any callable, or None to leave it alone.
+
+    Asked once per graph per process, when its first test runs, for graphs whose reference is
+    the default (their fp32 file) or ``kind = "module"`` in ``[references.<graph>]``. The callable
+    gets the ONNX inputs in the graph's input order (a torch module as tensors, in ``eval()`` and
+    under ``torch.inference_mode()``; a plain function as numpy arrays) and its tuple, list or
+    dict return is named in the graph's output order. Return ``(module, InputMapping(...))``
+    (``pytest_onnxparity.reference_config``) to map arguments and outputs, or set ``inputs`` /
+    ``outputs`` in the config table. The first non-None answer wins.
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_onnxparity_inputs(graph: str, config: pytest.Config) -> Any:
+    """Real input sets for one graph (e.g. log-mel features of real clips), or None.
+
+    Return ``{input_name: array}`` (one set, named ``hook``), ``{set_name: {input_name: array}}``,
+    or a list of ``{input_name: array}`` (sets ``hook0``, ``hook1``, ...). Each set is a test id
+    of its own, beside the synthesized sets (``synthesize = false`` in ``[references.<graph>]``
+    drops those); arrays must match the graph's input names, dtypes and fixed dims. Asked once
+    per graph per process, at collection. The first non-None answer wins.
+    """
+
+
 @pytest.hookspec
 def pytest_onnxparity_folder_items(
     parent: pytest.Collector, engine: ParityEngine

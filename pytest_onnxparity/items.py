@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +12,8 @@ from pytest_onnxparity import keys
 from pytest_onnxparity.discovery import Graph
 from pytest_onnxparity.engine import ParityCase, ParityEngine
 from pytest_onnxparity.gates import failure_message
-from pytest_onnxparity.inputs import sweep_points
+from pytest_onnxparity.inputs import DEFAULT_SET
 from pytest_onnxparity.results import CheckResult, ParityRecord, encode_property
-from pytest_onnxparity.signature import read_signature
 
 
 class ExportDirNode(pytest.Directory):
@@ -42,13 +41,15 @@ class GraphNode(pytest.Collector):
     def collect(self) -> list[pytest.Item | pytest.Collector]:
         graph, engine = self.graph, self.engine
         items: list[pytest.Item | pytest.Collector] = []
-        if not graph.variants:
+        tested = engine.tested_variants(graph)
+        if not tested:
             name = f"load[{graph.reference}]"
             items.append(LoadItem.from_parent(self, name=name, graph=graph, engine=engine))
-        for variant_tag in graph.variants:
-            for point in _points(engine, graph):
-                case = ParityCase(graph, graph.file(variant_tag), point)
-                suffix = "" if not point else f"-{case.input_set_name}"
+        input_keys = engine.input_keys(graph) if tested else []
+        for variant_tag in tested:
+            for key in input_keys:
+                case = ParityCase.for_key(graph, graph.file(variant_tag), key)
+                suffix = "" if key.name == DEFAULT_SET else f"-{key.name}"
                 name = f"parity[{variant_tag}{suffix}]"
                 items.append(ParityItem.from_parent(self, name=name, case=case, engine=engine))
         for extra in self.ihook.pytest_onnxparity_graph_items(
@@ -87,8 +88,9 @@ class ParityItem(pytest.Item):
 
     def _title(self) -> str:
         case = self.case
+        reference = self.engine.reference_label(case.graph)
         return (
-            f"{case.graph.name}[{case.variant.variant}] vs {case.graph.reference} "
+            f"{case.graph.name}[{case.variant.variant}] vs {reference} "
             f"on inputs {case.input_set_name}"
         )
 
@@ -174,14 +176,6 @@ def collect_export_dir(path: Path, parent: pytest.Collector) -> ExportDirNode | 
     if engine is None or path != engine.folder.root:
         return None
     return ExportDirNode.from_parent(parent, path=path)
-
-
-def _points(engine: ParityEngine, graph: Graph) -> Iterator[dict[str, int]]:
-    if not engine.settings.plan.sweep or graph.reference_file.problem:
-        yield {}
-        return
-    inputs, _ = read_signature(str(graph.reference_file.path))
-    yield from sweep_points(inputs, engine.settings.plan)
 
 
 def release_finished_graph(

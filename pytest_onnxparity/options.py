@@ -173,7 +173,10 @@ def add_options(parser: Any) -> None:
     )
     _add_localize_options(group, parser)
     _add_health_options(group, parser)
+    _add_speed_options(group, parser)
     _add_results_options(group, parser)
+    _add_suite_options(group, parser)
+    _add_references_options(group, parser)
     _add_sequence_options(group, parser)
 
 
@@ -244,6 +247,133 @@ def _add_health_options(group: Any, parser: Any) -> None:
         help="run these health checks on every file of the export folder, one test each: a "
         "comma list of checker, opset, domains, initializers, structure, outputs, coverage; "
         "'all' or 'none' (default: a [health] config table turns all of them on)",
+    )
+
+
+def _add_suite_options(group: Any, parser: Any) -> None:
+    """Ready-made suites (``suites_plugin``): start a run from a shipped declarative suite."""
+    from pytest_onnxparity.suites_plugin import INI_SUITE, parse_suite_choice
+
+    group.addoption(
+        "--parity-suite",
+        type=parse_suite_choice,
+        metavar="NAME|PATH",
+        help="start from a ready-made suite (embedding, classifier, encoder-decoder-asr, "
+        "streaming-vad) or a suite .toml; your [tool.onnxparity] and parity.toml override it",
+    )
+    parser.addini(INI_SUITE, "default for --parity-suite (a name, or a path from the rootdir)")
+    group.addoption(
+        "--parity-suites",
+        action="store_true",
+        default=False,
+        help="list the ready-made suites (or explain --parity-suite's) with what they check and "
+        "their tolerances per precision tier, and exit",
+    )
+
+
+def _add_speed_options(group: Any, parser: Any) -> None:
+    """Speed and size gates (``speed_plugin``): budgets, repeats and warm-up of the timings."""
+
+    def speed_budget(text: str) -> Any:
+        from pytest_onnxparity.timing import BudgetError, speed_budget
+
+        try:
+            return speed_budget(text, "--parity-speed-budget")
+        except BudgetError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    def size_budget(text: str) -> Any:
+        from pytest_onnxparity.bundle import size_budget
+        from pytest_onnxparity.timing import BudgetError
+
+        try:
+            return size_budget(text, "--parity-size-budget")
+        except BudgetError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    def positive_int(text: str) -> int:
+        if not text.isdecimal() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+        return int(text)
+
+    group.addoption(
+        "--parity-speed-budget",
+        action="append",
+        default=[],
+        type=speed_budget,
+        metavar="[SCOPE:]METRIC<=LIMIT[x]",
+        help="time every graph file and gate it: latency_ms<=40, rtf<=0.3, or relative to the "
+        "reference timed in the same run: int4:latency_ms<=0.7x (recommended on shared CI)",
+    )
+    parser.addini(
+        "parity_speed_budgets", "speed budgets, one per line", type="linelist", default=[]
+    )
+    group.addoption(
+        "--parity-size-budget",
+        action="append",
+        default=[],
+        type=size_budget,
+        metavar="[SCOPE:]METRIC<=LIMIT",
+        help="gate variant bundles (unscoped or TIER/TAG:) or files (GRAPH[/TAG]:) on size: "
+        "size_mb<=450, int4:ratio>=3.5, encoder/int8:size_mb<=0.3x",
+    )
+    parser.addini("parity_size_budgets", "size budgets, one per line", type="linelist", default=[])
+    group.addoption(
+        "--parity-timing",
+        action="store_true",
+        default=False,
+        help="time every graph file even without speed budgets (for --benchmark-json and "
+        "--benchmark-compare)",
+    )
+    parser.addini("parity_timing", "default for --parity-timing", type="bool", default=False)
+    group.addoption(
+        "--parity-timing-repeats",
+        type=positive_int,
+        metavar="N",
+        help="timed rounds per figure; the median is gated (default 5)",
+    )
+    parser.addini("parity_timing_repeats", "default for --parity-timing-repeats", default=None)
+    group.addoption(
+        "--parity-timing-warmup",
+        type=parse_non_negative_int,
+        metavar="N",
+        help="untimed rounds before the timed ones (default 1)",
+    )
+    parser.addini("parity_timing_warmup", "default for --parity-timing-warmup", default=None)
+
+
+def _add_references_options(group: Any, parser: Any) -> None:
+    """References: what each graph's variants are compared with (``references_plugin``)."""
+    group.addoption(
+        "--parity-reference-dir",
+        metavar="DIR",
+        help="compare every graph with the file at the same relative path in DIR (e.g. the "
+        "previous release) instead of its own fp32 file",
+    )
+    group.addoption(
+        "--parity-record",
+        nargs="?",
+        const="npz",
+        choices=("npz", "test-data"),
+        metavar="npz|test-data",
+        help="after the run, write each tested graph's reference outputs and inputs to "
+        "<onnx-dir>/reference/ (<graph>.npz, or <graph>/test_data_set_N/ with "
+        "--parity-record=test-data), for --parity-recorded runs without torch",
+    )
+    group.addoption(
+        "--parity-recorded",
+        action="store_true",
+        default=None,
+        help="use the outputs recorded in <onnx-dir>/reference/ as every graph's reference "
+        "(needs no torch)",
+    )
+    parser.addini("parity_recorded", "default for --parity-recorded", type="bool", default=False)
+    group.addoption(
+        "--parity-allow-pickle",
+        action="store_true",
+        default=False,
+        help="allow checkpoint references saved whole with torch.save; unpickling runs code "
+        "from the file (same as allow_pickle = true in [references.<graph>])",
     )
 
 

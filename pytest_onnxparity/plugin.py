@@ -20,18 +20,33 @@ FEATURE_PLUGINS: tuple[str, ...] = (
     "localize_plugin",
     "results_plugin",
     "health_plugin",
+    "suites_plugin",
+    "speed_plugin",
+    "references_plugin",
     "sequence_plugin",
 )
 
 MARKER_DOC = (
     "parity(graph=None, variant=None, tier=None, max_abs=None, mean_abs=None, p99_abs=None, "
-    "rel_l2=None, min_cosine=None, min_argmax_agreement=None, argmax_axis=-1): an ONNX parity "
+    "rel_l2=None, min_cosine=None, min_argmax_agreement=None, min_topk_overlap=None, "
+    "argmax_axis=-1, topk=5): an ONNX parity "
     "test; the keywords select graph/variant cases and override tolerances for this test"
 )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    # Like --markers: explain and exit before a session starts (feature plugins are registered
+    # later, at configure time, so this hook has to live here).
+    if config.getoption("parity_suites"):
+        from pytest_onnxparity.suites_plugin import show_suites
+
+        return show_suites(config)
+    return None
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
