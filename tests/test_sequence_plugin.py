@@ -8,7 +8,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+# Imported once here: pytester's in-process runs forget modules first imported during a run,
+# and datasets registers pyarrow extension types that cannot be registered a second time.
+import datasets  # noqa: F401
+import jiwer  # noqa: F401
 import pytest
+import scipy.signal  # noqa: F401
+import soundfile  # noqa: F401
 from seq_fixtures import CLIPS, SeqExport, conftest_text, write_export
 
 COMMITTED_CLIPS = Path(__file__).parent / "data" / "clips"
