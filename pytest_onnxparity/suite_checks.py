@@ -69,7 +69,7 @@ def pooled_check(
     graph and gate the pooled vectors, sentence by sentence."""
     variant = graph.file(variant_tag)
     title = (
-        f"{graph.name}[{variant_tag}] vs {graph.reference}: pooled embeddings "
+        f"{graph.name}[{variant_tag}] vs {engine.reference_label(graph)}: pooled embeddings "
         f"({options.describe()})"
     )
     try:
@@ -174,7 +174,10 @@ def streaming_check(
     and gate the variant's per-chunk outputs; the variant is also replayed on the reference's
     states, to tell an error of one step from one that builds up in the state."""
     variant = graph.file(variant_tag)
-    title = f"{graph.name}[{variant_tag}] vs {graph.reference} streamed over {options.describe()}"
+    title = (
+        f"{graph.name}[{variant_tag}] vs {engine.reference_label(graph)} streamed over "
+        f"{options.describe()}"
+    )
     try:
         reference_runner = engine.runner(graph.reference_file)
         runner = engine.runner(variant)

@@ -252,6 +252,36 @@ def test_a_suite_file_given_by_path_is_used_like_a_shipped_one(
     result.stdout.fnmatch_lines(["*output 'logits': max_abs=* violates <= 1e-09*"])
 
 
+@pytest.mark.parametrize(
+    ("suite", "message"),
+    [
+        (
+            "embedding",
+            "classifier[[]int8[]] vs fp32: pooled embeddings (*): classifier_int8.onnx has no "
+            "output 'last_hidden_state' (outputs [[]'logits'[]]); set output (and pooling) in "
+            "[[]tool.onnxparity.suite.pooled[]]",
+        ),
+        (
+            "streaming-vad",
+            "classifier[[]int8[]] vs fp32 streamed over *: the graph has no chunk input 'input' "
+            "(inputs [[]'pixels'[]]); set chunk_input in [[]suite.streaming[]]",
+        ),
+    ],
+)
+def test_a_suite_that_does_not_fit_the_export_fails_loudly_instead_of_passing(
+    pytester: pytest.Pytester, classifier_export: Path, suite: str, message: str
+) -> None:
+    export = link_folder(
+        pytester.path / "export",
+        {name: classifier_export / name for name in ("classifier.onnx", "classifier_int8.onnx")},
+    )
+
+    result = run(pytester, "--onnx-dir", str(export), "--parity-suite", suite)
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([message])
+
+
 # --------------------------------------------------------------------------------------------
 # embedding: all-MiniLM-L6-v2
 # --------------------------------------------------------------------------------------------
