@@ -135,21 +135,30 @@ class ParityReporter:
                 write_json_atomic(settings.json_path, document)
                 self.written.append(("results", settings.json_path))
             if self.outputs.needs_metadata:
-                self._write_metadata(session, document)
+                metadata = self._metadata(document)
+                self._write_metadata(metadata)
+                if self.outputs.baseline is not None:
+                    self._compare_baseline(session, metadata)
         if settings.suggest_path is not None:
             text = suggest_toml(self.collector.records, settings.suggest_margin)
             settings.suggest_path.parent.mkdir(parents=True, exist_ok=True)
             settings.suggest_path.write_text(text, encoding="utf-8")
             self.written.append(("suggested limits", settings.suggest_path))
 
-    def _write_metadata(self, session: pytest.Session, document: Mapping[str, Any]) -> None:
+    def _metadata(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        """The metadata block of this run, after ``pytest_onnxparity_update_metadata`` hooks."""
+        from pytest_onnxparity.metadata import build_metadata
+
+        metadata = build_metadata(document)
+        self.config.hook.pytest_onnxparity_update_metadata(metadata=metadata, config=self.config)
+        return metadata
+
+    def _write_metadata(self, metadata: Mapping[str, Any]) -> None:
         from pytest_onnxparity.markdown import render_markdown
-        from pytest_onnxparity.metadata import build_metadata, dumps_stable
+        from pytest_onnxparity.metadata import dumps_stable
         from pytest_onnxparity.results import write_text_atomic
 
         outputs = self.outputs
-        metadata = build_metadata(document)
-        self.config.hook.pytest_onnxparity_update_metadata(metadata=metadata, config=self.config)
         if outputs.metadata_path is not None:
             write_text_atomic(outputs.metadata_path, dumps_stable(metadata))
             self.written.append(("parity metadata", outputs.metadata_path))
@@ -162,18 +171,22 @@ class ParityReporter:
                 with open(step_summary, "a", encoding="utf-8") as stream:
                     stream.write(text + "\n")
                 self.appended.append(Path(step_summary))
-        if outputs.baseline is not None and outputs.baseline_path is not None:
-            from pytest_onnxparity.baseline import compare
 
-            old = outputs.baseline
-            if old.get("schema") != metadata["schema"]:
-                old = build_metadata(old)
-            comparison = compare(old, metadata, outputs.rules, str(outputs.baseline_path))
-            if not outputs.rules_given:
-                comparison = dataclasses.replace(comparison, unmatched_rules=())
-            self.comparison = comparison
-            if self.comparison.failed and session.exitstatus == pytest.ExitCode.OK:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    def _compare_baseline(self, session: pytest.Session, metadata: Mapping[str, Any]) -> None:
+        """Compare with the baseline; a regression fails the session (the summary lists it)."""
+        from pytest_onnxparity.baseline import compare
+        from pytest_onnxparity.metadata import METADATA_SCHEMA, build_metadata
+
+        outputs = self.outputs
+        old = outputs.baseline or {}
+        if old.get("schema") != METADATA_SCHEMA:
+            old = build_metadata(old)
+        comparison = compare(old, metadata, outputs.rules, str(outputs.baseline_path))
+        if not outputs.rules_given:
+            comparison = dataclasses.replace(comparison, unmatched_rules=())
+        self.comparison = comparison
+        if comparison.failed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _wants_files(self) -> bool:
         """Output files were asked for even though no export folder started a run."""
