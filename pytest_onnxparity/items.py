@@ -190,6 +190,6 @@ def release_finished_graph(
 def _graph_of(item: pytest.Item) -> Graph | None:
     if isinstance(item, ParityItem):
         return item.case.graph
-    if isinstance(item, LoadItem):
+    if isinstance(item, (LoadItem, CheckItem)):
         return item.graph
     return None

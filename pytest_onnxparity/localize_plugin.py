@@ -114,10 +114,9 @@ def _parity_config(config: pytest.Config, onnx_dir: Path) -> ParityConfig:
     settings = config.stash.get(keys.SETTINGS, None)
     if settings is not None:
         return settings.config
-    from pytest_onnxparity.config import load_config
+    from pytest_onnxparity.glue import run_config
 
-    pyproject = config.rootpath / "pyproject.toml"
-    return load_config(pyproject if pyproject.is_file() else None, onnx_dir)
+    return run_config(config, onnx_dir)
 
 
 def _localize_tables(sources: tuple[str, ...]) -> str:

@@ -46,19 +46,24 @@ def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def check_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """One row per non-numeric check (health, coverage, size, timing, sequence…)."""
+    """A row per failed or not-enforced check; passing checks are counted by name on one line,
+    so a run with health checks or a 200-clip WER set stays readable."""
     rows = []
+    passed: dict[str, int] = {}
     for record in records:
         if record["kind"] != "check":
             continue
-        status = "PASS" if record["passed"] else "FAIL"
-        if not record["enforced"]:
-            status = "NOTE"
+        if record["passed"] and record["enforced"]:
+            passed[record["check"]] = passed.get(record["check"], 0) + 1
+            continue
+        status = "NOTE" if not record["enforced"] else "FAIL"
         detail = (record["message"] or "").splitlines()[0] if record["message"] else ""
         rows.append([record["graph"], record["variant"], record["check"], status, detail[:100]])
-    if not rows:
-        return []
-    return table(["graph", "variant", "check", "status", "detail"], rows)
+    lines = table(["graph", "variant", "check", "status", "detail"], rows) if rows else []
+    if passed:
+        counts = ", ".join(f"{name} {count}" for name, count in sorted(passed.items()))
+        lines.append(f"checks passed: {counts}")
+    return lines
 
 
 def _worst_text(record: Mapping[str, Any]) -> str:
