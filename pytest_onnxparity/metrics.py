@@ -206,7 +206,9 @@ def _percentile(values: np.ndarray, q: float) -> float:
         return 0.0
     rank = int(np.ceil(q / 100.0 * values.size)) - 1
     rank = min(max(rank, 0), values.size - 1)
-    return float(np.partition(values, rank)[rank])
+    # In place: the caller's error buffer is scratch, and a copy would double peak memory.
+    values.partition(rank)
+    return float(values[rank])
 
 
 def _argmax_agreement(

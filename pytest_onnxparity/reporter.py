@@ -216,6 +216,8 @@ class ParityReporter:
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.collector.records and not self.written and self.comparison is None:
+            return  # an inert run: nothing to say, and nothing heavy (numpy) to import
         from pytest_onnxparity.report import check_lines, counts_line, summary_lines
 
         records = self.collector.records
