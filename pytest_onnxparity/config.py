@@ -9,7 +9,7 @@ win over a ready-made suite (``--parity-suite``), which is read in the same sche
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,20 +176,20 @@ def load_config(
     merged: dict[str, Any] = {}
     sources = []
     if base is not None:
-        _check_keys(base, GLOBAL_KEYS, base_source)
+        check_keys(base, GLOBAL_KEYS, base_source)
         merged = _deep_merge(merged, base)
         sources.append(base_source)
     if pyproject is not None:
         table = read_toml_table(pyproject, ("tool", "onnxparity"))
         if table is not None:
-            _check_keys(table, GLOBAL_KEYS, f"{pyproject} [tool.onnxparity]")
+            check_keys(table, GLOBAL_KEYS, f"{pyproject} [tool.onnxparity]")
             merged = _deep_merge(merged, table)
             sources.append(f"{pyproject} [tool.onnxparity]")
     if export_dir is not None:
         folder_file = export_dir / FOLDER_CONFIG_NAME
         table = read_toml_table(folder_file)
         if table is not None:
-            _check_keys(table, GLOBAL_KEYS, str(folder_file))
+            check_keys(table, GLOBAL_KEYS, str(folder_file))
             merged = _deep_merge(merged, table)
             sources.append(str(folder_file))
     return parse_config(merged, " + ".join(sources) or "<defaults>", tuple(sources))
@@ -197,7 +197,7 @@ def load_config(
 
 def parse_config(raw: Mapping[str, Any], where: str, sources: tuple[str, ...] = ()) -> ParityConfig:
     """Validate a merged config mapping; ``where`` names its source in errors."""
-    _check_keys(raw, GLOBAL_KEYS, where)
+    check_keys(raw, GLOBAL_KEYS, where)
     try:
         return ParityConfig(
             sources=sources,
@@ -207,23 +207,29 @@ def parse_config(raw: Mapping[str, Any], where: str, sources: tuple[str, ...] = 
             dims=_int_mapping(raw.get("dims", {}), f"{where} dims", minimum=1),
             default_dim=_optional_int(raw, "default_dim", where, minimum=1),
             sweep=_sweep(raw.get("sweep", {}), f"{where} sweep"),
-            tolerance=validate_layer(_table(raw, "tolerance", where), f"{where} [tolerance]"),
-            tiers=_tiers(_table(raw, "tiers", where), where),
+            tolerance=validate_layer(sub_table(raw, "tolerance", where), f"{where} [tolerance]"),
+            tiers=_tiers(sub_table(raw, "tiers", where), where),
             graphs={
                 name: _graph(value, f"{where} [graphs.{name}]")
-                for name, value in _table(raw, "graphs", where).items()
+                for name, value in sub_table(raw, "graphs", where).items()
             },
-            files=_files(_table(raw, "files", where), where),
-            tags=_tags(_table(raw, "tags", where), where),
+            files=_files(sub_table(raw, "files", where), where),
+            tags=_tags(sub_table(raw, "tags", where), where),
             exclude=tuple(_string_list(raw.get("exclude", []), f"{where} exclude")),
-            session=_session(_table(raw, "session", where), f"{where} [session]"),
-            sections={name: _table(raw, name, where) for name in FEATURE_SECTIONS if name in raw},
+            session=_session(sub_table(raw, "session", where), f"{where} [session]"),
+            sections={
+                name: sub_table(raw, name, where) for name in FEATURE_SECTIONS if name in raw
+            },
         )
     except ToleranceError as error:
         raise ConfigError(str(error)) from None
 
 
-def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+def check_keys(table: Any, allowed: Sequence[str], where: str) -> None:
+    """Every config table's key check: a table whose keys are all in ``allowed``.
+
+    Raises ConfigError naming ``where`` (the file and table), the key and the allowed keys.
+    """
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where}: expected a table, got {type(table).__name__}")
     for key in table:
@@ -231,7 +237,8 @@ def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) 
             raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
 
 
-def _table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+def sub_table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    """``raw[key]`` when it is a table, ``{}`` when absent; ConfigError for anything else."""
     value = raw.get(key, {})
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: {key} must be a table, got {value!r}")
@@ -239,37 +246,37 @@ def _table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
 
 
 def _tolerance_table(raw: Mapping[str, Any], where: str) -> ToleranceLayer:
-    _check_keys(raw, TOLERANCE_KEYS, where)
+    check_keys(raw, TOLERANCE_KEYS, where)
     return validate_layer(raw, where)
 
 
 def _tiers(raw: Mapping[str, Any], where: str) -> dict[str, ToleranceLayer]:
-    _check_keys(raw, TIERS, f"{where} [tiers]")
+    check_keys(raw, TIERS, f"{where} [tiers]")
     return {tier: _tolerance_table(value, f"{where} [tiers.{tier}]") for tier, value in raw.items()}
 
 
 def _graph(raw: Any, where: str) -> GraphConfig:
-    _check_keys(raw, GRAPH_KEYS, where)
+    check_keys(raw, GRAPH_KEYS, where)
     reference = raw.get("reference")
     if reference is not None and not isinstance(reference, str):
         raise ConfigError(f"{where}: reference must be a variant tag string, got {reference!r}")
     variants = {}
-    for tag, value in _table(raw, "variants", where).items():
+    for tag, value in sub_table(raw, "variants", where).items():
         variant_where = f"{where} [variants.{tag}]"
-        _check_keys(value, VARIANT_KEYS, variant_where)
+        check_keys(value, VARIANT_KEYS, variant_where)
         variants[tag] = VariantConfig(
-            tolerance=_tolerance_table(_table(value, "tolerance", variant_where), variant_where),
-            outputs=_output_layers(_table(value, "outputs", variant_where), variant_where),
+            tolerance=_tolerance_table(sub_table(value, "tolerance", variant_where), variant_where),
+            outputs=_output_layers(sub_table(value, "outputs", variant_where), variant_where),
         )
     return GraphConfig(
         reference=reference,
         inputs={
             name: _input_rule(value, f"{where} [inputs.{name}]")
-            for name, value in _table(raw, "inputs", where).items()
+            for name, value in sub_table(raw, "inputs", where).items()
         },
-        tolerance=_tolerance_table(_table(raw, "tolerance", where), f"{where} [tolerance]"),
+        tolerance=_tolerance_table(sub_table(raw, "tolerance", where), f"{where} [tolerance]"),
         variants=variants,
-        outputs=_output_layers(_table(raw, "outputs", where), where),
+        outputs=_output_layers(sub_table(raw, "outputs", where), where),
         skip_outputs=tuple(_string_list(raw.get("skip_outputs", []), f"{where} skip_outputs")),
     )
 
@@ -281,7 +288,7 @@ def _output_layers(raw: Mapping[str, Any], where: str) -> dict[str, ToleranceLay
 
 
 def _input_rule(raw: Any, where: str) -> InputRule:
-    _check_keys(raw, INPUT_KEYS, where)
+    check_keys(raw, INPUT_KEYS, where)
     tie = None
     if "tie" in raw:
         text = raw["tie"]
@@ -301,7 +308,7 @@ def _files(raw: Mapping[str, Any], where: str) -> dict[str, dict[str, str]]:
     files = {}
     for path, value in raw.items():
         file_where = f'{where} [files."{path}"]'
-        _check_keys(value, FILE_KEYS, file_where)
+        check_keys(value, FILE_KEYS, file_where)
         files[path] = {key: str(item) for key, item in value.items()}
         tier = files[path].get("tier")
         if tier is not None and tier not in TIERS:
@@ -320,7 +327,7 @@ def _tags(raw: Mapping[str, Any], where: str) -> dict[str, str]:
 
 
 def _session(raw: Mapping[str, Any], where: str) -> SessionConfig:
-    _check_keys(raw, SESSION_KEYS, where)
+    check_keys(raw, SESSION_KEYS, where)
     level = raw.get("graph_optimization_level")
     if level is not None and level not in GRAPH_OPT_LEVELS:
         raise ConfigError(

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_onnxparity.config import ConfigError
+from pytest_onnxparity.config import ConfigError, check_keys
 from pytest_onnxparity.coverage import (
     COVERAGE_CHECK,
     COVERAGE_KEYS,
@@ -77,7 +77,7 @@ def parse_health_options(raw: Mapping[str, Any], where: str) -> HealthOptions:
     ``opset`` and ``ir_version`` take ``[min, max]`` or one integer (exactly that version).
     The coverage keys are accepted here and validated by ``parse_coverage_options``.
     """
-    _check_keys(raw, (*HEALTH_KEYS, *COVERAGE_KEYS), where)
+    check_keys(raw, (*HEALTH_KEYS, *COVERAGE_KEYS), where)
     checks = _string_tuple(raw, "checks", where, ALL_CHECKS)
     unknown = [check for check in checks if check not in ALL_CHECKS]
     if unknown:
@@ -198,7 +198,7 @@ def parse_health_config(
     """
     enabled = bool(checks_override) if checks_override is not None else raw is not None
     raw = {} if raw is None else raw
-    _check_keys(raw, (*HEALTH_KEYS, *COVERAGE_KEYS, *SCOPE_TABLES), where)
+    check_keys(raw, (*HEALTH_KEYS, *COVERAGE_KEYS, *SCOPE_TABLES), where)
     top = {key: value for key, value in raw.items() if key not in SCOPE_TABLES}
     _validate(top, where)
     scopes: dict[str, dict[str, Mapping[str, Any]]] = {}
@@ -226,14 +226,6 @@ def parse_health_config(
 def _validate(raw: Any, where: str) -> None:
     parse_health_options(raw, where)
     parse_coverage_options(raw, where)
-
-
-def _check_keys(raw: Any, allowed: Sequence[str], where: str) -> None:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: expected a table, got {type(raw).__name__}")
-    for key in raw:
-        if key not in allowed:
-            raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
 
 
 def _string_tuple(

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_onnxparity.config import GRAPH_OPT_LEVELS, ConfigError
+from pytest_onnxparity.config import GRAPH_OPT_LEVELS, ConfigError, check_keys
 from pytest_onnxparity.metrics import ShapeMismatchError, compare_outputs
 from pytest_onnxparity.sessions import ModelLoadError, SessionSettings, open_session
 
@@ -75,11 +75,7 @@ def parse_localize_options(raw: Mapping[str, Any], where: str) -> LocalizeOption
     """Validate the raw ``[localize]`` table; ``where`` names its source in errors."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: [localize] must be a table, got {raw!r}")
-    for key in raw:
-        if key not in LOCALIZE_KEYS:
-            raise ConfigError(
-                f"{where}: unknown key {key!r}; allowed keys: {', '.join(LOCALIZE_KEYS)}"
-            )
+    check_keys(raw, LOCALIZE_KEYS, where)
     defaults = LocalizeOptions()
     tolerance = raw.get("tolerance_rel_l2", defaults.tolerance_rel_l2)
     if (

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_onnxparity.config import ConfigError
+from pytest_onnxparity.config import ConfigError, check_keys
 from pytest_onnxparity.gates import GateOutcome, evaluate, failure_message
 from pytest_onnxparity.metrics import OutputStats, compare_outputs
 from pytest_onnxparity.tolerances import (
@@ -87,13 +87,7 @@ class PooledOptions:
 
 def parse_pooled_options(raw: Mapping[str, Any], where: str) -> PooledOptions:
     """Validate a raw ``[suite.pooled]`` table; ``where`` names it in errors."""
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: expected a table, got {raw!r}")
-    for key in raw:
-        if key not in POOLED_KEYS:
-            raise ConfigError(
-                f"{where}: unknown key {key!r}; allowed keys: {', '.join(POOLED_KEYS)}"
-            )
+    check_keys(raw, POOLED_KEYS, where)
     output = raw.get("output", "last_hidden_state")
     if not isinstance(output, str) or not output:
         raise ConfigError(f"{where}: output must be an output name, got {output!r}")
@@ -113,14 +107,7 @@ def parse_pooled_options(raw: Mapping[str, Any], where: str) -> PooledOptions:
     for tier, table in tiers_raw.items():
         if tier not in TIERS:
             raise ConfigError(f"{where} tiers: unknown tier {tier!r}; allowed: {', '.join(TIERS)}")
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"{where} tiers.{tier}: expected a table, got {table!r}")
-        for key in table:
-            if key not in TOLERANCE_KEYS:
-                raise ConfigError(
-                    f"{where} tiers.{tier}: unknown key {key!r}; allowed keys: "
-                    f"{', '.join(TOLERANCE_KEYS)}"
-                )
+        check_keys(table, TOLERANCE_KEYS, f"{where} tiers.{tier}")
         try:
             tiers[tier] = validate_layer(table, f"{where} tiers.{tier}")
         except ToleranceError as error:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pytest_onnxparity.config import GRAPH_OPT_LEVELS, ConfigError
+from pytest_onnxparity.config import GRAPH_OPT_LEVELS, ConfigError, check_keys
 
 ReferenceKind = Literal[
     "onnx", "other-dir", "provider", "torchscript", "checkpoint", "module", "recorded"
@@ -192,11 +192,7 @@ def parse_reference_layers(
 def _parse_spec(raw: Any, where: str, base_dir: Path) -> ReferenceSpec:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a table of {', '.join(REFERENCE_KEYS)}, got {raw!r}")
-    unknown = [key for key in raw if key not in REFERENCE_KEYS]
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(REFERENCE_KEYS)}"
-        )
+    check_keys(raw, REFERENCE_KEYS, where)
     path = None
     if "path" in raw:
         path = base_dir / _string(raw["path"], "path", where)
@@ -287,14 +283,7 @@ def _parse_links(raw: Any, where: str) -> list[UpstreamLink]:
     links: dict[str, UpstreamLink] = {}
     for index, item in enumerate(raw):
         item_where = f"{where} #{index + 1}"
-        if not isinstance(item, Mapping):
-            raise ConfigError(f"{item_where}: expected a table, got {item!r}")
-        unknown = [key for key in item if key not in INPUTS_FROM_KEYS]
-        if unknown:
-            raise ConfigError(
-                f"{item_where}: unknown key {unknown[0]!r}; allowed keys: "
-                f"{', '.join(INPUTS_FROM_KEYS)}"
-            )
+        check_keys(item, INPUTS_FROM_KEYS, item_where)
         for key in ("graph", "from"):
             if key not in item:
                 raise ConfigError(f'{item_where}: missing {key} = "<graph name>"; add it')

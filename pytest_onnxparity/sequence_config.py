@@ -6,12 +6,12 @@ Validated once into a frozen :class:`SequenceOptions`; every error is a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pytest_onnxparity.clips import SOURCE_KEYS, ClipSource, parse_clip_source
-from pytest_onnxparity.config import ConfigError
+from pytest_onnxparity.config import ConfigError, check_keys, sub_table
 from pytest_onnxparity.sequence import RATE_GATES, REFERENCE_TAG, SequenceGates
 from pytest_onnxparity.transcripts import TextNormalization, parse_normalization
 
@@ -82,12 +82,12 @@ def parse_sequence_options(raw: Mapping[str, Any], where: str) -> SequenceOption
     A variant set given as one tag (``int8 = "int8"``) uses that tag for every graph of the
     pipeline (``graphs``, or the adapter's ``graphs`` attribute).
     """
-    _check_keys(raw, SEQUENCE_KEYS, where)
+    check_keys(raw, SEQUENCE_KEYS, where)
     gates = _gates(raw, where)
     graphs = tuple(_string_list(raw.get("graphs", []), f"{where}: graphs"))
-    variant_sets = _variant_sets(_table(raw, "variant_sets", where), graphs, where)
+    variant_sets = _variant_sets(sub_table(raw, "variant_sets", where), graphs, where)
     overrides = {}
-    for name, table_value in _table(raw, "overrides", where).items():
+    for name, table_value in sub_table(raw, "overrides", where).items():
         override_where = f"{where} overrides.{name}"
         # Without variant_sets the sets are the folder's tags, known only once it is
         # discovered: the names are checked then (``sequence_run.resolve_variant_sets``).
@@ -96,33 +96,18 @@ def parse_sequence_options(raw: Mapping[str, Any], where: str) -> SequenceOption
                 f"{override_where}: no variant set {name!r}; define it in variant_sets "
                 f"(defined: {', '.join(variant_sets) or 'none'})"
             )
-        _check_keys(table_value, GATE_KEYS, override_where)
+        check_keys(table_value, GATE_KEYS, override_where)
         overrides[name] = _gates({**gates.to_json(), **table_value}, override_where)
     return SequenceOptions(
         gates=gates,
         normalization=parse_normalization(
-            _table(raw, "normalization", where), f"{where} normalization"
+            sub_table(raw, "normalization", where), f"{where} normalization"
         ),
         source=parse_clip_source({key: raw[key] for key in SOURCE_KEYS if key in raw}, where),
         graphs=graphs,
         variant_sets=variant_sets,
         overrides=overrides,
     )
-
-
-def _check_keys(raw: Any, allowed: Sequence[str], where: str) -> None:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: expected a table, got {raw!r}")
-    for key in raw:
-        if key not in allowed:
-            raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
-
-
-def _table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
-    value = raw.get(key, {})
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: {key} must be a table, got {value!r}")
-    return value
 
 
 def _gates(raw: Mapping[str, Any], where: str) -> SequenceGates:
@@ -162,7 +147,7 @@ def _variant_sets(
                 f"{set_where}: expected a tag string or a table of graph = tag, got {value!r}"
             )
         if graphs:
-            _check_keys(value, graphs, set_where)
+            check_keys(value, graphs, set_where)
             # A role a set leaves out keeps its reference graph (mixed sets name only what
             # they change).
             sets[name] = {role: value.get(role, REFERENCE_TAG) for role in graphs}

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_onnxparity.config import ConfigError
+from pytest_onnxparity.config import ConfigError, check_keys
 from pytest_onnxparity.gates import GateOutcome, failure_message
 from pytest_onnxparity.parity import ParityResult, compare
 from pytest_onnxparity.signature import TensorSpec
@@ -151,7 +151,7 @@ def parse_streaming_options(
 
     A relative ``signal_file`` is resolved against ``base_dir`` (the project root).
     """
-    _check_keys(raw, STREAMING_KEYS, where)
+    check_keys(raw, STREAMING_KEYS, where)
     pairs = raw.get("state_pairs")
     if not isinstance(pairs, Mapping) or not pairs:
         raise ConfigError(
@@ -210,7 +210,7 @@ def _tiers(raw: Any, where: str) -> tuple[dict[str, ToleranceLayer], dict[str, f
         tier_where = f"{where}.{tier}"
         if tier not in TIERS:
             raise ConfigError(f"{where}: unknown tier {tier!r}; allowed: {', '.join(TIERS)}")
-        _check_keys(table, (*TOLERANCE_KEYS, DECISION_KEY), tier_where)
+        check_keys(table, (*TOLERANCE_KEYS, DECISION_KEY), tier_where)
         limits = {key: value for key, value in table.items() if key != DECISION_KEY}
         try:
             tiers[tier] = validate_layer(limits, tier_where)
@@ -251,14 +251,6 @@ def _constants(raw: Any, where: str) -> dict[str, float]:
         if not _is_number(value):
             raise ConfigError(f"{where}: inputs.{name} must be a number, got {value!r}")
     return dict(raw)
-
-
-def _check_keys(raw: Any, allowed: Sequence[str], where: str) -> None:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: expected a table, got {raw!r}")
-    for key in raw:
-        if key not in allowed:
-            raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
 
 
 def _is_number(value: Any) -> bool:

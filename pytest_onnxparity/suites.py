@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_onnxparity.config import ConfigError, InputRule, ParityConfig, parse_config
+from pytest_onnxparity.config import ConfigError, InputRule, ParityConfig, check_keys, parse_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -177,11 +177,7 @@ def parse_suite_options(
     from pytest_onnxparity.pooling import parse_pooled_options
     from pytest_onnxparity.streaming import parse_streaming_options
 
-    for key in raw:
-        if key not in SUITE_KEYS:
-            raise ConfigError(
-                f"{where}: unknown key {key!r}; allowed keys: {', '.join(SUITE_KEYS)}"
-            )
+    check_keys(raw, SUITE_KEYS, where)
     name = raw.get("name")
     if name is not None and (not isinstance(name, str) or not name):
         raise ConfigError(f"{where}: name must be a non-empty string, got {name!r}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_onnxparity.clips import require_speech_extra
-from pytest_onnxparity.config import ConfigError
+from pytest_onnxparity.config import ConfigError, check_keys
 
 NORMALIZATION_KEYS = ("lowercase", "strip_punctuation", "collapse_whitespace", "remove")
 _APOSTROPHES = "'\u2019\u02bc"
@@ -67,11 +67,7 @@ class TextNormalization:
 
 def parse_normalization(raw: Mapping[str, Any], where: str) -> TextNormalization:
     """A :class:`TextNormalization` from a config table; ``where`` names the table in errors."""
-    for key in raw:
-        if key not in NORMALIZATION_KEYS:
-            raise ConfigError(
-                f"{where}: unknown key {key!r}; allowed keys: {', '.join(NORMALIZATION_KEYS)}"
-            )
+    check_keys(raw, NORMALIZATION_KEYS, where)
     flags = {}
     for key in NORMALIZATION_KEYS[:3]:
         if key in raw:
