@@ -47,13 +47,6 @@ class ResultsOutputs:
 
 def resolve_outputs(config: pytest.Config) -> ResultsOutputs:
     """Command line > ini (paths in ini are relative to the rootdir); bad input is a UsageError."""
-    from pytest_onnxparity.baseline import (
-        DEFAULT_FAIL_SPEC,
-        BaselineError,
-        parse_fail_spec,
-        read_baseline,
-    )
-
     option = config.option
 
     def path(name: str) -> Path | None:
@@ -71,6 +64,23 @@ def resolve_outputs(config: pytest.Config) -> ResultsOutputs:
         )
     ini_spec = config.getini("parity_baseline_fail")
     rules_given = rules is not None or bool(ini_spec)
+    if baseline_path is None and not rules_given:
+        # No baseline asked for: leave the baseline module unimported (every pytest run gets here).
+        return ResultsOutputs(
+            metadata_path=path("parity_metadata"),
+            markdown_path=path("parity_markdown"),
+            baseline_path=None,
+            baseline=None,
+            rules=(),
+            rules_given=False,
+        )
+    from pytest_onnxparity.baseline import (
+        DEFAULT_FAIL_SPEC,
+        BaselineError,
+        parse_fail_spec,
+        read_baseline,
+    )
+
     if rules is None:
         spec = ini_spec or DEFAULT_FAIL_SPEC
         try:

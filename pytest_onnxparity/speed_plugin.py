@@ -181,6 +181,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # (in their own modifyitems hook, before this one) and the scheduler groups by that tag. On
     # pytest versions whose node ids cannot be re-tagged the grouping silently does nothing, so
     # the tag itself is the proof that the timing tests run serially on one worker.
+    if keys.ENGINE not in config.stash:
+        return  # no export folder, so no timing tests (and nothing to import)
     from pytest_onnxparity.timing import parallel_note
 
     workers, grouped = _xdist_layout(config)
