@@ -20,10 +20,11 @@ is its ``fp32`` variant (untagged, ``fp32/`` folder or ``_fp32`` tag); without o
 variant, in the order fp32 > bf16 > fp16 > int8 > int4. :class:`DiscoveryOverrides` changes any of
 this per file, per tag or per graph.
 
-External-data sidecars are the ``location`` entries the model itself names, read with
-``onnx.load(..., load_external_data=False)``. A file that cannot be read, or whose sidecars are
-missing or outside the export folder, gets a one-line :attr:`ModelFile.problem` instead of an
-exception, so the plugin fails that file's tests and runs the others.
+External-data sidecars are the ``location`` entries the model itself names, read by
+:mod:`pytest_onnxparity.protoscan` without importing onnx or touching the weights. A file that
+cannot be read, or whose sidecars are missing or outside the export folder, gets a one-line
+:attr:`ModelFile.problem` instead of an exception, so the plugin fails that file's tests and runs
+the others.
 """
 
 from __future__ import annotations
@@ -31,13 +32,12 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from onnx import GraphProto, ModelProto, NodeProto, TensorProto
+from pytest_onnxparity.protoscan import ModelScan, ProtoScanError, scan_model
 
 TIERS_BY_PRECISION = ("fp32", "bf16", "fp16", "int8", "int4")
 """Every tier, most precise first; the order a reference is picked in when no file is fp32."""
@@ -582,19 +582,18 @@ def _model_file(
 
 
 def _inspect_model(root: Path, relpath: str) -> _Inspection:
-    import onnx
-    from google.protobuf.message import DecodeError
-
     path = root / relpath
-    size_bytes = path.stat().st_size
     try:
-        model = onnx.load(path, load_external_data=False)
-    except DecodeError:
-        return _Inspection(size_bytes, problem=_unreadable(relpath, "corrupt protobuf"))
+        size_bytes = path.stat().st_size
+        if size_bytes == 0:
+            return _Inspection(0, problem=_unreadable(relpath, "empty file"))
+        scan = scan_model(path)
+    except ProtoScanError:
+        return _Inspection(path.stat().st_size, problem=_unreadable(relpath, "corrupt protobuf"))
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        return _Inspection(size_bytes, problem=_unreadable(relpath, reason))
-    gap = _missing_part(model, size_bytes)
+        return _Inspection(0, problem=_unreadable(relpath, reason))
+    gap = _missing_part(scan)
     if gap is not None:
         return _Inspection(size_bytes, problem=_unreadable(relpath, gap))
 
@@ -602,7 +601,7 @@ def _inspect_model(root: Path, relpath: str) -> _Inspection:
     found: list[Path] = []
     missing: list[str] = []
     outside: list[str] = []
-    for location in sorted(set(_external_data_locations(model))):
+    for location in sorted(set(scan.external_data_locations)):
         escape = _escape(model_folder, location)
         if escape is not None:
             outside.append(escape)
@@ -626,51 +625,14 @@ def _unreadable(relpath: str, reason: str) -> str:
     )
 
 
-def _missing_part(model: ModelProto, size_bytes: int) -> str | None:
-    # Protobuf parses a prefix that ends between two fields without complaint; a model cut there
-    # lacks the fields written last (the graph, then the opset imports).
-    if size_bytes == 0:
-        return "empty file"
-    if not model.HasField("graph"):
+def _missing_part(scan: ModelScan) -> str | None:
+    # A protobuf prefix that ends between two fields is well formed; a model cut there lacks the
+    # fields written last (the graph, then the opset imports).
+    if not scan.has_graph:
         return "no graph, truncated?"
-    if not model.opset_import:
+    if not scan.has_opset_import:
         return "no opset_import, truncated?"
     return None
-
-
-def _external_data_locations(model: ModelProto) -> Iterator[str]:
-    tensors = [
-        *_graph_tensors(model.graph),
-        *(tensor for function in model.functions for tensor in _node_tensors(function.node)),
-    ]
-    for tensor in tensors:
-        if tensor.data_location == tensor.EXTERNAL:
-            yield from (entry.value for entry in tensor.external_data if entry.key == "location")
-
-
-def _graph_tensors(graph: GraphProto) -> Iterator[TensorProto]:
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield from (sparse.values, sparse.indices)
-    yield from _node_tensors(graph.node)
-
-
-def _node_tensors(nodes: Iterable[NodeProto]) -> Iterator[TensorProto]:
-    for node in nodes:
-        for attribute in node.attribute:
-            if attribute.HasField("t"):
-                yield attribute.t
-            yield from attribute.tensors
-            sparse_tensors = [*attribute.sparse_tensors]
-            if attribute.HasField("sparse_tensor"):
-                sparse_tensors.append(attribute.sparse_tensor)
-            for sparse in sparse_tensors:
-                yield from (sparse.values, sparse.indices)
-            subgraphs = [*attribute.graphs]
-            if attribute.HasField("g"):
-                subgraphs.append(attribute.g)
-            for subgraph in subgraphs:
-                yield from _graph_tensors(subgraph)
 
 
 def _escape(model_folder: PurePosixPath, location: str) -> str | None:

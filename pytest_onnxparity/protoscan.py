@@ -1,0 +1,182 @@
+"""Read what discovery needs from an ONNX file without importing onnx or parsing its weights.
+
+Discovery must know, for every file of a folder, whether it is a model at all and which
+external-data files it names. ``onnx.load`` answers that by parsing every message (and copying
+every inline weight); onnxruntime then reads the file again to build its session. This module
+walks the protobuf wire format over a memory map instead, descending only into the messages that
+can hold tensors and stepping over everything else, so weight bytes are never touched.
+
+Field numbers are those of onnx.proto (stable since IR version 3).
+"""
+
+from __future__ import annotations
+
+import mmap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# Wire types.
+VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
+
+MODEL_GRAPH, MODEL_OPSET_IMPORT, MODEL_FUNCTIONS = 7, 8, 25
+GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_SPARSE_INITIALIZER = 1, 5, 15
+NODE_ATTRIBUTE = 5
+FUNCTION_NODE = 7
+ATTRIBUTE_TENSOR, ATTRIBUTE_GRAPH, ATTRIBUTE_TENSORS, ATTRIBUTE_GRAPHS = 5, 6, 10, 11
+ATTRIBUTE_SPARSE_TENSOR, ATTRIBUTE_SPARSE_TENSORS = 22, 23
+SPARSE_VALUES, SPARSE_INDICES = 1, 2
+TENSOR_EXTERNAL_DATA, TENSOR_DATA_LOCATION = 13, 14
+ENTRY_KEY, ENTRY_VALUE = 1, 2
+DATA_LOCATION_EXTERNAL = 1
+
+
+class ProtoScanError(ValueError):
+    """The bytes are not a well-formed protobuf message (corrupt, or cut inside a field)."""
+
+
+@dataclass(frozen=True)
+class ModelScan:
+    """What one pass over a model file found."""
+
+    has_graph: bool
+    has_opset_import: bool
+    external_data_locations: tuple[str, ...]
+
+
+def scan_model(path: Path) -> ModelScan:
+    """Scan ``path`` (a non-empty file); raises ProtoScanError when it is not a protobuf."""
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        view = memoryview(data)
+        try:
+            return _scan(view)
+        finally:
+            view.release()
+
+
+def _scan(buffer: memoryview) -> ModelScan:
+    has_graph = has_opset = False
+    locations: list[str] = []
+    for number, wire, start, end in _fields(buffer, 0, len(buffer)):
+        if wire != LENGTH_DELIMITED:
+            continue
+        if number == MODEL_GRAPH:
+            has_graph = True
+            locations.extend(_graph_locations(buffer, start, end))
+        elif number == MODEL_OPSET_IMPORT:
+            has_opset = True
+        elif number == MODEL_FUNCTIONS:
+            locations.extend(_function_locations(buffer, start, end))
+    return ModelScan(has_graph, has_opset, tuple(locations))
+
+
+def _graph_locations(buffer: memoryview, start: int, end: int) -> Iterator[str]:
+    for number, wire, field_start, field_end in _fields(buffer, start, end):
+        if wire != LENGTH_DELIMITED:
+            continue
+        if number == GRAPH_INITIALIZER:
+            yield from _tensor_locations(buffer, field_start, field_end)
+        elif number == GRAPH_SPARSE_INITIALIZER:
+            yield from _sparse_locations(buffer, field_start, field_end)
+        elif number == GRAPH_NODE:
+            yield from _node_locations(buffer, field_start, field_end)
+
+
+def _function_locations(buffer: memoryview, start: int, end: int) -> Iterator[str]:
+    for number, wire, field_start, field_end in _fields(buffer, start, end):
+        if number == FUNCTION_NODE and wire == LENGTH_DELIMITED:
+            yield from _node_locations(buffer, field_start, field_end)
+
+
+def _node_locations(buffer: memoryview, start: int, end: int) -> Iterator[str]:
+    for number, wire, field_start, field_end in _fields(buffer, start, end):
+        if number == NODE_ATTRIBUTE and wire == LENGTH_DELIMITED:
+            yield from _attribute_locations(buffer, field_start, field_end)
+
+
+def _attribute_locations(buffer: memoryview, start: int, end: int) -> Iterator[str]:
+    for number, wire, field_start, field_end in _fields(buffer, start, end):
+        if wire != LENGTH_DELIMITED:
+            continue
+        if number in (ATTRIBUTE_TENSOR, ATTRIBUTE_TENSORS):
+            yield from _tensor_locations(buffer, field_start, field_end)
+        elif number in (ATTRIBUTE_GRAPH, ATTRIBUTE_GRAPHS):
+            yield from _graph_locations(buffer, field_start, field_end)
+        elif number in (ATTRIBUTE_SPARSE_TENSOR, ATTRIBUTE_SPARSE_TENSORS):
+            yield from _sparse_locations(buffer, field_start, field_end)
+
+
+def _sparse_locations(buffer: memoryview, start: int, end: int) -> Iterator[str]:
+    for number, wire, field_start, field_end in _fields(buffer, start, end):
+        if number in (SPARSE_VALUES, SPARSE_INDICES) and wire == LENGTH_DELIMITED:
+            yield from _tensor_locations(buffer, field_start, field_end)
+
+
+def _tensor_locations(buffer: memoryview, start: int, end: int) -> Iterator[str]:
+    """The ``location`` entries of a TensorProto whose data_location is EXTERNAL."""
+    external = False
+    locations: list[str] = []
+    for number, wire, field_start, field_end in _fields(buffer, start, end):
+        if number == TENSOR_DATA_LOCATION and wire == VARINT:
+            external = field_start == DATA_LOCATION_EXTERNAL
+        elif number == TENSOR_EXTERNAL_DATA and wire == LENGTH_DELIMITED:
+            entry = _string_entry(buffer, field_start, field_end)
+            if entry[0] == "location":
+                locations.append(entry[1])
+    if external:
+        yield from locations
+
+
+def _string_entry(buffer: memoryview, start: int, end: int) -> tuple[str, str]:
+    key = value = ""
+    for number, wire, field_start, field_end in _fields(buffer, start, end):
+        if wire != LENGTH_DELIMITED:
+            continue
+        text = bytes(buffer[field_start:field_end]).decode("utf-8", errors="replace")
+        if number == ENTRY_KEY:
+            key = text
+        elif number == ENTRY_VALUE:
+            value = text
+    return key, value
+
+
+def _fields(buffer: memoryview, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+    """``(field number, wire type, a, b)`` for each field in ``buffer[start:end]``.
+
+    For length-delimited fields ``a:b`` is the payload's span; for varints ``a`` is the value.
+    """
+    position = start
+    while position < end:
+        tag, position = _varint(buffer, position, end)
+        number, wire = tag >> 3, tag & 7
+        if number == 0:
+            raise ProtoScanError("field number 0")
+        if wire == VARINT:
+            value, position = _varint(buffer, position, end)
+            yield number, wire, value, position
+        elif wire == LENGTH_DELIMITED:
+            length, position = _varint(buffer, position, end)
+            payload_end = position + length
+            if payload_end > end:
+                raise ProtoScanError("a field runs past the end of its message")
+            yield number, wire, position, payload_end
+            position = payload_end
+        elif wire in (FIXED64, FIXED32):
+            position += 8 if wire == FIXED64 else 4
+            if position > end:
+                raise ProtoScanError("a field runs past the end of its message")
+        else:
+            raise ProtoScanError(f"wire type {wire} is not used by ONNX")
+
+
+def _varint(buffer: memoryview, position: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if position >= end or shift > 63:
+            raise ProtoScanError("a varint runs past the end of its message")
+        byte = buffer[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
