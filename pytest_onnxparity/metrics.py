@@ -126,7 +126,6 @@ def compare_outputs(
     sum_abs = sum_sq_err = sum_sq_ref = sum_sq_var = sum_dot = 0.0
     counted = nonfinite_var = nonfinite_ref = 0
     worst_flat, worst_value = -1, -1.0
-    bins = np.array(HISTOGRAM_EDGES)
     counts = np.zeros(len(HISTOGRAM_EDGES) - 1, dtype=np.int64)
     for start in range(0, ref_flat.size, CHUNK_ELEMENTS):
         stop = start + CHUNK_ELEMENTS
@@ -134,24 +133,35 @@ def compare_outputs(
         var = var_flat[start:stop].astype(np.float64)
         ref_finite = np.isfinite(ref)
         var_finite = np.isfinite(var)
-        nonfinite_ref += int(ref.size - np.count_nonzero(ref_finite))
-        nonfinite_var += int(np.count_nonzero(ref_finite & ~var_finite))
-        both = ref_finite & var_finite
-        ref = np.where(both, ref, 0.0)
-        var = np.where(both, var, 0.0)
-        err = np.abs(var - ref)
-        # Left-out positions are NaN here so the percentile skips them.
-        abs_error[start:stop] = np.where(both, err, np.nan)
-        # Binned in float64: a float32 copy of an error on a decade edge (1e-5) falls a bin low.
-        counts += np.histogram(err[both], bins=bins)[0]
-        counted += int(np.count_nonzero(both))
+        if ref_finite.all() and var_finite.all():
+            # The common case: no masks, no copies.
+            both = None
+            counted += ref.size
+            err = np.abs(var - ref)
+            abs_error[start:stop] = err
+            finite_err = err
+        else:
+            both = ref_finite & var_finite
+            nonfinite_ref += int(ref.size - np.count_nonzero(ref_finite))
+            nonfinite_var += int(np.count_nonzero(ref_finite & ~var_finite))
+            counted += int(np.count_nonzero(both))
+            ref = np.where(both, ref, 0.0)
+            var = np.where(both, var, 0.0)
+            err = np.abs(var - ref)
+            # Left-out positions are NaN here so the percentile skips them.
+            abs_error[start:stop] = np.where(both, err, np.nan)
+            finite_err = err[both]
+        # Binned in float64 (a float32 copy of an error on a decade edge, 1e-5, falls a bin
+        # low), by counting below each edge: several times faster than np.histogram's sort.
+        below = [np.count_nonzero(finite_err < edge) for edge in HISTOGRAM_EDGES[1:-1]]
+        counts += np.diff(below, prepend=0, append=finite_err.size)
         sum_abs += float(err.sum())
         sum_sq_err += float(np.dot(err, err))
         sum_sq_ref += float(np.dot(ref, ref))
         sum_sq_var += float(np.dot(var, var))
         sum_dot += float(np.dot(ref, var))
         # Left-out positions can never be the worst element: their values are not finite.
-        candidates = np.where(both, err, -1.0)
+        candidates = err if both is None else np.where(both, err, -1.0)
         if candidates.size:
             local = int(np.argmax(candidates))
             if candidates[local] > worst_value:
