@@ -172,6 +172,8 @@ def _pipeline_scopes(engine: ParityEngine) -> set[str]:
     """Speed budgets may also name the sequence gates' pipeline and its variant sets."""
     sets = engine.settings.config.section("sequence").get("variant_sets", {})
     names = set(sets) if isinstance(sets, dict) else set()
+    # Without variant_sets the sequence gates make one set per tag, so every tag may be a set.
+    names |= {model.variant for graph in engine.folder.graphs for model in graph.files}
     return {PIPELINE_GRAPH, *names, *(f"{PIPELINE_GRAPH}/{name}" for name in names)}
 
 

@@ -558,3 +558,14 @@ def test_a_budget_scoped_to_a_name_the_folder_lacks_is_a_usage_error(
             "'int44', which is no tier, variant tag, graph or graph/variant of *export; known: *"
         ]
     )
+
+
+def test_an_rtf_budget_may_name_a_pipeline_set_made_from_a_tag(
+    pytester: pytest.Pytester, export_dir: Path
+) -> None:
+    # Without [sequence] variant_sets the sequence gates make one set per tag, and the RTF
+    # failure hint suggests exactly this scope, so it must be accepted.
+    result = run(
+        pytester, "--onnx-dir", str(export_dir), "--parity-speed-budget", "pipeline/int8:rtf<=2x"
+    )
+    assert result.ret == pytest.ExitCode.OK
