@@ -225,6 +225,17 @@ def parse_config(raw: Mapping[str, Any], where: str, sources: tuple[str, ...] = 
         raise ConfigError(str(error)) from None
 
 
+def section_where(sources: Sequence[str], section: str) -> str:
+    """How errors name a feature table in each config file it may come from."""
+    names = [
+        source.replace("[tool.onnxparity]", f"[tool.onnxparity.{section}]")
+        if source.endswith("[tool.onnxparity]")
+        else f"{source} [{section}]"
+        for source in sources
+    ]
+    return " + ".join(names) or f"[tool.onnxparity.{section}]"
+
+
 def check_keys(table: Any, allowed: Sequence[str], where: str) -> None:
     """Every config table's key check: a table whose keys are all in ``allowed``.
 

@@ -121,15 +121,20 @@ class CheckItem(pytest.Item):
         self.add_marker(pytest.mark.xdist_group(graph.name))
 
     def runtest(self) -> None:
-        result = self.check()
-        record = {"kind": "check", "nodeid": self.nodeid, **result.to_json()}
-        self.ihook.pytest_onnxparity_update_record(record=record, item=self)
-        self.user_properties.append(encode_property(record))
-        if not result.passed and result.enforced:
-            pytest.fail(result.message or f"{result.check} failed", pytrace=False)
+        record_and_gate(self, self.check())
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.model_path, None, f"{self.graph.name}::{self.name}"
+
+
+def record_and_gate(item: pytest.Item, result: CheckResult) -> None:
+    """Attach ``result`` to ``item``'s report as a plain-JSON record; fail the test if it must."""
+    __tracebackhide__ = True
+    record = {"kind": "check", "nodeid": item.nodeid, **result.to_json()}
+    item.ihook.pytest_onnxparity_update_record(record=record, item=item)
+    item.user_properties.append(encode_property(record))
+    if not result.passed and result.enforced:
+        pytest.fail(result.message or f"{result.check} failed", pytrace=False)
 
 
 class LoadItem(pytest.Item):

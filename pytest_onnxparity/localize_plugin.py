@@ -82,13 +82,13 @@ def pytest_configure(config: pytest.Config) -> None:
     onnx_dir = _export_dir(config)
     if onnx_dir is None or not onnx_dir.is_dir():
         return
-    from pytest_onnxparity.config import ConfigError
+    from pytest_onnxparity.config import ConfigError, section_where
     from pytest_onnxparity.localize import parse_localize_options
 
     try:
         parity_config = _parity_config(config, onnx_dir)
         options = parse_localize_options(
-            parity_config.section("localize"), _localize_tables(parity_config.sources)
+            parity_config.section("localize"), section_where(parity_config.sources, "localize")
         )
     except ConfigError as error:
         raise pytest.UsageError(f"onnxparity: {error}") from None
@@ -117,17 +117,6 @@ def _parity_config(config: pytest.Config, onnx_dir: Path) -> ParityConfig:
     from pytest_onnxparity.glue import run_config
 
     return run_config(config, onnx_dir)
-
-
-def _localize_tables(sources: tuple[str, ...]) -> str:
-    """The ``[localize]`` tables of the config sources, as errors name them."""
-    tables = [
-        source.replace("[tool.onnxparity]", "[tool.onnxparity.localize]")
-        if source.endswith("[tool.onnxparity]")
-        else f"{source} [localize]"
-        for source in sources
-    ]
-    return " + ".join(tables) or "[localize]"
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -150,7 +150,7 @@ def resolve_settings(config: pytest.Config, engine: ParityEngine) -> SequenceSet
     """The ``[sequence]`` table under the command-line options, or None when neither asks for
     sequence gates. Raises ``ConfigError`` naming the table or the flag."""
     from pytest_onnxparity.clips import ClipSource
-    from pytest_onnxparity.config import ConfigError, read_toml_table
+    from pytest_onnxparity.config import ConfigError, read_toml_table, section_where
     from pytest_onnxparity.sequence_config import parse_sequence_options
 
     option = config.option
@@ -158,7 +158,7 @@ def resolve_settings(config: pytest.Config, engine: ParityEngine) -> SequenceSet
     has_table = "sequence" in parity_config.sections
     if not has_table and option.parity_clips is None and option.parity_dataset is None:
         return None
-    where = _where(parity_config.sources)
+    where = section_where(parity_config.sources, "sequence")
     options = parse_sequence_options(parity_config.section("sequence"), where)
     folder_table = read_toml_table(engine.folder.root / "parity.toml", ("sequence",)) or {}
     folder_source = "clips_dir" in folder_table or "dataset" in folder_table
@@ -194,17 +194,6 @@ def resolve_settings(config: pytest.Config, engine: ParityEngine) -> SequenceSet
         limit=option.parity_clips_limit,
         selected=tuple(dict.fromkeys(option.parity_variant_set)),
     )
-
-
-def _where(sources: tuple[str, ...]) -> str:
-    """The sequence table's name in each config file it may come from."""
-    names = [
-        source.replace("[tool.onnxparity]", "[tool.onnxparity.sequence]")
-        if source.endswith("[tool.onnxparity]")
-        else f"{source} [sequence]"
-        for source in sources
-    ]
-    return " + ".join(names) or "[tool.onnxparity.sequence]"
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -401,17 +390,6 @@ def _failed(variant_set: str, message: str, check: str) -> CheckResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _record_and_gate(item: pytest.Item, result: CheckResult) -> None:
-    __tracebackhide__ = True
-    from pytest_onnxparity.results import encode_property
-
-    record = {"kind": "check", "nodeid": item.nodeid, **result.to_json()}
-    item.ihook.pytest_onnxparity_update_record(record=record, item=item)
-    item.user_properties.append(encode_property(record))
-    if not result.passed and result.enforced:
-        pytest.fail(result.message or f"{result.check} failed", pytrace=False)
-
-
 class SequenceItem(pytest.Item):
     """One sequence check (a clip, or a variant set's corpus), gated on its
     :class:`~pytest_onnxparity.results.CheckResult`."""
@@ -434,7 +412,9 @@ class SequenceItem(pytest.Item):
         self.add_marker(pytest.mark.xdist_group(f"{GROUP_PREFIX}{variant_set}"))
 
     def runtest(self) -> None:
-        _record_and_gate(self, self.check())
+        from pytest_onnxparity.items import record_and_gate
+
+        record_and_gate(self, self.check())
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, self.name
@@ -449,13 +429,14 @@ class ProblemItem(pytest.Item):
         self.add_marker("parity")
 
     def runtest(self) -> None:
+        from pytest_onnxparity.items import record_and_gate
         from pytest_onnxparity.results import CheckResult
         from pytest_onnxparity.sequence import CHECK_NAME, PIPELINE_GRAPH
 
         result = CheckResult(
             CHECK_NAME, PIPELINE_GRAPH, "", passed=False, message=f"onnxparity: {self.problem}"
         )
-        _record_and_gate(self, result)
+        record_and_gate(self, result)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, self.name

@@ -311,18 +311,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def record_and_gate(item: pytest.Item, result: CheckResult) -> None:
-    """Attach ``result`` to the report as a plain-JSON record; fail the test if it must."""
-    __tracebackhide__ = True
-    from pytest_onnxparity.results import encode_property
-
-    record = {"kind": "check", "nodeid": item.nodeid, **result.to_json()}
-    item.ihook.pytest_onnxparity_update_record(record=record, item=item)
-    item.user_properties.append(encode_property(record))
-    if not result.passed and result.enforced:
-        pytest.fail(result.message or f"{result.check} failed", pytrace=False)
-
-
 class BundleItem(pytest.Item):
     """A size gate of one variant bundle (every graph's file of one tag), under the folder."""
 
@@ -333,6 +321,8 @@ class BundleItem(pytest.Item):
         self.add_marker("parity")
 
     def runtest(self) -> None:
+        from pytest_onnxparity.items import record_and_gate
+
         record_and_gate(self, self.check())
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
@@ -389,6 +379,7 @@ class TimingItem(pytest.Function):
 
     def runtest(self) -> None:
         from pytest_onnxparity.engine import INPUT_PROBLEMS
+        from pytest_onnxparity.items import record_and_gate
         from pytest_onnxparity.timing import BudgetError, SerialRounds, evaluate_speed
 
         settings = speed_settings(self.config)
