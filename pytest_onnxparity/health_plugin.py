@@ -224,4 +224,4 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     terminalreporter.section("onnxparity health")
     for line in lines:
-        terminalreporter.write_line(line)
+        terminalreporter.line(line)

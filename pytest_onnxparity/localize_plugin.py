@@ -292,7 +292,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if lines:
         terminalreporter.section("onnxparity localize")
         for line in lines:
-            terminalreporter.write_line(line)
+            terminalreporter.line(line)
 
 
 def summary_lines(records: list[dict[str, Any]]) -> list[str]:

@@ -240,14 +240,14 @@ class ReferenceRecorder:
             paths = ", ".join(str(path) for path in recording.paths)
             if self.layout == "test-data":
                 paths = f"{recording.paths[0].parent}/"
-            terminalreporter.write_line(
+            terminalreporter.line(
                 f"{recording.graph}: {recording.reference} on {recording.sets} input set(s) "
                 f"recorded to {paths}"
             )
         for failure in self.failures:
-            terminalreporter.write_line(failure, red=True)
+            terminalreporter.line(failure, red=True)
         if self.recordings:
-            terminalreporter.write_line(
+            terminalreporter.line(
                 "gate on them without torch: pytest --onnx-dir "
                 f"{self.engine.folder.root} --parity-recorded"
             )

@@ -239,18 +239,19 @@ class ParityReporter:
         if not lines and not self.written and self.comparison is None:
             return
         terminalreporter.section("onnxparity")
+        # line(), not write_line(): the latter first ends the progress line, a blank line here.
         for line in lines:
-            terminalreporter.write_line(line)
+            terminalreporter.line(line)
         if records:
-            terminalreporter.write_line(counts_line(records, self.collector.workers))
+            terminalreporter.line(counts_line(records, self.collector.workers))
         if self.comparison is not None:
             for number, line in enumerate(self.comparison.lines()):
                 red = (number == 0 and self.comparison.failed) or line.startswith("  REGRESSED")
-                terminalreporter.write_line(line, red=red, green=line.startswith("  improved"))
+                terminalreporter.line(line, red=red, green=line.startswith("  improved"))
         for what, path in self.written:
-            terminalreporter.write_line(f"{what} written to {path}")
+            terminalreporter.line(f"{what} written to {path}")
         for path in self.appended:
-            terminalreporter.write_line(f"markdown appended to {path} ({STEP_SUMMARY_ENV})")
+            terminalreporter.line(f"markdown appended to {path} ({STEP_SUMMARY_ENV})")
 
 
 class WorkerOutputs:

@@ -528,4 +528,4 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     terminalreporter.section("onnxparity sequence")
     for line in lines:
-        terminalreporter.write_line(line)
+        terminalreporter.line(line)

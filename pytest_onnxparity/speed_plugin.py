@@ -300,10 +300,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if lines:
         terminalreporter.section("onnxparity speed")
         for line in lines:
-            terminalreporter.write_line(line)
+            terminalreporter.line(line)
     terminalreporter.section("onnxparity sizes")
     for line in size_lines(size_report(engine.folder)):
-        terminalreporter.write_line(line)
+        terminalreporter.line(line)
 
 
 # --------------------------------------------------------------------------------------------
