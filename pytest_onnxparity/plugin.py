@@ -29,8 +29,8 @@ FEATURE_PLUGINS: tuple[str, ...] = (
 MARKER_DOC = (
     "parity(graph=None, variant=None, tier=None, max_abs=None, mean_abs=None, p99_abs=None, "
     "rel_l2=None, min_cosine=None, min_argmax_agreement=None, min_topk_overlap=None, "
-    "argmax_axis=-1, topk=5): an ONNX parity "
-    "test; the keywords select graph/variant cases and override tolerances for this test"
+    "argmax_axis=-1, topk=5): an ONNX parity test; the keywords select graph/variant cases "
+    "and override tolerances for this test"
 )
 
 
