@@ -218,10 +218,20 @@ def write_text_atomic(path: Path, text: str) -> None:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
+        # mkstemp makes the file private (0600); a results file is for sharing, so give it the
+        # old file's mode, or what a plain open() would have given it.
+        os.chmod(temp_name, path.stat().st_mode & 0o777 if path.exists() else _default_mode())
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def _default_mode() -> int:
+    """0o666 less the process umask, as ``open(path, "w")`` would create a file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def schema_path() -> Path:

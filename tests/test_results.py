@@ -171,3 +171,18 @@ def test_nan_is_refused_rather_than_written_as_invalid_json(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
         write_json_atomic(tmp_path / "r.json", {"x": float("nan")})
     assert not (tmp_path / "r.json").exists()
+
+
+def test_results_files_are_as_readable_as_a_plain_write_would_make_them(tmp_path: Path) -> None:
+    import os
+
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    target = tmp_path / "results.json"
+
+    write_json_atomic(target, {"a": 1})
+
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    os.chmod(target, 0o640)
+    write_json_atomic(target, {"a": 2})
+    assert target.stat().st_mode & 0o777 == 0o640
