@@ -45,8 +45,7 @@ def parse_health_checks(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-# The plugin is registered while pytest_configure runs, before the engine (and the config file
-# it reads) exists; the session start is the first moment after it, still before collection.
+# Resolved at the session start, still before collection, once every plugin is registered.
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config

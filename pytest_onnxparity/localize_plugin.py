@@ -26,7 +26,6 @@ import pytest
 from pytest_onnxparity import keys
 
 if TYPE_CHECKING:
-    from pytest_onnxparity.config import ParityConfig
     from pytest_onnxparity.items import ParityItem
     from pytest_onnxparity.localize import Localization, LocalizeOptions
 
@@ -79,14 +78,14 @@ def parse_localize_dir(text: str) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    onnx_dir = _export_dir(config)
-    if onnx_dir is None or not onnx_dir.is_dir():
-        return
+    engine = config.stash.get(keys.ENGINE, None)
+    if engine is None:
+        return  # no export folder: nothing to localize
     from pytest_onnxparity.config import ConfigError, section_where
     from pytest_onnxparity.localize import parse_localize_options
 
+    parity_config = engine.settings.config
     try:
-        parity_config = _parity_config(config, onnx_dir)
         options = parse_localize_options(
             parity_config.section("localize"), section_where(parity_config.sources, "localize")
         )
@@ -97,26 +96,6 @@ def pytest_configure(config: pytest.Config) -> None:
         every_test=bool(config.option.parity_localize),
         plot_dir=config.option.parity_localize_dir,
     )
-
-
-def _export_dir(config: pytest.Config) -> Path | None:
-    """The export folder as the plugin resolves it (``--onnx-dir`` > ``parity_onnx_dir``)."""
-    cli = config.getoption("onnx_dir")
-    if cli:
-        return Path(cli).resolve()
-    ini = config.getini("parity_onnx_dir")
-    return (config.rootpath / str(ini)).resolve() if ini else None
-
-
-def _parity_config(config: pytest.Config, onnx_dir: Path) -> ParityConfig:
-    """The run's config. The core plugin registers this module before it resolves its own
-    settings, so read the same files it reads unless its settings already exist."""
-    settings = config.stash.get(keys.SETTINGS, None)
-    if settings is not None:
-        return settings.config
-    from pytest_onnxparity.glue import run_config
-
-    return run_config(config, onnx_dir)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -60,6 +60,13 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_onnxparity import fixtures
 
     config.pluginmanager.register(fixtures, "onnxparity-fixtures")
+    onnx_dir = _onnx_dir(config)
+    if onnx_dir is not None:
+        from pytest_onnxparity.glue import start_run
+
+        # Before the feature plugins register, so their pytest_configure finds the run's
+        # settings and engine in the stash instead of reading the config files again.
+        start_run(config, onnx_dir)
     for name in FEATURE_PLUGINS:
         module = importlib.import_module(f"pytest_onnxparity.{name}")
         config.pluginmanager.register(module, f"onnxparity-{name}")
@@ -69,12 +76,6 @@ def pytest_configure(config: pytest.Config) -> None:
         reporter = ParityReporter(config)
         config.stash[keys.REPORTER] = reporter
         config.pluginmanager.register(reporter, "onnxparity-reporter")
-    onnx_dir = _onnx_dir(config)
-    if onnx_dir is None:
-        return
-    from pytest_onnxparity.glue import start_run
-
-    start_run(config, onnx_dir)
 
 
 def _onnx_dir(config: pytest.Config) -> Path | None:

@@ -145,8 +145,7 @@ def _xdist_layout(config: pytest.Config) -> tuple[int | None, bool]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    # Resolved here rather than at configure: feature plugins are registered while the core's
-    # pytest_configure runs, before the export folder (and its config files) are read.
+    # Resolved at the session start, still before collection, once every plugin is registered.
     config = session.config
     engine = config.stash.get(keys.ENGINE, None)
     if engine is None:
