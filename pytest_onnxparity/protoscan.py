@@ -21,6 +21,13 @@ VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
 
 MODEL_GRAPH, MODEL_OPSET_IMPORT, MODEL_FUNCTIONS = 7, 8, 25
 GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_SPARSE_INITIALIZER = 1, 5, 15
+GRAPH_INPUT, GRAPH_OUTPUT = 11, 12
+VALUE_INFO_NAME, VALUE_INFO_TYPE = 1, 2
+TYPE_TENSOR = 1
+TENSOR_TYPE_ELEM_TYPE, TENSOR_TYPE_SHAPE = 1, 2
+SHAPE_DIM = 1
+DIM_VALUE, DIM_PARAM = 1, 2
+TENSOR_NAME = 8
 NODE_ATTRIBUTE = 5
 FUNCTION_NODE = 7
 ATTRIBUTE_TENSOR, ATTRIBUTE_GRAPH, ATTRIBUTE_TENSORS, ATTRIBUTE_GRAPHS = 5, 6, 10, 11
@@ -42,6 +49,96 @@ class ModelScan:
     has_graph: bool
     has_opset_import: bool
     external_data_locations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ValueInfo:
+    """A graph input or output as the file declares it: ``elem_type`` is ONNX's enum value;
+    ``shape`` is None when undeclared, a dim is an int, a symbol, or None when unnamed."""
+
+    name: str
+    elem_type: int
+    shape: tuple[int | str | None, ...] | None
+
+
+def scan_signature(path: Path) -> tuple[tuple[ValueInfo, ...], tuple[ValueInfo, ...]]:
+    """The main graph's inputs (initializers left out) and outputs, without reading weights."""
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        view = memoryview(data)
+        try:
+            return _signature(view)
+        finally:
+            view.release()
+
+
+def _signature(buffer: memoryview) -> tuple[tuple[ValueInfo, ...], tuple[ValueInfo, ...]]:
+    inputs: list[ValueInfo] = []
+    outputs: list[ValueInfo] = []
+    initializers: set[str] = set()
+    for number, wire, start, end in _fields(buffer, 0, len(buffer)):
+        if number != MODEL_GRAPH or wire != LENGTH_DELIMITED:
+            continue
+        for field, field_wire, field_start, field_end in _fields(buffer, start, end):
+            if field_wire != LENGTH_DELIMITED:
+                continue
+            if field == GRAPH_INPUT:
+                inputs.append(_value_info(buffer, field_start, field_end))
+            elif field == GRAPH_OUTPUT:
+                outputs.append(_value_info(buffer, field_start, field_end))
+            elif field == GRAPH_INITIALIZER:
+                initializers.add(_tensor_name(buffer, field_start, field_end))
+    return tuple(i for i in inputs if i.name not in initializers), tuple(outputs)
+
+
+def _value_info(buffer: memoryview, start: int, end: int) -> ValueInfo:
+    name, elem_type, shape = "", 0, None
+    for number, wire, field_start, field_end in _fields(buffer, start, end):
+        if wire != LENGTH_DELIMITED:
+            continue
+        if number == VALUE_INFO_NAME:
+            name = _text(buffer, field_start, field_end)
+        elif number == VALUE_INFO_TYPE:
+            for kind, kind_wire, kind_start, kind_end in _fields(buffer, field_start, field_end):
+                if kind == TYPE_TENSOR and kind_wire == LENGTH_DELIMITED:
+                    elem_type, shape = _tensor_type(buffer, kind_start, kind_end)
+    return ValueInfo(name, elem_type, shape)
+
+
+def _tensor_type(
+    buffer: memoryview, start: int, end: int
+) -> tuple[int, tuple[int | str | None, ...] | None]:
+    elem_type, shape = 0, None
+    for number, wire, field_start, field_end in _fields(buffer, start, end):
+        if number == TENSOR_TYPE_ELEM_TYPE and wire == VARINT:
+            elem_type = field_start
+        elif number == TENSOR_TYPE_SHAPE and wire == LENGTH_DELIMITED:
+            shape = tuple(
+                _dim(buffer, dim_start, dim_end)
+                for dim, dim_wire, dim_start, dim_end in _fields(buffer, field_start, field_end)
+                if dim == SHAPE_DIM and dim_wire == LENGTH_DELIMITED
+            )
+    return elem_type, shape
+
+
+def _dim(buffer: memoryview, start: int, end: int) -> int | str | None:
+    for number, wire, value_or_start, field_end in _fields(buffer, start, end):
+        if number == DIM_VALUE and wire == VARINT:
+            # int64 in a varint: negative values come as their 64-bit two's complement.
+            return value_or_start - (1 << 64) if value_or_start >= 1 << 63 else value_or_start
+        if number == DIM_PARAM and wire == LENGTH_DELIMITED:
+            return _text(buffer, value_or_start, field_end)
+    return None
+
+
+def _tensor_name(buffer: memoryview, start: int, end: int) -> str:
+    for number, wire, field_start, field_end in _fields(buffer, start, end):
+        if number == TENSOR_NAME and wire == LENGTH_DELIMITED:
+            return _text(buffer, field_start, field_end)
+    return ""
+
+
+def _text(buffer: memoryview, start: int, end: int) -> str:
+    return bytes(buffer[start:end]).decode("utf-8", errors="replace")
 
 
 def scan_model(path: Path) -> ModelScan:
@@ -132,7 +229,7 @@ def _string_entry(buffer: memoryview, start: int, end: int) -> tuple[str, str]:
     for number, wire, field_start, field_end in _fields(buffer, start, end):
         if wire != LENGTH_DELIMITED:
             continue
-        text = bytes(buffer[field_start:field_end]).decode("utf-8", errors="replace")
+        text = _text(buffer, field_start, field_end)
         if number == ENTRY_KEY:
             key = text
         elif number == ENTRY_VALUE:

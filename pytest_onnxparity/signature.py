@@ -82,14 +82,40 @@ def _ort_dim(dim: object) -> Dim:
     return str(dim) if dim else None
 
 
-def read_signature(model_path: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
-    """Graph inputs (initializers excluded) and outputs of an ONNX file, without external data."""
-    import onnx
+# ONNX's TensorProto.DataType values as numpy dtype names (what TensorSpec.dtype holds).
+ONNX_ELEM_TYPES = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    8: "object",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    12: "uint32",
+    13: "uint64",
+    14: "complex64",
+    15: "complex128",
+    16: "bfloat16",
+}
 
-    model = onnx.load(model_path, load_external_data=False)
-    initializers = {init.name for init in model.graph.initializer}
-    inputs = tuple(
-        TensorSpec.from_value_info(v) for v in model.graph.input if v.name not in initializers
-    )
-    outputs = tuple(TensorSpec.from_value_info(v) for v in model.graph.output)
-    return inputs, outputs
+
+def read_signature(model_path: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """Graph inputs (initializers excluded) and outputs of an ONNX file.
+
+    Read by :mod:`pytest_onnxparity.protoscan`: no onnx import, and the weights are not read.
+    """
+    from pathlib import Path
+
+    from pytest_onnxparity.protoscan import scan_signature
+
+    inputs, outputs = scan_signature(Path(model_path))
+
+    def spec(info: Any) -> TensorSpec:
+        dtype = ONNX_ELEM_TYPES.get(info.elem_type, f"onnx-elem-{info.elem_type}")
+        return TensorSpec(info.name, dtype, info.shape)
+
+    return tuple(spec(i) for i in inputs), tuple(spec(o) for o in outputs)

@@ -165,3 +165,42 @@ def test_scanning_imports_neither_onnx_nor_numpy() -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
+
+
+def onnx_signature(path: Path) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    from pytest_onnxparity.signature import TensorSpec
+
+    model = onnx.load(path, load_external_data=False)
+    initializers = {init.name for init in model.graph.initializer}
+    return (
+        tuple(
+            TensorSpec.from_value_info(v) for v in model.graph.input if v.name not in initializers
+        ),
+        tuple(TensorSpec.from_value_info(v) for v in model.graph.output),
+    )
+
+
+def test_signatures_read_without_onnx_match_onnx_own_reading(tmp_path: Path) -> None:
+    from pytest_onnxparity.signature import read_signature
+
+    unnamed = helper.make_tensor_value_info("x", TensorProto.FLOAT16, ["batch", None, 3])
+    negative = helper.make_tensor_value_info("n", TensorProto.INT64, [-1])
+    unshaped = helper.make_tensor_value_info("s", TensorProto.BOOL, None)
+    weight = numpy_helper.from_array(np.ones(3, dtype=np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [unnamed, negative, unshaped, helper.make_tensor_value_info("w", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, ["batch", None, 3])],
+        initializer=[weight],
+    )
+    path = save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx"
+    )
+    examples = sorted((Path(__file__).parents[1] / "fixtures" / "example").glob("*.onnx"))
+
+    for model in [path, *examples]:
+        assert read_signature(str(model)) == onnx_signature(model), model
+    inputs, _ = read_signature(str(path))
+    assert [spec.name for spec in inputs] == ["x", "n", "s"]  # the initializer input is left out
+    assert inputs[1].shape == (-1,) and inputs[2].shape is None
