@@ -53,6 +53,7 @@ SESSION_KEYS = (
     "inter_op_threads",
     "graph_optimization_level",
     "deterministic",
+    "allow_spinning",
 )
 GRAPH_KEYS = ("reference", "inputs", "tolerance", "variants", "outputs", "skip_outputs")
 VARIANT_KEYS = ("tolerance", "outputs")
@@ -97,6 +98,7 @@ class SessionConfig:
     inter_op_threads: int | None = None
     graph_optimization_level: str | None = None
     deterministic: bool | None = None
+    allow_spinning: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -345,9 +347,9 @@ def _session(raw: Mapping[str, Any], where: str) -> SessionConfig:
             f"{where}: graph_optimization_level {level!r} is not one of "
             f"{', '.join(GRAPH_OPT_LEVELS)}"
         )
-    deterministic = raw.get("deterministic")
-    if deterministic is not None and not isinstance(deterministic, bool):
-        raise ConfigError(f"{where}: deterministic must be true or false, got {deterministic!r}")
+    for key in ("deterministic", "allow_spinning"):
+        if raw.get(key) is not None and not isinstance(raw[key], bool):
+            raise ConfigError(f"{where}: {key} must be true or false, got {raw[key]!r}")
     providers = raw.get("providers")
     return SessionConfig(
         providers=None
@@ -356,7 +358,8 @@ def _session(raw: Mapping[str, Any], where: str) -> SessionConfig:
         intra_op_threads=_optional_int(raw, "intra_op_threads", where, minimum=0),
         inter_op_threads=_optional_int(raw, "inter_op_threads", where, minimum=0),
         graph_optimization_level=level,
-        deterministic=deterministic,
+        deterministic=raw.get("deterministic"),
+        allow_spinning=raw.get("allow_spinning"),
     )
 
 

@@ -312,6 +312,7 @@ def build_metadata(document: Mapping[str, Any]) -> dict[str, Any]:
             "intra_op_threads": session.get("intra_op_threads"),
             "graph_optimization_level": session.get("graph_optimization_level"),
             "deterministic": session.get("deterministic"),
+            "allow_spinning": session.get("allow_spinning"),
         },
         "graphs": {name: _graph_block(graph) for name, graph in sorted(graphs.items())},
     }

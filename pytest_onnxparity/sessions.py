@@ -32,6 +32,10 @@ class SessionSettings:
     inter_op_threads: int = 0
     graph_optimization_level: str = "all"
     deterministic: bool = False
+    # onnxruntime's default is on: idle pool threads busy-wait for the next run. A parity run
+    # keeps a graph's reference and variant sessions alive together, and their spinning pools
+    # take the cores from the session that is running and from the comparisons.
+    allow_spinning: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -40,6 +44,7 @@ class SessionSettings:
             "inter_op_threads": self.inter_op_threads,
             "graph_optimization_level": self.graph_optimization_level,
             "deterministic": self.deterministic,
+            "allow_spinning": self.allow_spinning,
         }
 
     def session_options(self) -> Any:
@@ -52,6 +57,9 @@ class SessionSettings:
         )
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = self.inter_op_threads
+        spinning = "1" if self.allow_spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spinning)
         if self.deterministic:
             # Bit-stable CPU results: deterministic kernels, one thread, no parallel executor.
             options.use_deterministic_compute = True

@@ -106,6 +106,7 @@ def build_settings(
         deterministic=_first(
             deterministic, file_session.deterministic, default_session.deterministic
         ),
+        allow_spinning=_first(file_session.allow_spinning, default_session.allow_spinning),
     )
     return Settings(
         onnx_dir=onnx_dir,

@@ -411,6 +411,7 @@ class MeasurementContext:
     providers: tuple[str, ...]
     intra_op_threads: int
     inter_op_threads: int = 0
+    allow_spinning: bool = False
     cpu: str = field(default_factory=cpu_model)
     cpu_count: int | None = field(default_factory=os.cpu_count)
     onnxruntime: str | None = field(default_factory=lambda: _version("onnxruntime"))
@@ -425,6 +426,7 @@ class MeasurementContext:
             providers=tuple(providers if providers is not None else settings.providers),
             intra_op_threads=threads,
             inter_op_threads=1 if settings.deterministic else settings.inter_op_threads,
+            allow_spinning=settings.allow_spinning,
         )
 
     def describe(self) -> str:
@@ -439,6 +441,7 @@ class MeasurementContext:
             "providers": list(self.providers),
             "intra_op_threads": self.intra_op_threads,
             "inter_op_threads": self.inter_op_threads,
+            "allow_spinning": self.allow_spinning,
             "cpu": self.cpu,
             "cpu_count": self.cpu_count,
             "onnxruntime": self.onnxruntime,

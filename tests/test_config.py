@@ -283,6 +283,11 @@ def test_an_unknown_key_in_pyproject_names_its_table(tmp_path: Path) -> None:
             id="deterministic-int",
         ),
         pytest.param(
+            {"session": {"allow_spinning": "no"}},
+            "parity.toml [session]: allow_spinning must be true or false, got 'no'",
+            id="allow-spinning-string",
+        ),
+        pytest.param(
             {"session": {"intra_op_threads": -1}},
             "parity.toml [session]: intra_op_threads must be >= 0, got -1",
             id="threads-negative",

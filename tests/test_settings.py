@@ -269,6 +269,20 @@ def test_inter_op_threads_come_from_the_config_file() -> None:
     assert settings_from(config).session.inter_op_threads == 3
 
 
+@pytest.mark.parametrize(("config_value", "expected"), [(None, "0"), (False, "0"), (True, "1")])
+def test_thread_spinning_is_off_unless_the_config_file_allows_it(
+    config_value: bool | None, expected: str
+) -> None:
+    config = parse_config({"session": {"allow_spinning": config_value}}, "parity.toml")
+    session = settings_from(config).session
+
+    options = session.session_options()
+
+    assert session.to_json()["allow_spinning"] is (expected == "1")
+    for pool in ("intra_op", "inter_op"):
+        assert options.get_session_config_entry(f"session.{pool}.allow_spinning") == expected
+
+
 def test_settings_to_json_is_plain_json(tmp_path: Path) -> None:
     config = parse_config({"dims": {"T": 5}, "sweep": {"T": [8, 16]}}, "parity.toml")
     settings = settings_from(

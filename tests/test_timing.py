@@ -307,6 +307,7 @@ def test_a_figure_under_its_absolute_budget_passes_with_everything_recorded() ->
         "providers": ["CPUExecutionProvider"],
         "intra_op_threads": 2,
         "inter_op_threads": 0,
+        "allow_spinning": False,
         "cpu": "Test CPU",
         "cpu_count": 4,
         "onnxruntime": "1.0",
