@@ -303,6 +303,20 @@ def test_chunked_statistics_equal_a_direct_float64_computation(
     assert (stats.nonfinite_in_variant, stats.nonfinite_in_reference) == (1, 1)
 
 
+def test_finite_values_whose_squares_overflow_are_not_counted_as_non_finite() -> None:
+    reference = np.array([1e200, 1.0, -3.0])
+    variant = np.array([1e200, 1.5, -3.0])
+
+    # The sums of squares overflow: cosine and rel_l2 are not measurable, the counts still are.
+    with np.errstate(all="ignore"):
+        stats = compare_outputs("y", reference, variant)
+
+    assert (stats.nonfinite_in_variant, stats.nonfinite_in_reference) == (0, 0)
+    assert stats.max_abs == 0.5
+    assert stats.worst is not None and stats.worst.index == (1,)
+    assert sum(stats.histogram) == 3
+
+
 def test_worst_element_tie_across_chunks_keeps_the_first(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(metrics, "CHUNK_ELEMENTS", 3)
     variant = np.zeros(10)
