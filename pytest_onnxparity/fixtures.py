@@ -61,7 +61,7 @@ class LoadedCase:
         return self.engine.reference_outputs(self.case.graph, self.inputs)
 
     def variant_outputs(self) -> dict[str, np.ndarray]:
-        return self.variant_session.run(self.inputs.arrays)
+        return self.variant_session.run(self.inputs.arrays, free_arena=True)
 
 
 def parametrize_cases(metafunc: pytest.Metafunc) -> None:

@@ -117,7 +117,8 @@ class OnnxReference:
 
     def _run(self, inputs: InputSet) -> dict[str, np.ndarray]:
         try:
-            return self.runner.run(inputs.arrays)
+            # Outputs are cached per input set: each set runs once.
+            return self.runner.run(inputs.arrays, free_arena=True)
         except ModelLoadError as error:
             raise ReferenceError(f"reference {error}") from error
 

@@ -158,6 +158,18 @@ def test_default_reference_is_the_graphs_own_fp32_file(exports: Path) -> None:
     assert gate(actual, exports / "encoder.int8.onnx", inputs, "int8")
 
 
+def test_a_run_that_frees_its_arena_gives_the_same_outputs(exports: Path) -> None:
+    runner = open_session(exports / "encoder.int8.onnx", SETTINGS)
+    arrays = encoder_set("a").arrays
+
+    freed = runner.run(arrays, free_arena=True)
+    kept = runner.run(arrays)
+
+    assert list(freed) == list(kept)
+    for name in kept:
+        np.testing.assert_array_equal(freed[name], kept[name])
+
+
 def test_onnx_reference_runs_each_input_set_once_and_reruns_changed_arrays(exports: Path) -> None:
     reference = OnnxReference(open_session(exports / "encoder.onnx", SETTINGS))
     first = encoder_set("a")
