@@ -251,7 +251,9 @@ def measure_speed(
     medians = {name: median(values) for name, values in walls.items()}
     cpu = {name: median([r.cpu_s for r in results]) for name, results in runs.items()}
     plugin, script = runs["plugin"][-1], runs["handwritten"][-1]
-    tests = re.search(r"(\d+) (passed|failed)", plugin.output)
+    # pytest's last line: "2 failed, 1 passed in 4.1s".
+    summary = plugin.output.strip().splitlines()[-1]
+    tests = sum(int(count) for count in re.findall(r"(\d+) (?:passed|failed)", summary))
     cases = {tuple(line.split()[:2]) for line in script.output.splitlines() if line.strip()}
     without_startup = (medians["plugin"] - medians["pytest_empty"]) / (
         medians["handwritten"] - medians["python_empty"]
@@ -262,7 +264,7 @@ def measure_speed(
         "median_s": medians,
         "median_cpu_s": cpu,
         "peak_rss_mb": {name: median([r.peak_rss_mb for r in rs]) for name, rs in runs.items()},
-        "plugin_tests": int(tests.group(1)) if tests else None,
+        "plugin_tests": tests,
         "handwritten_cases": len(cases),
         "same_verdict": plugin.returncode == script.returncode,
         "ratio_plugin_over_handwritten": medians["plugin"] / medians["handwritten"],
