@@ -54,8 +54,13 @@ class LoadedCase:
         return self.engine.runner(self.case.variant)
 
     @property
+    def input_set(self) -> str:
+        """The input set's name, as in the generated tests' ids (``default``, ``frames=64``)."""
+        return self.case.input_set_name
+
+    @property
     def inputs(self) -> InputSet:
-        return self.engine.inputs(self.case.graph, self.case.point)
+        return self.engine.inputs(self.case.graph, self.case.input_key)
 
     def reference_outputs(self) -> dict[str, np.ndarray]:
         return self.engine.reference_outputs(self.case.graph, self.inputs)
@@ -65,7 +70,8 @@ class LoadedCase:
 
 
 def parametrize_cases(metafunc: pytest.Metafunc) -> None:
-    """One ``parity_case`` per graph × variant, narrowed by the test's parity marker."""
+    """One ``parity_case`` per graph × variant × input set (the generated tests' sets: sweep
+    points, ``input_data``, recordings, the inputs hook), narrowed by the test's parity marker."""
     engine = metafunc.config.stash.get(keys.ENGINE, None)
     if engine is None:
         metafunc.parametrize(
@@ -75,15 +81,23 @@ def parametrize_cases(metafunc: pytest.Metafunc) -> None:
         )
         return
     from pytest_onnxparity.engine import ParityCase
+    from pytest_onnxparity.inputs import DEFAULT_SET
 
     marker = metafunc.definition.get_closest_marker("parity")
     wanted = dict(marker.kwargs) if marker else {}
     params = []
     for graph in engine.folder.graphs:
         for tag in graph.variants:
-            model = graph.file(tag)
-            if _selected(wanted, graph.name, tag, model.tier):
-                params.append(pytest.param(ParityCase(graph, model), id=f"{graph.name}-{tag}"))
+            if not _selected(wanted, graph.name, tag, graph.file(tag).tier):
+                continue
+            for key in engine.input_keys(graph):
+                suffix = "" if key.name == DEFAULT_SET else f"-{key.name}"
+                params.append(
+                    pytest.param(
+                        ParityCase.for_key(graph, graph.file(tag), key),
+                        id=f"{graph.name}-{tag}{suffix}",
+                    )
+                )
     if not params:
         params = [pytest.param(None, marks=pytest.mark.skip(reason=f"no variant matches {wanted}"))]
     metafunc.parametrize("parity_case", params, indirect=True)

@@ -191,6 +191,34 @@ def test_sweep_makes_one_test_id_per_size(pytester: pytest.Pytester, export_copy
     )
 
 
+def test_user_parity_cases_follow_the_sweep_like_the_generated_tests(
+    pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parity(graph="encoder", variant="int8")
+        def test_case(parity_case, assert_parity):
+            frames = parity_case.inputs.arrays["features"].shape[1]
+            assert parity_case.input_set == f"frames={frames}"
+            assert_parity(parity_case)
+        """
+    )
+    result = run(
+        pytester,
+        "--onnx-dir",
+        str(export_copy),
+        "--parity-sweep",
+        "frames=8,31",
+        "-v",
+        "test_user_parity_cases_follow_the_sweep_like_the_generated_tests.py",
+    )
+    result.stdout.fnmatch_lines(
+        ["*test_case?encoder-int8-frames=8? PASSED*", "*test_case?encoder-int8-frames=31? PASSED*"]
+    )
+
+
 def test_tied_length_input_follows_the_signal_dimension(
     pytester: pytest.Pytester, export_copy: Path
 ) -> None:
