@@ -77,6 +77,9 @@ class OnnxRunner:
     path: Path
     settings: SessionSettings
     session: Any = field(repr=False)
+    # False once onnxruntime refused to shrink this session's arena (a CPU allocator without
+    # one, as some builds and providers have): its runs then keep their memory.
+    can_free_arena: bool = field(default=True, repr=False)
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
@@ -110,7 +113,7 @@ class OnnxRunner:
             )
         feed = {spec.name: _as_input(arrays[spec.name], spec) for spec in self.inputs}
         try:
-            values = self.session.run(None, feed, _freeing_run_options() if free_arena else None)
+            values = self._run(feed, free_arena and self.can_free_arena)
         except Exception as error:  # onnxruntime raises its own untyped errors
             raise ModelLoadError(
                 f"{self.path}: onnxruntime failed to run it ({_first_line(error)}); check the "
@@ -119,6 +122,17 @@ class OnnxRunner:
             ) from error
         names = [arg.name for arg in self.session.get_outputs()]
         return dict(zip(names, values, strict=True))
+
+    def _run(self, feed: Mapping[str, np.ndarray], free_arena: bool) -> list[Any]:
+        if not free_arena:
+            return list(self.session.run(None, feed))
+        try:
+            return list(self.session.run(None, feed, _freeing_run_options()))
+        except Exception as error:
+            if "arena" not in str(error).lower():
+                raise
+            self.can_free_arena = False
+            return list(self.session.run(None, feed))
 
 
 @functools.cache

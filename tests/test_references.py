@@ -170,6 +170,26 @@ def test_a_run_that_frees_its_arena_gives_the_same_outputs(exports: Path) -> Non
         np.testing.assert_array_equal(freed[name], kept[name])
 
 
+def test_a_session_without_an_arena_runs_without_freeing_it(exports: Path) -> None:
+    import onnxruntime as ort
+
+    from pytest_onnxparity.sessions import OnnxRunner
+
+    path = exports / "encoder.int8.onnx"
+    options = ort.SessionOptions()
+    options.enable_cpu_mem_arena = False  # onnxruntime then refuses to shrink "cpu:0"
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    runner = OnnxRunner(path, SETTINGS, session)
+    arrays = encoder_set("a").arrays
+
+    freed = runner.run(arrays, free_arena=True)
+
+    assert not runner.can_free_arena
+    expected = open_session(path, SETTINGS).run(arrays)
+    for name in expected:
+        np.testing.assert_array_equal(freed[name], expected[name])
+
+
 def test_onnx_reference_runs_each_input_set_once_and_reruns_changed_arrays(exports: Path) -> None:
     reference = OnnxReference(open_session(exports / "encoder.onnx", SETTINGS))
     first = encoder_set("a")
