@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# 64K float64 elements: a chunk's scratch (three arrays, 1.5 MB) stays in a core's cache.
+# 64K float64 elements: three scratch arrays of 0.5 MB each stay in the CPU's caches between
+# the passes over a chunk (the fastest of 4K to 1M elements, measured on a 2-core EPYC).
 CHUNK_ELEMENTS = 1 << 16
 # Decade bins of the absolute error: [0, 1e-8), [1e-8, 1e-7), ..., [1, inf).
 HISTOGRAM_EDGES = (0.0, *(10.0**e for e in range(-8, 1)), float("inf"))
@@ -193,8 +194,9 @@ class _Sums:
     def add_chunk(
         self, start: int, ref: np.ndarray, var: np.ndarray, err: np.ndarray, abs_out: np.ndarray
     ) -> None:
-        """Add one chunk: ``ref``/``var`` are float64 copies (zeroed where left out), ``err``
-        scratch of their size, ``abs_out`` the chunk's slice of the float32 error buffer."""
+        """Add one chunk: ``ref``/``var`` are float64 copies of it (this zeroes the positions
+        it leaves out), ``err`` scratch of their size, ``abs_out`` the chunk's slice of the
+        float32 error buffer."""
         sq_ref, sq_var, dot = _products(ref, var)
         both = None
         if not np.isfinite(sq_ref + sq_var + dot):
@@ -236,16 +238,18 @@ class _Sums:
         low), by counting below each edge: several times faster than np.histogram's sort."""
         below: list[int] = []
         for edge in HISTOGRAM_EDGES[1:-1]:
-            # Once every error is below an edge, it is below the higher ones too.
-            below.append(
-                below[-1] if below and below[-1] == err.size else int(np.count_nonzero(err < edge))
-            )
+            if below and below[-1] == err.size:
+                below.append(err.size)  # every error is below a lower edge already
+            else:
+                below.append(int(np.count_nonzero(err < edge)))
         self.histogram += np.diff(below, prepend=0, append=err.size)
 
 
 def _products(ref: np.ndarray, var: np.ndarray) -> tuple[float, float, float]:
-    """sum(ref²), sum(var²) and sum(ref·var) of float64 vectors."""
-    return float(np.dot(ref, ref)), float(np.dot(var, var)), float(np.dot(ref, var))
+    """sum(ref²), sum(var²) and sum(ref·var) of float64 vectors; NaN or inf, silently, when a
+    value is not finite (0·inf, inf - inf): the caller then masks and sums again."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return float(np.dot(ref, ref)), float(np.dot(var, var)), float(np.dot(ref, var))
 
 
 def _percentile(values: np.ndarray, q: float) -> float:

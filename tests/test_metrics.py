@@ -303,6 +303,27 @@ def test_chunked_statistics_equal_a_direct_float64_computation(
     assert (stats.nonfinite_in_variant, stats.nonfinite_in_reference) == (1, 1)
 
 
+@pytest.mark.parametrize(
+    ("reference", "variant"),
+    [
+        ([0.0, 1.0, 2.0], [np.inf, 1.0, 2.0]),  # 0·inf in the dot products
+        ([1.0, -1.0, 2.0], [np.inf, -np.inf, 2.0]),  # inf - inf
+        ([3e38, 1.0, 2.0], [np.inf, 1.0, 2.0]),
+    ],
+)
+def test_non_finite_variant_values_are_counted_without_a_warning(
+    reference: list[float], variant: list[float]
+) -> None:
+    # filterwarnings = error: a RuntimeWarning from numpy would fail this test.
+    stats = compare_outputs(
+        "y", np.array(reference, np.float32), np.array(variant, np.float32), argmax_axis=None
+    )
+
+    assert stats.nonfinite_in_variant == sum(not np.isfinite(v) for v in variant)
+    assert stats.max_abs == 0.0 and stats.worst is not None
+    assert np.isfinite(variant[stats.worst.index[0]])
+
+
 def test_finite_values_whose_squares_overflow_are_not_counted_as_non_finite() -> None:
     reference = np.array([1e200, 1.0, -3.0])
     variant = np.array([1e200, 1.5, -3.0])
