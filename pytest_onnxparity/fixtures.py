@@ -134,7 +134,8 @@ def parity_export(parity_engine: ParityEngine) -> ExportFolder:
 
 @pytest.fixture
 def parity_case(request: pytest.FixtureRequest) -> LoadedCase:
-    """One graph × variant (parametrized over the folder; narrow it with the parity marker)."""
+    """One graph × variant × input set (parametrized over the folder; narrow it with the
+    parity marker)."""
     engine = _engine(request)
     return LoadedCase(engine, request.param)
 

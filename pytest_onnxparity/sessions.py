@@ -77,8 +77,8 @@ class OnnxRunner:
     path: Path
     settings: SessionSettings
     session: Any = field(repr=False)
-    # False once onnxruntime refused to shrink this session's arena (a CPU allocator without
-    # one, as some builds and providers have): its runs then keep their memory.
+    # False once onnxruntime refused to shrink this session's arena (its CPU allocator is no
+    # arena): its runs then keep their memory.
     can_free_arena: bool = field(default=True, repr=False)
 
     @property
@@ -129,7 +129,8 @@ class OnnxRunner:
         try:
             return list(self.session.run(None, feed, _freeing_run_options()))
         except Exception as error:
-            if "arena" not in str(error).lower():
+            # "Did not find an arena based allocator ... in the memory arena shrink list".
+            if "shrink list" not in str(error):
                 raise
             self.can_free_arena = False
             return list(self.session.run(None, feed))
@@ -137,7 +138,9 @@ class OnnxRunner:
 
 @functools.cache
 def _freeing_run_options() -> Any:
-    """Run options that shrink the CPU memory arena after the run (every provider has one)."""
+    """Run options that shrink the session's CPU memory arena after the run (whatever its
+    providers, a session allocates on the CPU too; where that allocator is no arena,
+    onnxruntime refuses and :meth:`OnnxRunner.run` goes on without)."""
     import onnxruntime as ort
 
     options = ort.RunOptions()

@@ -24,6 +24,7 @@ from pytest_onnxparity.pooling import (
     compare_pooled,
     pool,
 )
+from pytest_onnxparity.references import OnnxReference
 from pytest_onnxparity.results import CheckResult
 from pytest_onnxparity.streaming import (
     StreamingError,
@@ -229,8 +230,11 @@ def streaming_check(
 
 def _reference_call(engine: ParityEngine, graph: Graph) -> Any:
     """The graph's reference (its fp32 file, or what ``[references]`` chose) as a call on
-    named arrays (references cache outputs by set name and array digest, so one name serves)."""
+    named arrays (references cache outputs by set name and array digest, so one name serves).
+    An ONNX reference runs its session directly: step after step, keeping its memory arena."""
     reference = engine.reference(graph)
+    if isinstance(reference, OnnxReference):
+        return reference.runner.run
 
     def call(arrays: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
         return reference.outputs(InputSet("stream", "stream", None, {}, dict(arrays)))

@@ -431,8 +431,9 @@ class MeasurementContext:
 
     def describe(self) -> str:
         threads = self.intra_op_threads or f"auto ({self.cpu_count} CPUs)"
+        spinning = " (spinning)" if self.allow_spinning else ""
         return (
-            f"{', '.join(self.providers)}, intra-op threads {threads}, "
+            f"{', '.join(self.providers)}, intra-op threads {threads}{spinning}, "
             f"onnxruntime {self.onnxruntime}, CPU {self.cpu}"
         )
 
@@ -681,6 +682,8 @@ def speed_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
         )
         context = details["context"]
         threads = context["intra_op_threads"] or f"auto ({context['cpu_count']} CPUs)"
+        if context.get("allow_spinning"):
+            threads = f"{threads} (spinning)"
         contexts.append(
             f"{', '.join(context['providers'])}, intra-op threads {threads}, onnxruntime "
             f"{context['onnxruntime']}, CPU {context['cpu']}; median of {measured['repeats']} "
