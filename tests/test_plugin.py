@@ -174,28 +174,11 @@ def test_a_folder_config_can_tighten_a_limit_until_it_fails(
     result.stdout.fnmatch_lines(["*output 'logits': max_abs=* violates <= 1e-09*"])
 
 
-def test_sweep_makes_one_test_id_per_size(pytester: pytest.Pytester, export_copy: Path) -> None:
-    result = run(
-        pytester,
-        "--onnx-dir",
-        str(export_copy),
-        "--parity-sweep",
-        "frames=8,31",
-        "-k",
-        "encoder",
-        "-v",
-    )
-    result.assert_outcomes(passed=6)
-    result.stdout.fnmatch_lines(
-        ["*encoder::parity?int8-frames=8?*", "*encoder::parity?int8-frames=31?*"]
-    )
-
-
-def test_user_parity_cases_follow_the_sweep_like_the_generated_tests(
+def test_sweep_makes_one_test_id_per_size_for_generated_and_user_cases(
     pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     pytester.makepyfile(
-        """
+        test_user="""
         import pytest
 
         @pytest.mark.parity(graph="encoder", variant="int8")
@@ -211,11 +194,19 @@ def test_user_parity_cases_follow_the_sweep_like_the_generated_tests(
         str(export_copy),
         "--parity-sweep",
         "frames=8,31",
+        "-k",
+        "encoder",
         "-v",
-        "test_user_parity_cases_follow_the_sweep_like_the_generated_tests.py",
+        "test_user.py",
     )
+    result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(
-        ["*test_case?encoder-int8-frames=8? PASSED*", "*test_case?encoder-int8-frames=31? PASSED*"]
+        [
+            "*test_case?encoder-int8-frames=8? PASSED*",
+            "*test_case?encoder-int8-frames=31? PASSED*",
+            "*encoder::parity?int8-frames=8? PASSED*",
+            "*encoder::parity?int8-frames=31? PASSED*",
+        ]
     )
 
 
