@@ -103,15 +103,7 @@ class OnnxRunner:
         check): otherwise every live session keeps its largest run's activations, and the next
         session's first run page-faults in fresh memory. A session run step after step keeps
         its arena (the default), as a deployment does."""
-        wanted = [spec.name for spec in self.inputs]
-        missing = [name for name in wanted if name not in arrays]
-        if missing:
-            raise ModelLoadError(
-                f"{self.path}: inputs {missing} were not supplied (got {sorted(arrays)}); "
-                "the variant's input names differ from its reference — re-export with the same "
-                "names"
-            )
-        feed = {spec.name: _as_input(arrays[spec.name], spec) for spec in self.inputs}
+        feed = self.feed(arrays)
         try:
             values = self._run(feed, free_arena and self.can_free_arena)
         except Exception as error:  # onnxruntime raises its own untyped errors
@@ -122,6 +114,19 @@ class OnnxRunner:
             ) from error
         names = [arg.name for arg in self.session.get_outputs()]
         return dict(zip(names, values, strict=True))
+
+    def feed(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The session's feed from ``arrays``: its inputs by name, float inputs cast to the
+        graph's float precision (an fp16 graph gets fp16 inputs)."""
+        specs = self.inputs
+        missing = [spec.name for spec in specs if spec.name not in arrays]
+        if missing:
+            raise ModelLoadError(
+                f"{self.path}: inputs {missing} were not supplied (got {sorted(arrays)}); "
+                "the variant's input names differ from its reference — re-export with the same "
+                "names"
+            )
+        return {spec.name: _as_input(arrays[spec.name], spec) for spec in specs}
 
     def _run(self, feed: Mapping[str, np.ndarray], free_arena: bool) -> list[Any]:
         if not free_arena:

@@ -386,15 +386,8 @@ def session_call(runner: OnnxRunner, arrays: Mapping[str, Any]) -> Callable[[], 
     The first run goes through :meth:`OnnxRunner.run`, so a missing input or a bad shape is
     the usual one-line :class:`~pytest_onnxparity.sessions.ModelLoadError`, not a timing.
     """
-    import numpy as np
-
     runner.run(arrays)
-    feed = {}
-    for spec in runner.inputs:
-        array = np.asarray(arrays[spec.name])
-        if spec.dtype in {"float16", "float32", "float64"} and array.dtype.kind == "f":
-            array = array.astype(spec.dtype, copy=False)
-        feed[spec.name] = array
+    feed = runner.feed(arrays)
     session = runner.session
     return lambda: session.run(None, feed)
 
