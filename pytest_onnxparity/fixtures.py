@@ -87,10 +87,10 @@ def parametrize_cases(metafunc: pytest.Metafunc) -> None:
     wanted = dict(marker.kwargs) if marker else {}
     params = []
     for graph in engine.folder.graphs:
-        for tag in graph.variants:
-            if not _selected(wanted, graph.name, tag, graph.file(tag).tier):
-                continue
-            for key in engine.input_keys(graph):
+        tags = [t for t in graph.variants if _selected(wanted, graph.name, t, graph.file(t).tier)]
+        input_keys = engine.input_keys(graph) if tags else []
+        for tag in tags:
+            for key in input_keys:
                 suffix = "" if key.name == DEFAULT_SET else f"-{key.name}"
                 params.append(
                     pytest.param(
