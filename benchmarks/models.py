@@ -126,15 +126,12 @@ def build_minilm_folder(root: Path, batch: int = 32, sequence: int = 256) -> Pat
     only input set (the hand-written script feeds the same file): by default one batch as
     sentence-transformers encodes long texts with this model (its default batch size, 32, at the
     model's ``max_seq_length``, 256)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-    import minilm
+    import minilm  # beside modelkit in fixtures/, on sys.path from the top of this module
 
     root.mkdir(parents=True, exist_ok=True)
     logging.getLogger().setLevel(logging.ERROR)
-    texts = [
-        " ".join(2 * (MINILM_TEXT[i % len(MINILM_TEXT) :] + MINILM_TEXT[: i % len(MINILM_TEXT)]))
-        for i in range(batch)
-    ]
+    rotations = [i % len(MINILM_TEXT) for i in range(batch)]
+    texts = [" ".join(2 * (MINILM_TEXT[k:] + MINILM_TEXT[:k])) for k in rotations]
     tokens = minilm.tokenize(texts, max_length=sequence)
     reference = minilm.export(root / "model.onnx", tokens)
     for variant in VARIANTS:
