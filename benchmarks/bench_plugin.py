@@ -107,18 +107,13 @@ class Workspace:
 # --------------------------------------------------------------------------------------------
 
 
-# Set by main(): whether subprocesses may write bytecode caches (Python's default).
-BYTECODE_CACHE = {"allowed": True}
-
-
 def clean_env(probes: bool = False, **extra: str) -> dict[str, str]:
     """The environment without pytest's and our own variables, plus ``extra``; ``probes`` puts
     ``probes/`` first on ``PYTHONPATH`` (a caller's ``PYTHONPATH``, e.g. a plugin snapshot, is
     kept)."""
-    dropped = ("PYTEST_", "BENCH_")
-    if BYTECODE_CACHE["allowed"]:
-        dropped += ("PYTHONDONTWRITEBYTECODE",)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(dropped)}
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "BENCH_"))
+    }
     if probes:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROBES), env.get("PYTHONPATH")]))
     env.update(extra)
@@ -212,6 +207,7 @@ def copy_graph(source: Path, graph_name: str, target: Path, copies: int) -> Path
     return target
 
 
+# models.FOLDERS' names, without importing models (and torch) to parse the command line.
 MODELS = ("mlp", "minilm")
 
 
@@ -722,7 +718,8 @@ def measure_all(
     document: dict[str, Any] = {
         "machine": machine(),
         "folder": {"path": str(folder), "files": sum(1 for _ in folder.rglob("*.onnx"))},
-        "bytecode_cache": BYTECODE_CACHE["allowed"],
+        # Whether subprocesses may write bytecode caches (Python's default).
+        "bytecode_cache": "PYTHONDONTWRITEBYTECODE" not in os.environ,
     }
     document["folder"]["mb"] = folder_bytes(folder) / MB
     steps: dict[str, Callable[[], Any]] = {
@@ -894,7 +891,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="keep the caller's PYTHONDONTWRITEBYTECODE for subprocesses",
     )
     args = parser.parse_args(argv)
-    BYTECODE_CACHE["allowed"] = not args.no_bytecode_cache
+    if not args.no_bytecode_cache:
+        # Subprocesses inherit it; this process writing bytecode as well changes nothing.
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="onnxparity-bench-"))
     try:
