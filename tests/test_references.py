@@ -154,7 +154,7 @@ def test_default_reference_is_the_graphs_own_fp32_file(exports: Path) -> None:
     actual = reference.outputs(inputs)
     assert list(actual) == list(ENCODER_OUTPUTS)
     for name in ENCODER_OUTPUTS:
-        np.testing.assert_array_equal(actual[name], expected[name])
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-6, atol=1e-7)
     assert gate(actual, exports / "encoder.int8.onnx", inputs, "int8")
 
 
@@ -167,7 +167,7 @@ def test_a_run_that_frees_its_arena_gives_the_same_outputs(exports: Path) -> Non
 
     assert list(freed) == list(kept)
     for name in kept:
-        np.testing.assert_array_equal(freed[name], kept[name])
+        np.testing.assert_allclose(freed[name], kept[name], rtol=1e-6, atol=1e-7)
 
 
 def test_a_session_without_an_arena_runs_without_freeing_it(exports: Path) -> None:
@@ -187,7 +187,7 @@ def test_a_session_without_an_arena_runs_without_freeing_it(exports: Path) -> No
     assert not runner.can_free_arena
     expected = open_session(path, SETTINGS).run(arrays)
     for name in expected:
-        np.testing.assert_array_equal(freed[name], expected[name])
+        np.testing.assert_allclose(freed[name], expected[name], rtol=1e-6, atol=1e-7)
 
 
 def test_onnx_reference_runs_each_input_set_once_and_reruns_changed_arrays(exports: Path) -> None:
@@ -501,7 +501,7 @@ def test_a_pickled_module_is_refused_unless_allow_pickle_is_set(tmp_path: Path) 
     x = np.ones((2, 16), np.float32)
     expected = modelkit.reference_outputs(modelkit.build_model("mlp"), {"x": x})
     outputs = reference.outputs(InputSet("default", "test", None, {}, {"x": x}))
-    np.testing.assert_array_equal(outputs["logits"], expected["logits"])
+    np.testing.assert_allclose(outputs["logits"], expected["logits"], rtol=1e-6, atol=1e-7)
 
 
 def test_a_state_dict_checkpoint_says_to_build_the_module_in_conftest(tmp_path: Path) -> None:
@@ -780,8 +780,11 @@ def test_upstream_encoder_outputs_become_the_decoders_inputs(exports: Path) -> N
     (first, second) = run_upstream(link, encoder, upstream_sets, decoder_inputs)
     assert (first.name, second.name) == ("a", "b")
     assert first.source == "encoder outputs (onnx fp32 (encoder.onnx))"
-    np.testing.assert_array_equal(
-        first.arrays["encoder_hidden"], encoder.outputs(upstream_sets[0])["hidden"]
+    np.testing.assert_allclose(
+        first.arrays["encoder_hidden"],
+        encoder.outputs(upstream_sets[0])["hidden"],
+        rtol=1e-6,
+        atol=1e-7,
     )
     np.testing.assert_array_equal(second.arrays["lengths"], upstream_sets[1].arrays["lengths"])
     check_input_set(second, decoder_inputs, "decoder")
