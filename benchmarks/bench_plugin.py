@@ -16,8 +16,9 @@ speed     ``pytest --onnx-dir DIR`` against ``handwritten_parity.py DIR`` (the s
           round after round (after one untimed warm-up round); medians reported.
 phases    where each side's time goes: start-up, configure, sessions, inference, comparison
           (``probes/phase_timer.py`` and an instrumented run of the script), wall and CPU.
-imports   ``-X importtime`` of ``pytest_onnxparity.plugin`` after pytest, and ``pytest --co`` on
-          an empty folder with and without the plugin (``-p no:onnxparity``), interleaved.
+imports   ``-X importtime`` of ``pytest_onnxparity.plugin.main`` after pytest, and
+          ``pytest --co`` on an empty folder with and without the plugin (``-p no:onnxparity``),
+          interleaved.
 discovery the plugin's own start-up work: ``import onnx`` and ``discover(DIR)``.
 reads     per process (``probes/sitecustomize.py``): Python-level reads of each ``.onnx`` file,
           onnxruntime sessions built from it, and the most sessions alive at once; serially and
@@ -185,7 +186,7 @@ def folder_bytes(folder: Path) -> int:
 def copy_graph(source: Path, graph_name: str, target: Path, copies: int) -> Path:
     """Copy one graph's files from ``source`` into ``target`` ``copies`` times, each copy a graph
     of its own (``<graph>_copy<i>``); one copy keeps the original names."""
-    from pytest_onnxparity.discovery import discover
+    from pytest_onnxparity.export.discovery import discover
 
     graph = discover(source).graph(graph_name)
     if target.exists():
@@ -281,7 +282,7 @@ IMPORTTIME_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)$")
 
 
 def parse_importtime(stderr: str) -> dict[str, Any]:
-    """What ``import pytest_onnxparity.plugin`` adds once pytest is imported."""
+    """What ``import pytest_onnxparity.plugin.main`` adds once pytest is imported."""
     rows = []
     for line in stderr.splitlines():
         match = IMPORTTIME_LINE.match(line)
@@ -316,7 +317,7 @@ def measure_imports(workspace: Workspace, repeats: int, warmup: bool = True) -> 
         "-X",
         "importtime",
         "-c",
-        "import pytest; import pytest_onnxparity.plugin",
+        "import pytest; import pytest_onnxparity.plugin.main",
     )
     parsed = [
         parse_importtime(checked(run(importtime, workspace.cwd), importtime).output)
@@ -377,7 +378,7 @@ import json, sys, time
 start = time.perf_counter()
 import onnx
 imported = time.perf_counter()
-from pytest_onnxparity.discovery import discover
+from pytest_onnxparity.export.discovery import discover
 ready = time.perf_counter()
 folder = discover(sys.argv[1])
 done = time.perf_counter()
@@ -526,7 +527,7 @@ def measure_memory(
     source: Path, workspace: Workspace, copies: int, keep_probe: bool = True
 ) -> dict[str, Any]:
     """Peak RSS on the largest graph alone, on ``copies`` copies of it, and on the whole folder."""
-    from pytest_onnxparity.discovery import discover
+    from pytest_onnxparity.export.discovery import discover
 
     largest = max(discover(source).graphs, key=lambda graph: graph.total_bytes)
     scenarios = {
@@ -613,7 +614,7 @@ def measure_metrics(elements: Sequence[int], repeats: int) -> list[dict[str, Any
     """tracemalloc peak and time of ``compare_outputs`` against the hand-written metrics."""
     import numpy as np
 
-    from pytest_onnxparity.metrics import compare_outputs
+    from pytest_onnxparity.compare.metrics import compare_outputs
 
     handwritten = _load_handwritten()
     rows = []

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pytest_onnxparity.baseline import (
+from pytest_onnxparity.results.baseline import (
     DEFAULT_FAIL_SPEC,
     BaselineError,
     RegressionRule,

@@ -8,7 +8,7 @@ from pathlib import Path
 import modelkit
 import pytest
 
-from pytest_onnxparity.bundle import (
+from pytest_onnxparity.export.bundle import (
     SIZE_KEYS,
     bundle_budgets,
     bundle_bytes,
@@ -20,8 +20,8 @@ from pytest_onnxparity.bundle import (
     size_lines,
     size_report,
 )
-from pytest_onnxparity.discovery import ExportFolder, Graph, ModelFile, discover
-from pytest_onnxparity.timing import Budget, BudgetError
+from pytest_onnxparity.export.discovery import ExportFolder, Graph, ModelFile, discover
+from pytest_onnxparity.speed.timing import Budget, BudgetError
 
 ROOT = Path("/export")
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from pytest_onnxparity.clips import (
+from pytest_onnxparity.speech.clips import (
     Clip,
     ClipError,
     ClipSource,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_onnxparity.config import (
+from pytest_onnxparity.config.project import (
     FEATURE_SECTIONS,
     FILE_KEYS,
     GLOBAL_KEYS,
@@ -26,7 +26,7 @@ from pytest_onnxparity.config import (
     load_config,
     parse_config,
 )
-from pytest_onnxparity.tolerances import TIERS, TOLERANCE_KEYS, resolve
+from pytest_onnxparity.config.tolerances import TIERS, TOLERANCE_KEYS, resolve
 
 WHERE = "parity.toml"
 

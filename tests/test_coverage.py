@@ -12,8 +12,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_onnxparity.config import ConfigError
-from pytest_onnxparity.coverage import (
+from pytest_onnxparity.config.project import ConfigError
+from pytest_onnxparity.diagnose.coverage import (
     CoverageOptions,
     CoverageReport,
     OpCoverage,

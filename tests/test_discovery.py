@@ -16,8 +16,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.external_data_helper import set_external_data
 
-from pytest_onnxparity import tolerances
-from pytest_onnxparity.discovery import (
+from pytest_onnxparity.config import tolerances
+from pytest_onnxparity.export.discovery import (
     TIERS_BY_PRECISION,
     DiscoveryError,
     DiscoveryOverrides,
@@ -658,7 +658,7 @@ def test_asking_for_a_graph_or_variant_that_is_not_there_lists_what_is(tmp_path:
 
 def test_importing_discovery_loads_neither_onnx_nor_pytest() -> None:
     code = (
-        "import sys, pytest_onnxparity.discovery; "
+        "import sys, pytest_onnxparity.export.discovery; "
         "print(sorted({'onnx', 'pytest', 'numpy'} & set(sys.modules)))"
     )
     imported = subprocess.run(

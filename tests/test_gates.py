@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from pytest_onnxparity.gates import (
+from pytest_onnxparity.compare.gates import (
     NONFINITE_GATE,
     GateOutcome,
     evaluate,
@@ -17,8 +17,8 @@ from pytest_onnxparity.gates import (
     pressure,
     round_up,
 )
-from pytest_onnxparity.metrics import OutputStats, WorstElement, compare_outputs
-from pytest_onnxparity.tolerances import LIMIT_KEYS, Tolerance, tier_default
+from pytest_onnxparity.compare.metrics import OutputStats, WorstElement, compare_outputs
+from pytest_onnxparity.config.tolerances import LIMIT_KEYS, Tolerance, tier_default
 
 FIX_HINT = "re-quantize with per-channel scales or relax the limit in parity.toml"
 

@@ -12,18 +12,23 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_onnxparity.config import ConfigError
-from pytest_onnxparity.coverage import CoverageOptions, GraphIndex, load_structure, locate_forms
-from pytest_onnxparity.dequantize import dequantize
-from pytest_onnxparity.health import run_health_check, warning_lines
-from pytest_onnxparity.health_config import (
+from pytest_onnxparity.config.project import ConfigError
+from pytest_onnxparity.diagnose.coverage import (
+    CoverageOptions,
+    GraphIndex,
+    load_structure,
+    locate_forms,
+)
+from pytest_onnxparity.diagnose.health import run_health_check, warning_lines
+from pytest_onnxparity.diagnose.health_config import (
     ALL_CHECKS,
     HealthOptions,
     parse_check_list,
     parse_health_config,
     parse_health_options,
 )
-from pytest_onnxparity.results import CheckResult
+from pytest_onnxparity.onnxfile.dequantize import dequantize
+from pytest_onnxparity.results.records import CheckResult
 
 WHERE = "pyproject.toml [tool.onnxparity.health]"
 RNG = np.random.default_rng(0)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from pytest_onnxparity.config import InputRule
-from pytest_onnxparity.inputs import (
+from pytest_onnxparity.config.project import InputRule
+from pytest_onnxparity.onnxfile.signature import TensorSpec
+from pytest_onnxparity.runtime.inputs import (
     InputError,
     InputPlan,
     set_name,
@@ -18,7 +19,6 @@ from pytest_onnxparity.inputs import (
     symbolic_dims,
     synthesize,
 )
-from pytest_onnxparity.signature import TensorSpec
 
 FEATURES = TensorSpec("features", "float32", ("batch", "T", 80))
 LENGTHS = TensorSpec("lengths", "int64", ("batch",))

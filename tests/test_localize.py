@@ -15,9 +15,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_onnxparity.config import ConfigError
-from pytest_onnxparity.depth_plot import PlotUnavailableError, drift_plot_path, plot_drift
-from pytest_onnxparity.localize import (
+from pytest_onnxparity.config.project import ConfigError
+from pytest_onnxparity.diagnose.depth_plot import PlotUnavailableError, drift_plot_path, plot_drift
+from pytest_onnxparity.diagnose.localize import (
     LOCALIZE_KEYS,
     Localization,
     LocalizeOptions,
@@ -25,7 +25,7 @@ from pytest_onnxparity.localize import (
     localize,
     parse_localize_options,
 )
-from pytest_onnxparity.sessions import ModelLoadError
+from pytest_onnxparity.runtime.sessions import ModelLoadError
 
 MLP_MATMULS = ("/layers/layers.0/MatMul", "/layers/layers.2/MatMul", "/layers/layers.4/MatMul")
 MLP_ACTIVATIONS = 8

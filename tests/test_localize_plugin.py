@@ -14,9 +14,9 @@ import matplotlib.ticker  # noqa: F401
 import modelkit
 import pytest
 
-from pytest_onnxparity.localize import LocalizeOptions
-from pytest_onnxparity.localize_plugin import LocalizeSettings, draw_plots, summary_lines
-from pytest_onnxparity.results import ResultCollector
+from pytest_onnxparity.diagnose.localize import LocalizeOptions
+from pytest_onnxparity.plugin.localize import LocalizeSettings, draw_plots, summary_lines
+from pytest_onnxparity.results.records import ResultCollector
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ENCODER_MATMULS = {"/input_proj/MatMul", "/hidden_proj/MatMul", "/output_proj/MatMul"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_onnxparity.markdown import markdown_table, number, render_markdown
+from pytest_onnxparity.results.markdown import markdown_table, number, render_markdown
 
 BLOCK: dict[str, Any] = {
     "schema": "pytest-onnxparity/metadata",

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_onnxparity.metadata import (
+from pytest_onnxparity.results.metadata import (
     build_metadata,
     check_numbers,
     dumps_stable,

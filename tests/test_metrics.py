@@ -9,8 +9,8 @@ import re
 import numpy as np
 import pytest
 
-from pytest_onnxparity import metrics
-from pytest_onnxparity.metrics import (
+from pytest_onnxparity.compare import metrics
+from pytest_onnxparity.compare.metrics import (
     HISTOGRAM_EDGES,
     OutputStats,
     ShapeMismatchError,

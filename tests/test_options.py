@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from pytest_onnxparity.options import (
+from pytest_onnxparity.plugin.options import (
     ScopedTolerance,
     parse_dim,
     parse_margin,

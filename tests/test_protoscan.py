@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_onnxparity.protoscan import ProtoScanError, scan_model
+from pytest_onnxparity.onnxfile.protoscan import ProtoScanError, scan_model
 
 
 def external(name: str, location: str, shape: tuple[int, ...] = (2,)) -> TensorProto:
@@ -160,7 +160,8 @@ def test_a_model_cut_between_fields_reports_what_is_missing(tmp_path: Path) -> N
 
 def test_scanning_imports_neither_onnx_nor_numpy() -> None:
     code = (
-        "import sys; from pytest_onnxparity import protoscan, discovery;"
+        "import sys; from pytest_onnxparity.onnxfile import protoscan;"
+        "from pytest_onnxparity.export import discovery;"
         "print([m for m in ('onnx', 'numpy', 'google.protobuf') if m in sys.modules])"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -168,7 +169,7 @@ def test_scanning_imports_neither_onnx_nor_numpy() -> None:
 
 
 def onnx_signature(path: Path) -> tuple[tuple[object, ...], tuple[object, ...]]:
-    from pytest_onnxparity.signature import TensorSpec
+    from pytest_onnxparity.onnxfile.signature import TensorSpec
 
     model = onnx.load(path, load_external_data=False)
     initializers = {init.name for init in model.graph.initializer}
@@ -181,7 +182,7 @@ def onnx_signature(path: Path) -> tuple[tuple[object, ...], tuple[object, ...]]:
 
 
 def test_signatures_read_without_onnx_match_onnx_own_reading(tmp_path: Path) -> None:
-    from pytest_onnxparity.signature import read_signature
+    from pytest_onnxparity.onnxfile.signature import read_signature
 
     unnamed = helper.make_tensor_value_info("x", TensorProto.FLOAT16, ["batch", None, 3])
     negative = helper.make_tensor_value_info("n", TensorProto.INT64, [-1])

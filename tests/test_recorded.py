@@ -11,8 +11,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from pytest_onnxparity.inputs import InputSet
-from pytest_onnxparity.recorded import (
+from pytest_onnxparity.references.recorded import (
     RecordedDataError,
     RecordedSet,
     default_record_path,
@@ -24,6 +23,7 @@ from pytest_onnxparity.recorded import (
     write_recorded,
     write_test_data,
 )
+from pytest_onnxparity.runtime.inputs import InputSet
 
 EXAMPLE_REFERENCE = Path(__file__).parents[1] / "fixtures" / "example" / "reference"
 

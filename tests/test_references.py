@@ -17,19 +17,19 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_onnxparity.config import ConfigError
-from pytest_onnxparity.inputs import InputSet
-from pytest_onnxparity.parity import compare
-from pytest_onnxparity.real_inputs import (
-    check_input_set,
-    combine_input_sets,
-    input_data_names,
-    input_sets_from_hook,
-    read_input_data,
-    run_upstream,
+from pytest_onnxparity.compare.parity import compare
+from pytest_onnxparity.config.project import ConfigError
+from pytest_onnxparity.config.tolerances import tier_default
+from pytest_onnxparity.onnxfile.signature import TensorSpec, read_signature
+from pytest_onnxparity.references.base import (
+    CallableReference,
+    OnnxReference,
+    RecordedReference,
+    ReferenceError,
+    open_reference,
+    record_outputs,
 )
-from pytest_onnxparity.recorded import RecordedSet, read_recorded, write_npz, write_recorded
-from pytest_onnxparity.reference_config import (
+from pytest_onnxparity.references.config import (
     InputMapping,
     ReferenceSettings,
     ReferenceSpec,
@@ -39,24 +39,29 @@ from pytest_onnxparity.reference_config import (
     parse_reference_options,
     recorded_path,
 )
-from pytest_onnxparity.references import (
-    CallableReference,
-    OnnxReference,
-    RecordedReference,
-    ReferenceError,
-    open_reference,
-    record_outputs,
+from pytest_onnxparity.references.recorded import (
+    RecordedSet,
+    read_recorded,
+    write_npz,
+    write_recorded,
 )
-from pytest_onnxparity.sessions import SessionSettings, open_session
-from pytest_onnxparity.signature import TensorSpec, read_signature
-from pytest_onnxparity.tolerances import tier_default
-from pytest_onnxparity.torch_reference import (
+from pytest_onnxparity.references.torch_files import (
     TORCH_EXTRA,
     TorchMissingError,
     load_torch_checkpoint,
     load_torchscript,
     require_torch,
 )
+from pytest_onnxparity.run.real_inputs import (
+    check_input_set,
+    combine_input_sets,
+    input_data_names,
+    input_sets_from_hook,
+    read_input_data,
+    run_upstream,
+)
+from pytest_onnxparity.runtime.inputs import InputSet
+from pytest_onnxparity.runtime.sessions import SessionSettings, open_session
 
 ENCODER_INPUTS = ("features", "lengths")
 ENCODER_OUTPUTS = ("hidden", "logits")
@@ -173,7 +178,7 @@ def test_a_run_that_frees_its_arena_gives_the_same_outputs(exports: Path) -> Non
 def test_a_session_without_an_arena_runs_without_freeing_it(exports: Path) -> None:
     import onnxruntime as ort
 
-    from pytest_onnxparity.sessions import OnnxRunner
+    from pytest_onnxparity.runtime.sessions import OnnxRunner
 
     path = exports / "encoder.int8.onnx"
     options = ort.SessionOptions()
@@ -540,10 +545,10 @@ RUN_WITHOUT_TORCH = textwrap.dedent(
 
     sys.meta_path.insert(0, NoTorch())
     from pathlib import Path
-    from pytest_onnxparity.parity import compare
-    from pytest_onnxparity.references import RecordedReference
-    from pytest_onnxparity.sessions import SessionSettings, open_session
-    from pytest_onnxparity.tolerances import tier_default
+    from pytest_onnxparity.compare.parity import compare
+    from pytest_onnxparity.references.base import RecordedReference
+    from pytest_onnxparity.runtime.sessions import SessionSettings, open_session
+    from pytest_onnxparity.config.tolerances import tier_default
 
     recorded, variant = Path(sys.argv[1]), Path(sys.argv[2])
     reference = RecordedReference.load(

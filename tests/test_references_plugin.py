@@ -19,8 +19,13 @@ import pytest
 import torch
 from torch import nn
 
-from pytest_onnxparity.inputs import InputSet
-from pytest_onnxparity.recorded import RecordedSet, read_recorded, write_npz, write_recorded
+from pytest_onnxparity.references.recorded import (
+    RecordedSet,
+    read_recorded,
+    write_npz,
+    write_recorded,
+)
+from pytest_onnxparity.runtime.inputs import InputSet
 
 FIXTURES = Path(modelkit.__file__).parent
 # Put first on PYTHONPATH, it makes any import of torch fail, as on a CI machine without it.
@@ -233,7 +238,7 @@ def test_an_input_mapping_from_the_hook_lines_up_a_module_with_other_parameter_n
     hook_conftest(
         pytester,
         """
-        from pytest_onnxparity.reference_config import InputMapping
+        from pytest_onnxparity.references.config import InputMapping
 
         class Swapped:
             def __init__(self):

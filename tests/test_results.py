@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from pytest_onnxparity.results import (
+from pytest_onnxparity.results.records import (
     SCHEMA_NAME,
     SCHEMA_VERSION,
     CheckResult,
@@ -21,7 +21,7 @@ from pytest_onnxparity.results import (
     write_json_atomic,
     write_text_atomic,
 )
-from pytest_onnxparity.settings import Settings
+from pytest_onnxparity.run.settings import Settings
 
 
 def _validator() -> jsonschema.Draft202012Validator:

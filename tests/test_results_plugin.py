@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from pytest_onnxparity.results import schema_path
+from pytest_onnxparity.results.records import schema_path
 
 MODEL_FILES = 8  # encoder and classifier: the fp32 reference and fp16, int8, int4 each
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import seqkit
 
-from pytest_onnxparity.clips import Clip, load_audio_folder
-from pytest_onnxparity.sequence import (
+from pytest_onnxparity.runtime.sessions import OnnxRunner
+from pytest_onnxparity.speech.clips import Clip, load_audio_folder
+from pytest_onnxparity.speech.sequence import (
     PipelineOutput,
     SequenceGates,
     compare_variant_set,
@@ -19,9 +20,8 @@ from pytest_onnxparity.sequence import (
     evaluate_sequence,
     run_adapter,
 )
-from pytest_onnxparity.sequence_config import parse_sequence_options
-from pytest_onnxparity.sessions import OnnxRunner
-from pytest_onnxparity.transcripts import TextNormalization
+from pytest_onnxparity.speech.sequence_config import parse_sequence_options
+from pytest_onnxparity.speech.transcripts import TextNormalization
 
 NORM = TextNormalization()
 QUANTIZED_SETS = {

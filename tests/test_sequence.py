@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pytest
 
-from pytest_onnxparity.clips import Clip, ClipSource
-from pytest_onnxparity.config import ConfigError
-from pytest_onnxparity.sequence import (
+from pytest_onnxparity.config.project import ConfigError
+from pytest_onnxparity.speech.clips import Clip, ClipSource
+from pytest_onnxparity.speech.sequence import (
     AdapterError,
     ClipComparison,
     PipelineOutput,
@@ -27,8 +27,8 @@ from pytest_onnxparity.sequence import (
     summary_lines,
     token_levenshtein,
 )
-from pytest_onnxparity.sequence_config import parse_sequence_options
-from pytest_onnxparity.transcripts import (
+from pytest_onnxparity.speech.sequence_config import parse_sequence_options
+from pytest_onnxparity.speech.transcripts import (
     ErrorCounts,
     TextNormalization,
     char_errors,
@@ -552,7 +552,8 @@ def test_run_adapter_rejects_an_adapter_that_returns_something_else() -> None:
 
     with pytest.raises(
         AdapterError,
-        match=r"returned list for clip 'c1'; return pytest_onnxparity.sequence.PipelineOutput",
+        match=r"returned list for clip 'c1'; return "
+        r"pytest_onnxparity.speech.sequence.PipelineOutput",
     ):
         run_adapter(adapter, {}, clip("c1"))  # type: ignore[arg-type]
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_onnxparity.clips import Clip, ClipError
-from pytest_onnxparity.config import ConfigError
-from pytest_onnxparity.discovery import ExportFolder, Graph, ModelFile
-from pytest_onnxparity.sequence import AdapterError, PipelineOutput
-from pytest_onnxparity.sequence_run import SequenceCache, VariantSet, resolve_variant_sets
-from pytest_onnxparity.transcripts import TextNormalization
+from pytest_onnxparity.config.project import ConfigError
+from pytest_onnxparity.export.discovery import ExportFolder, Graph, ModelFile
+from pytest_onnxparity.speech.clips import Clip, ClipError
+from pytest_onnxparity.speech.sequence import AdapterError, PipelineOutput
+from pytest_onnxparity.speech.sequence_run import SequenceCache, VariantSet, resolve_variant_sets
+from pytest_onnxparity.speech.transcripts import TextNormalization
 
 ROLES = ("encoder", "decoder")
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from pytest_onnxparity.config import ParityConfig, SessionConfig, parse_config
-from pytest_onnxparity.inputs import InputPlan
-from pytest_onnxparity.options import ScopedTolerance, parse_scoped_tolerance
-from pytest_onnxparity.sessions import SessionSettings
-from pytest_onnxparity.settings import Settings, build_settings, marker_layer
-from pytest_onnxparity.tolerances import TIER_DEFAULTS, ToleranceError
+from pytest_onnxparity.config.project import ParityConfig, SessionConfig, parse_config
+from pytest_onnxparity.config.tolerances import TIER_DEFAULTS, ToleranceError
+from pytest_onnxparity.plugin.options import ScopedTolerance, parse_scoped_tolerance
+from pytest_onnxparity.run.settings import Settings, build_settings, marker_layer
+from pytest_onnxparity.runtime.inputs import InputPlan
+from pytest_onnxparity.runtime.sessions import SessionSettings
 
 FP32_MAX_ABS = TIER_DEFAULTS["fp32"].max_abs
 INT8_REL_L2 = TIER_DEFAULTS["int8"].rel_l2

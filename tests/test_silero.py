@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_onnxparity.inputs import InputSet
-from pytest_onnxparity.parity import ParityResult, compare
-from pytest_onnxparity.recorded import RecordedSet, write_npz
-from pytest_onnxparity.reference_config import InputMapping
-from pytest_onnxparity.references import OnnxReference, Reference
-from pytest_onnxparity.sessions import SessionSettings, open_session
-from pytest_onnxparity.tolerances import Tolerance, tier_default
-from pytest_onnxparity.torch_reference import load_torchscript
+from pytest_onnxparity.compare.parity import ParityResult, compare
+from pytest_onnxparity.config.tolerances import Tolerance, tier_default
+from pytest_onnxparity.references.base import OnnxReference, Reference
+from pytest_onnxparity.references.config import InputMapping
+from pytest_onnxparity.references.recorded import RecordedSet, write_npz
+from pytest_onnxparity.references.torch_files import load_torchscript
+from pytest_onnxparity.runtime.inputs import InputSet
+from pytest_onnxparity.runtime.sessions import SessionSettings, open_session
 
 silero_vad = pytest.importorskip("silero_vad")
 torch = pytest.importorskip("torch")

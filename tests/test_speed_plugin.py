@@ -204,9 +204,9 @@ import time
 
 import numpy as np
 
-from pytest_onnxparity.clips import Clip
-from pytest_onnxparity.speed_plugin import TimingItem
-from pytest_onnxparity.timing import MeasurementContext, SpeedSubject, measure_rtf
+from pytest_onnxparity.speech.clips import Clip
+from pytest_onnxparity.plugin.speed import TimingItem
+from pytest_onnxparity.speed.timing import MeasurementContext, SpeedSubject, measure_rtf
 
 CLIPS = [Clip(f"clip{i}", np.zeros(16000, dtype=np.float32), 16000) for i in range(2)]
 # Seconds an adapter sleeps per clip: int4 is deliberately ten times slower than its reference.

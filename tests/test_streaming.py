@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_onnxparity.config import ConfigError
-from pytest_onnxparity.signature import TensorSpec
-from pytest_onnxparity.streaming import (
+from pytest_onnxparity.config.project import ConfigError
+from pytest_onnxparity.config.tolerances import Tolerance
+from pytest_onnxparity.onnxfile.signature import TensorSpec
+from pytest_onnxparity.speech.streaming import (
     SIGNAL_KINDS,
     StreamingError,
     StreamingOptions,
@@ -25,7 +26,6 @@ from pytest_onnxparity.streaming import (
     parse_streaming_options,
     run_stream,
 )
-from pytest_onnxparity.tolerances import Tolerance
 
 WHERE = "suite.toml [suite] streaming"
 INPUTS = (

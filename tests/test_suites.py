@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_onnxparity.config import ConfigError, InputRule, load_config, parse_config
-from pytest_onnxparity.pooling import (
+from pytest_onnxparity.compare.pooling import (
     PooledOptions,
     PoolingError,
     compare_pooled,
@@ -18,8 +17,10 @@ from pytest_onnxparity.pooling import (
     pool,
     row_cosines,
 )
-from pytest_onnxparity.signature import TensorSpec
-from pytest_onnxparity.suites import (
+from pytest_onnxparity.config.project import ConfigError, InputRule, load_config, parse_config
+from pytest_onnxparity.config.tolerances import TIERS, Tolerance
+from pytest_onnxparity.onnxfile.signature import TensorSpec
+from pytest_onnxparity.suites.loading import (
     SuiteError,
     describe_suite,
     find_suite,
@@ -29,7 +30,6 @@ from pytest_onnxparity.suites import (
     shipped_suites,
     with_sequence_defaults,
 )
-from pytest_onnxparity.tolerances import TIERS, Tolerance
 
 REPO_SUITES = Path(__file__).parents[1] / "suites"
 SHIPPED = ("classifier", "embedding", "encoder-decoder-asr", "streaming-vad")

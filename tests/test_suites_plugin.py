@@ -64,7 +64,7 @@ def test_parity_suites_lists_every_suite_with_checks_and_tiers_and_exits_0(
 
     assert result.ret == 0
     for name in SHIPPED:
-        result.stdout.fnmatch_lines([f"{name}: *", "  file: pytest_onnxparity/suites/*"])
+        result.stdout.fnmatch_lines([f"{name}: *", "  file: pytest_onnxparity/suites/shipped/*"])
     result.stdout.fnmatch_lines(
         [
             "embedding: *",
@@ -139,7 +139,10 @@ def test_classifier_suite_is_green_on_the_tiny_cnn_with_batch_top1_and_top5(
     result.assert_outcomes(passed=3)
     if not plugin_args:
         result.stdout.fnmatch_lines(
-            ["onnxparity config: suite classifier (pytest_onnxparity/suites/classifier.toml)"]
+            [
+                "onnxparity config: suite classifier "
+                "(pytest_onnxparity/suites/shipped/classifier.toml)"
+            ]
         )
     for record in records(out):
         (stats,) = record["parity"]["outputs"]
@@ -342,7 +345,7 @@ def test_embedding_suite_is_green_on_minilm_int8_and_int4_with_real_sentences(
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(
         [
-            "onnxparity suite: embedding (pytest_onnxparity/suites/embedding.toml)",
+            "onnxparity suite: embedding (pytest_onnxparity/suites/shipped/embedding.toml)",
             "  pooled: mean of 'last_hidden_state' over 'attention_mask', L2-normalized on model",
         ]
     )

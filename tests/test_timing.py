@@ -16,9 +16,9 @@ import modelkit
 import numpy as np
 import pytest
 
-from pytest_onnxparity.clips import Clip
-from pytest_onnxparity.sessions import SessionSettings, open_session
-from pytest_onnxparity.timing import (
+from pytest_onnxparity.runtime.sessions import SessionSettings, open_session
+from pytest_onnxparity.speech.clips import Clip
+from pytest_onnxparity.speed.timing import (
     PARALLEL_NOTE,
     SPEED_METRICS,
     SPEED_RELATIVE,

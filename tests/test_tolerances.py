@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from pytest_onnxparity.tolerances import (
+from pytest_onnxparity.config.tolerances import (
     LIMIT_KEYS,
     TIER_DEFAULTS,
     TIERS,

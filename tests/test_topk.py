@@ -7,11 +7,10 @@ import argparse
 import numpy as np
 import pytest
 
-from pytest_onnxparity.gates import evaluate, failure_message
-from pytest_onnxparity.metrics import compare_outputs, topk_overlap
-from pytest_onnxparity.options import parse_scoped_tolerance
-from pytest_onnxparity.parity import compare
-from pytest_onnxparity.tolerances import (
+from pytest_onnxparity.compare.gates import evaluate, failure_message
+from pytest_onnxparity.compare.metrics import compare_outputs, topk_overlap
+from pytest_onnxparity.compare.parity import compare
+from pytest_onnxparity.config.tolerances import (
     LIMIT_KEYS,
     LOWER_BOUND_KEYS,
     TOLERANCE_KEYS,
@@ -20,6 +19,7 @@ from pytest_onnxparity.tolerances import (
     resolve,
     validate_layer,
 )
+from pytest_onnxparity.plugin.options import parse_scoped_tolerance
 
 LOGITS = np.array(
     [

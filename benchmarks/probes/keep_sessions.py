@@ -3,7 +3,7 @@ sessions and arrays, to measure what releasing them saves. Not for real runs."""
 
 from __future__ import annotations
 
-from pytest_onnxparity.engine import ParityEngine
+from pytest_onnxparity.run.engine import ParityEngine
 
 
 def _keep(self: ParityEngine, graph: object) -> None:

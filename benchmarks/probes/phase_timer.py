@@ -61,9 +61,9 @@ def _wrap(module_name: str, owner_path: str, attribute: str, label: str) -> None
 def pytest_configure(config: pytest.Config) -> None:
     _marks["configure_start"] = _now()
     # Session building, inference and comparison inside the generated tests.
-    _wrap("pytest_onnxparity.sessions", "", "open_session", "sessions")
-    _wrap("pytest_onnxparity.sessions", "OnnxRunner", "run", "inference")
-    _wrap("pytest_onnxparity.engine", "", "compare", "compare")
+    _wrap("pytest_onnxparity.runtime.sessions", "", "open_session", "sessions")
+    _wrap("pytest_onnxparity.runtime.sessions", "OnnxRunner", "run", "inference")
+    _wrap("pytest_onnxparity.run.engine", "", "compare", "compare")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

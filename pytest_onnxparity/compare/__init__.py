@@ -1,0 +1,1 @@
+"""Comparing outputs: error statistics, gates, the parity verdict and pooled embeddings."""

@@ -1,0 +1,142 @@
+"""Gates: compare measured statistics with a tolerance and explain a failure."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pytest_onnxparity.compare.metrics import HISTOGRAM_EDGES, OutputStats
+from pytest_onnxparity.config.tolerances import LOWER_BOUND_KEYS, Tolerance
+
+NONFINITE_GATE = "finite"
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """One metric of one output checked against its limit."""
+
+    output: str
+    metric: str
+    value: float | None
+    limit: float
+    passed: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "output": self.output,
+            "metric": self.metric,
+            "value": self.value,
+            "limit": self.limit,
+            "passed": self.passed,
+        }
+
+
+def evaluate(stats: OutputStats, tolerance: Tolerance) -> tuple[GateOutcome, ...]:
+    """Check every gated metric of ``stats``. A non-finite variant value fails every gate."""
+    has_nonfinite = stats.nonfinite_in_variant > 0
+    outcomes = []
+    if has_nonfinite:
+        outcomes.append(
+            GateOutcome(stats.output, NONFINITE_GATE, float(stats.nonfinite_in_variant), 0, False)
+        )
+    for metric, limit in tolerance.limits().items():
+        value = stats.value(metric)
+        if value is None:
+            # argmax agreement asked of an output with no class axis: a config error, not a pass.
+            outcomes.append(GateOutcome(stats.output, metric, None, limit, False))
+            continue
+        within = value >= limit if metric in LOWER_BOUND_KEYS else value <= limit
+        outcomes.append(
+            GateOutcome(stats.output, metric, value, limit, within and not has_nonfinite)
+        )
+    return tuple(outcomes)
+
+
+def failure_message(
+    title: str, stats: Sequence[OutputStats], outcomes: Sequence[GateOutcome], fix_hint: str
+) -> str:
+    """A multi-line explanation: each failed gate, the worst element, a histogram, the next step."""
+    by_output = {s.output: s for s in stats}
+    failed = [o for o in outcomes if not o.passed]
+    lines = [f"{title}: {len(failed)} gate(s) failed"]
+    for outcome in failed:
+        output_stats = by_output[outcome.output]
+        lines.append(f"  output {outcome.output!r}: {_describe(outcome, output_stats)}")
+    for output in dict.fromkeys(o.output for o in failed):
+        output_stats = by_output[output]
+        if output_stats.worst is not None:
+            worst = output_stats.worst
+            lines.append(
+                f"  worst element of {output!r} at {list(worst.index)}: "
+                f"reference={worst.reference:.6g} variant={worst.variant:.6g} "
+                f"(|diff|={output_stats.max_abs:.3g})"
+            )
+        lines.append(f"  |error| histogram of {output!r}: {histogram_text(output_stats)}")
+    lines.append(f"  next step: {fix_hint}")
+    return "\n".join(lines)
+
+
+def _describe(outcome: GateOutcome, stats: OutputStats) -> str:
+    if outcome.metric == NONFINITE_GATE:
+        return (
+            f"{stats.nonfinite_in_variant} NaN/Inf value(s) where the reference is finite "
+            "(no tolerance can pass this)"
+        )
+    if outcome.value is None:
+        return (
+            f"{outcome.metric} is not measurable on shape {list(stats.shape)} "
+            f"(argmax axis {stats.argmax_axis}); set argmax_axis or drop this gate"
+        )
+    relation = ">=" if outcome.metric in LOWER_BOUND_KEYS else "<="
+    if stats.nonfinite_in_variant:
+        return (
+            f"{outcome.metric}={outcome.value:.6g} (limit {relation} {outcome.limit:.6g}) "
+            "counts as failed because the output has NaN/Inf"
+        )
+    return (
+        f"{outcome.metric}={outcome.value:.6g} violates {relation} {outcome.limit:.6g} "
+        f"(smallest passing limit: {outcome.metric} = {_passing_limit(outcome):.7g})"
+    )
+
+
+def _passing_limit(outcome: GateOutcome) -> float:
+    """A round limit that would just have let ``outcome`` pass."""
+    assert outcome.value is not None
+    if outcome.metric in LOWER_BOUND_KEYS:
+        return math.floor(outcome.value * 1e6) / 1e6
+    return round_up(outcome.value)
+
+
+def round_up(value: float, digits: int = 2) -> float:
+    """``value`` rounded up to ``digits`` significant digits (0.001234 -> 0.0013)."""
+    if value <= 0 or not math.isfinite(value):
+        return value
+    exponent = math.floor(math.log10(value)) - digits + 1
+    # The slack absorbs division noise (0.0012 / 1e-4 = 12.000000000000002); the decimal string
+    # gives the nearest float to k·10^e, and the check keeps the result from falling below value.
+    steps = math.ceil(value / 10.0**exponent - 1e-9)
+    rounded = float(f"{steps}e{exponent}")
+    return rounded if rounded >= value else float(f"{steps + 1}e{exponent}")
+
+
+def pressure(metric: str, value: float | None, limit: float, passed: bool) -> float:
+    """How hard a gate presses on its limit: used/allowed error, failures ranked above passes."""
+    if value is None:
+        return float("inf")
+    if metric in LOWER_BOUND_KEYS:
+        used, allowed = 1.0 - value, 1.0 - limit
+    else:
+        used, allowed = value, limit
+    ratio = used / allowed if allowed > 0 else (0.0 if used <= 0 else float("inf"))
+    return ratio + (0.0 if passed else 1e6)
+
+
+def histogram_text(stats: OutputStats) -> str:
+    """Decade bins with counts, empty bins skipped: '<1e-06: 12  <1e-05: 3'."""
+    parts = []
+    for upper, count in zip(HISTOGRAM_EDGES[1:], stats.histogram, strict=True):
+        if count:
+            label = f"<{upper:.0e}" if upper != float("inf") else ">=1"
+            parts.append(f"{label}: {count}")
+    return "  ".join(parts) or "(empty)"

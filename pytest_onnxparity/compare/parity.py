@@ -1,0 +1,97 @@
+"""Compare a reference's outputs with a variant's and decide: the heart of a parity test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from pytest_onnxparity.compare.gates import GateOutcome, evaluate, pressure
+from pytest_onnxparity.compare.metrics import OutputStats, compare_outputs
+from pytest_onnxparity.config.tolerances import Tolerance
+
+
+class OutputMismatchError(ValueError):
+    """Reference and variant outputs cannot be paired (names or kinds differ)."""
+
+
+@dataclass(frozen=True)
+class ParityResult:
+    """Statistics and gate outcomes for every compared output."""
+
+    stats: tuple[OutputStats, ...]
+    gates: tuple[GateOutcome, ...]
+    tolerances: Mapping[str, Tolerance]
+
+    @property
+    def passed(self) -> bool:
+        return all(gate.passed for gate in self.gates)
+
+    def worst_gate(self) -> GateOutcome | None:
+        """The gate closest to (or furthest past) its limit, for one-line summaries."""
+        return max(
+            self.gates,
+            key=lambda g: pressure(g.metric, g.value, g.limit, g.passed),
+            default=None,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "passed": self.passed,
+            "outputs": [s.to_json() for s in self.stats],
+            "gates": [g.to_json() for g in self.gates],
+            "tolerances": {name: tol.to_json() for name, tol in self.tolerances.items()},
+        }
+
+
+def compare(
+    reference: Mapping[str, np.ndarray],
+    variant: Mapping[str, np.ndarray],
+    tolerance_for: Callable[[str], Tolerance],
+    skip_outputs: Iterable[str] = (),
+) -> ParityResult:
+    """Compare every reference output (except ``skip_outputs``) with the variant's."""
+    skipped = set(skip_outputs)
+    names = [name for name in reference if name not in skipped]
+    missing = [name for name in names if name not in variant]
+    if missing:
+        raise OutputMismatchError(
+            f"variant has no output(s) {missing} (it has {sorted(variant)}); re-export it with "
+            "the reference's output names or list them in skip_outputs"
+        )
+    stats: list[OutputStats] = []
+    gates: list[GateOutcome] = []
+    tolerances: dict[str, Tolerance] = {}
+    for name in names:
+        ref, var = np.asarray(reference[name]), np.asarray(variant[name])
+        _check_kinds(name, ref, var)
+        tolerance = tolerance_for(name)
+        output_stats = compare_outputs(
+            name,
+            ref,
+            var,
+            argmax_axis=tolerance.argmax_axis,
+            topk=tolerance.topk if tolerance.min_topk_overlap is not None else None,
+        )
+        stats.append(output_stats)
+        gates.extend(evaluate(output_stats, tolerance))
+        tolerances[name] = tolerance
+    return ParityResult(tuple(stats), tuple(gates), tolerances)
+
+
+def _check_kinds(name: str, reference: np.ndarray, variant: np.ndarray) -> None:
+    """fp16 vs fp32 is a comparison; int vs float, or bool vs float, is an export bug."""
+
+    def kind(array: np.ndarray) -> str:
+        if np.issubdtype(array.dtype, np.floating):
+            return "float"
+        if np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_:
+            return "integer"
+        return str(array.dtype)
+
+    if kind(reference) != kind(variant):
+        raise OutputMismatchError(
+            f"output {name!r}: variant dtype {variant.dtype} cannot be compared with reference "
+            f"dtype {reference.dtype}; re-export the variant with the reference's output types"
+        )

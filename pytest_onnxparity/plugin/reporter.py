@@ -1,0 +1,297 @@
+"""The controller-side collector: gathers records from every worker, writes files, prints.
+
+One ``ParityReporter`` per run, on the controller (or the only process without xdist). At
+session finish it builds the results document once and derives everything else from it: the
+``--parity-json`` file, the metadata block, its Markdown, and the baseline comparison, whose
+regressions set the session's exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_onnxparity.plugin import keys
+
+if TYPE_CHECKING:
+    from pytest_onnxparity.results.baseline import BaselineComparison, RegressionRule
+    from pytest_onnxparity.run.engine import ParityEngine
+
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+
+@dataclass(frozen=True)
+class ResultsOutputs:
+    """The metadata, Markdown and baseline outputs of a run, resolved once at configure time."""
+
+    metadata_path: Path | None = None
+    markdown_path: Path | None = None
+    baseline_path: Path | None = None
+    baseline: Mapping[str, Any] | None = None
+    """The baseline document as read (results or metadata)."""
+    rules: tuple[RegressionRule, ...] = ()
+    rules_given: bool = False
+    """False when the rules are the defaults: then a rule matching nothing is not reported."""
+
+    @property
+    def needs_metadata(self) -> bool:
+        return bool(self.metadata_path or self.markdown_path or self.baseline is not None)
+
+
+def resolve_outputs(config: pytest.Config) -> ResultsOutputs:
+    """Command line > ini (paths in ini are relative to the rootdir); bad input is a UsageError."""
+    option = config.option
+
+    def path(name: str) -> Path | None:
+        cli = getattr(option, name, None)
+        if cli:
+            return Path(cli).resolve()
+        ini = config.getini(name)
+        return (config.rootpath / str(ini)).resolve() if ini else None
+
+    baseline_path = path("parity_baseline")
+    rules = option.parity_baseline_fail
+    if rules is not None and baseline_path is None:
+        raise pytest.UsageError(
+            "onnxparity: --parity-baseline-fail needs --parity-baseline OLD.json to compare with"
+        )
+    ini_spec = config.getini("parity_baseline_fail")
+    rules_given = rules is not None or bool(ini_spec)
+    if baseline_path is None and not rules_given:
+        # No baseline asked for: leave the baseline module unimported (every pytest run gets here).
+        return ResultsOutputs(
+            metadata_path=path("parity_metadata"),
+            markdown_path=path("parity_markdown"),
+            baseline_path=None,
+            baseline=None,
+            rules=(),
+            rules_given=False,
+        )
+    from pytest_onnxparity.results.baseline import (
+        DEFAULT_FAIL_SPEC,
+        BaselineError,
+        parse_fail_spec,
+        read_baseline,
+    )
+
+    if rules is None:
+        spec = ini_spec or DEFAULT_FAIL_SPEC
+        try:
+            rules = parse_fail_spec(str(spec))
+        except argparse.ArgumentTypeError as error:
+            raise pytest.UsageError(f"onnxparity: ini parity_baseline_fail: {error}") from None
+    baseline = None
+    if baseline_path is not None:
+        try:
+            baseline = read_baseline(baseline_path)
+        except BaselineError as error:
+            raise pytest.UsageError(f"onnxparity: {error}") from None
+    return ResultsOutputs(
+        metadata_path=path("parity_metadata"),
+        markdown_path=path("parity_markdown"),
+        baseline_path=baseline_path,
+        baseline=baseline,
+        rules=tuple(rules),
+        rules_given=rules_given,
+    )
+
+
+class ParityReporter:
+    """Registered once, on the controller (or the only process without xdist)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from pytest_onnxparity.results.records import ResultCollector
+
+        self.config = config
+        self.collector = ResultCollector()
+        self.outputs = resolve_outputs(config)
+        self.written: list[tuple[str, Path]] = []
+        self.appended: list[Path] = []
+        self.comparison: BaselineComparison | None = None
+        # ``--dist loadgroup`` appends ``@group`` to node ids; records are stored without it.
+        self.group_suffixes = config.getoption("dist", None) == "loadgroup"
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(WorkerOutputs(self.collector), "onnxparity-workers")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            suffix = _group_suffix(report.nodeid) if self.group_suffixes else ""
+            self.collector.add_from_properties(report.user_properties, report.duration, suffix)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if keys.SETTINGS not in self.config.stash and not self._wants_files():
+            return
+        from pytest_onnxparity.plugin.run import ensure_settings
+
+        settings = ensure_settings(self.config)
+        from pytest_onnxparity.results.records import write_json_atomic
+        from pytest_onnxparity.results.terminal import suggest_toml
+
+        if not self.config.pluginmanager.hasplugin("dsession"):
+            from pytest_onnxparity.plugin.results import process_output
+
+            self.collector.add_worker("main", process_output(self.config))
+        if settings.json_path is not None or self.outputs.needs_metadata:
+            document = self.document()
+            if settings.json_path is not None:
+                write_json_atomic(settings.json_path, document)
+                self.written.append(("results", settings.json_path))
+            if self.outputs.needs_metadata:
+                metadata = self._metadata(document)
+                self._write_metadata(metadata)
+                if self.outputs.baseline is not None:
+                    self._compare_baseline(session, metadata)
+        if settings.suggest_path is not None:
+            text = suggest_toml(self.collector.records, settings.suggest_margin)
+            settings.suggest_path.parent.mkdir(parents=True, exist_ok=True)
+            settings.suggest_path.write_text(text, encoding="utf-8")
+            self.written.append(("suggested limits", settings.suggest_path))
+
+    def _metadata(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        """The metadata block of this run, after ``pytest_onnxparity_update_metadata`` hooks."""
+        from pytest_onnxparity.results.metadata import build_metadata
+
+        metadata = build_metadata(document)
+        self.config.hook.pytest_onnxparity_update_metadata(metadata=metadata, config=self.config)
+        return metadata
+
+    def _write_metadata(self, metadata: Mapping[str, Any]) -> None:
+        from pytest_onnxparity.results.markdown import render_markdown
+        from pytest_onnxparity.results.metadata import dumps_stable
+        from pytest_onnxparity.results.records import write_text_atomic
+
+        outputs = self.outputs
+        if outputs.metadata_path is not None:
+            write_text_atomic(outputs.metadata_path, dumps_stable(metadata))
+            self.written.append(("parity metadata", outputs.metadata_path))
+        if outputs.markdown_path is not None:
+            text = render_markdown(metadata)
+            write_text_atomic(outputs.markdown_path, text)
+            self.written.append(("markdown", outputs.markdown_path))
+            step_summary = os.environ.get(STEP_SUMMARY_ENV)
+            if step_summary:
+                with open(step_summary, "a", encoding="utf-8") as stream:
+                    stream.write(text + "\n")
+                self.appended.append(Path(step_summary))
+
+    def _compare_baseline(self, session: pytest.Session, metadata: Mapping[str, Any]) -> None:
+        """Compare with the baseline; a regression fails the session (the summary lists it)."""
+        from pytest_onnxparity.results.baseline import compare
+        from pytest_onnxparity.results.metadata import METADATA_SCHEMA, build_metadata
+
+        outputs = self.outputs
+        old = outputs.baseline or {}
+        if old.get("schema") != METADATA_SCHEMA:
+            old = build_metadata(old)
+        comparison = compare(old, metadata, outputs.rules, str(outputs.baseline_path))
+        if not outputs.rules_given:
+            comparison = dataclasses.replace(comparison, unmatched_rules=())
+        self.comparison = comparison
+        if comparison.failed and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _wants_files(self) -> bool:
+        """Output files were asked for even though no export folder started a run."""
+        option = self.config.option
+        return bool(
+            option.parity_json
+            or self.config.getini("parity_json")
+            or option.parity_suggest
+            or self.outputs.needs_metadata
+        )
+
+    def document(self) -> dict[str, Any]:
+        from pytest_onnxparity.results.records import toolchain_versions
+
+        settings = self.config.stash[keys.SETTINGS]
+        engine = self.config.stash.get(keys.ENGINE, None)
+        providers = {
+            p for r in self.collector.records for p in r.get("session", {}).get("providers", [])
+        }
+        return self.collector.document(
+            command_line=list(self.config.invocation_params.args),
+            settings=settings.to_json(),
+            export=None if engine is None else engine.folder.to_json(),
+            toolchain=toolchain_versions(providers),
+            io=None if engine is None else graph_io(engine),
+            distributed=self.config.pluginmanager.hasplugin("dsession"),
+        )
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.collector.records and not self.written and self.comparison is None:
+            return  # an inert run: nothing to say, and nothing heavy (numpy) to import
+        from pytest_onnxparity.results.terminal import check_lines, counts_line, summary_lines
+
+        records = self.collector.records
+        lines = summary_lines(records)
+        checks = check_lines(records)
+        if lines and checks:
+            lines.append("")
+        lines.extend(checks)
+        if not lines and not self.written and self.comparison is None:
+            return
+        terminalreporter.section("onnxparity")
+        # line(), not write_line(): the latter first ends the progress line, a blank line here.
+        for line in lines:
+            terminalreporter.line(line)
+        if records:
+            terminalreporter.line(counts_line(records, self.collector.workers))
+        if self.comparison is not None:
+            for number, line in enumerate(self.comparison.lines()):
+                red = (number == 0 and self.comparison.failed) or line.startswith("  REGRESSED")
+                terminalreporter.line(line, red=red, green=line.startswith("  improved"))
+        for what, path in self.written:
+            terminalreporter.line(f"{what} written to {path}")
+        for path in self.appended:
+            terminalreporter.line(f"markdown appended to {path} ({STEP_SUMMARY_ENV})")
+
+
+class WorkerOutputs:
+    """xdist's controller hook, registered only when xdist is loaded: each worker's numbers."""
+
+    def __init__(self, collector: Any) -> None:
+        self.collector = collector
+
+    def pytest_testnodedown(self, node: Any, error: object | None) -> None:
+        from pytest_onnxparity.plugin.results import WORKER_OUTPUT_KEY
+
+        output = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY)
+        if output is not None:
+            self.collector.add_worker(str(node.workerinput["workerid"]), output)
+
+
+def _group_suffix(nodeid: str) -> str:
+    """The ``@group`` that ``--dist loadgroup`` appended to a node id, or ''."""
+    _, at, group = nodeid.rpartition("@")
+    if not at or any(char in group for char in "[]:/"):
+        return ""
+    return at + group
+
+
+def graph_io(engine: ParityEngine) -> dict[str, Any]:
+    """Each graph's inputs and outputs, read from its reference file (no external data)."""
+    from pytest_onnxparity.onnxfile.signature import read_signature
+
+    io: dict[str, Any] = {}
+    for graph in engine.folder.graphs:
+        model = graph.reference_file
+        if model.problem:
+            continue
+        try:
+            inputs, outputs = read_signature(str(model.path))
+        except (OSError, ValueError):  # protoscan's errors are ValueErrors
+            continue  # its own test already failed with the file named
+        io[graph.name] = {
+            "file": model.relpath,
+            "inputs": [spec.to_json() for spec in inputs],
+            "outputs": [spec.to_json() for spec in outputs],
+        }
+    return io

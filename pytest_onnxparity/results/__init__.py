@@ -1,0 +1,1 @@
+"""Results: records, the metadata block, Markdown, baselines and terminal tables."""

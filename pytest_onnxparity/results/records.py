@@ -1,0 +1,266 @@
+"""Result records, the run-level collector, toolchain versions, and the atomic JSON write.
+
+Records travel as plain JSON (through ``user_properties`` under xdist), so the collector on the
+controller sees the same dicts whether tests ran serially or on many workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_onnxparity.compare.parity import ParityResult
+
+SCHEMA_NAME = "pytest-onnxparity/results"
+SCHEMA_VERSION = 1
+"""Bumped when a field is removed, renamed or changes meaning; an added field keeps the version
+(readers ignore keys they do not know). ``baseline.READABLE_VERSIONS`` says what is read back."""
+USER_PROPERTY = "onnxparity"
+TOOLCHAIN_PACKAGES = ("numpy", "onnx", "onnxruntime", "torch", "pytest", "pytest-onnxparity")
+
+
+@dataclass(frozen=True)
+class ParityRecord:
+    """One generated parity test: graph × variant × input set, and what it measured."""
+
+    nodeid: str
+    graph: str
+    variant: str
+    tier: str
+    reference: str
+    input_set: Mapping[str, Any]
+    session: Mapping[str, Any]
+    result: ParityResult | None
+    error: str | None = None
+    kind: str = "parity"
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and self.result is not None and self.result.passed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "nodeid": self.nodeid,
+            "graph": self.graph,
+            "variant": self.variant,
+            "tier": self.tier,
+            "reference": self.reference,
+            "input_set": dict(self.input_set),
+            "session": dict(self.session),
+            "passed": self.passed,
+            "error": self.error,
+            **({"parity": self.result.to_json()} if self.result is not None else {}),
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One non-numeric check of a graph variant (health, coverage, size, timing, sequence…).
+
+    ``details`` holds the check's measured numbers as plain JSON types; ``message`` explains a
+    failure (several lines allowed) and is empty when the check passed.
+    """
+
+    check: str
+    graph: str
+    variant: str
+    passed: bool
+    message: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    enforced: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "graph": self.graph,
+            "variant": self.variant,
+            "passed": self.passed,
+            "enforced": self.enforced,
+            "message": self.message,
+            "warnings": list(self.warnings),
+            "details": dict(self.details),
+        }
+
+
+class ResultCollector:
+    """Gathers record dicts on the controller; renders the results document.
+
+    Records are keyed by kind, node id and check, so a record re-added (a plugin editing it
+    after the run) replaces the first; the document lists them sorted, so its content does not
+    depend on which worker finished first.
+    """
+
+    def __init__(self) -> None:
+        self._records: dict[str, dict[str, Any]] = {}
+        self._durations: dict[str, float] = {}
+        self._workers: dict[str, dict[str, Any]] = {}
+
+    @staticmethod
+    def _key(record: Mapping[str, Any]) -> str:
+        return f"{record['kind']}::{record['nodeid']}::{record.get('check', '')}"
+
+    def add(self, record: Mapping[str, Any], duration: float | None = None) -> None:
+        """Add (or replace) a record; ``duration`` is its test's seconds, kept beside it."""
+        key = self._key(record)
+        self._records[key] = dict(record)
+        if duration is not None:
+            self._durations[key] = float(duration)
+
+    def add_from_properties(
+        self,
+        properties: Iterable[tuple[str, object]],
+        duration: float | None = None,
+        nodeid_suffix: str = "",
+    ) -> None:
+        """Add the records a test attached to its report.
+
+        ``nodeid_suffix`` is what ``--dist loadgroup`` appended to the node id (``@group``);
+        it is removed, so grouped, parallel and serial runs record the same node ids.
+        """
+        for name, value in properties:
+            if name == USER_PROPERTY and isinstance(value, str):
+                record = json.loads(value)
+                if nodeid_suffix and record.get("nodeid", "").endswith(nodeid_suffix):
+                    record["nodeid"] = record["nodeid"][: -len(nodeid_suffix)]
+                self.add(record, duration)
+
+    def add_worker(self, worker: str, output: Mapping[str, Any]) -> None:
+        """What one process reported about itself (``sessions_opened``…), by worker id."""
+        self._workers[worker] = dict(output)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [self._records[key] for key in sorted(self._records)]
+
+    @property
+    def durations(self) -> dict[str, float]:
+        """Seconds per record node id (the call phase of its test), sorted by node id."""
+        return {
+            self._records[key]["nodeid"]: self._durations[key] for key in sorted(self._durations)
+        }
+
+    @property
+    def workers(self) -> dict[str, dict[str, Any]]:
+        return {worker: dict(self._workers[worker]) for worker in sorted(self._workers)}
+
+    def document(
+        self,
+        *,
+        command_line: list[str],
+        settings: Mapping[str, Any],
+        export: Mapping[str, Any] | None,
+        toolchain: Mapping[str, Any],
+        io: Mapping[str, Any] | None = None,
+        distributed: bool = False,
+    ) -> dict[str, Any]:
+        """The results document (schema ``schema/results.schema.json``, documented in
+        ``docs/results.md``)."""
+        from pytest_onnxparity.results.metadata import group_by_graph
+
+        records = self.records
+        workers = self.workers
+        return {
+            "schema": SCHEMA_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command_line": command_line,
+            "toolchain": dict(toolchain),
+            "settings": dict(settings),
+            "export": export,
+            "run": {
+                "distributed": distributed,
+                "workers": workers,
+                "sessions_opened": sum(w.get("sessions_opened", 0) for w in workers.values()),
+                "durations_s": self.durations,
+            },
+            "summary": {
+                "records": len(records),
+                "passed": sum(1 for r in records if r["passed"]),
+                "failed": sum(1 for r in records if not r["passed"]),
+            },
+            "graphs": group_by_graph(records, export, io, self.durations),
+            "records": records,
+        }
+
+
+def encode_property(record: Mapping[str, Any]) -> tuple[str, str]:
+    """The ``(name, value)`` pair a worker puts in ``item.user_properties``."""
+    return USER_PROPERTY, json.dumps(record, allow_nan=False, separators=(",", ":"))
+
+
+def write_json_atomic(path: Path, document: Mapping[str, Any]) -> None:
+    """Write via a temp file in the same folder and ``os.replace``: never a torn file."""
+    write_text_atomic(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path``, flush it to disk, then ``os.replace``.
+
+    An interrupted run (Ctrl-C, a killed CI job) leaves the old file or none, never a torn one,
+    and no temp file behind.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        # mkstemp makes the file private (0600); a results file is for sharing, so give it the
+        # old file's mode, or what a plain open() would have given it.
+        os.chmod(temp_name, path.stat().st_mode & 0o777 if path.exists() else _default_mode())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def _default_mode() -> int:
+    """0o666 less the process umask, as ``open(path, "w")`` would create a file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def schema_path() -> Path:
+    """The JSON Schema of the results document, shipped in the package."""
+    return Path(__file__).with_name("schema") / "results.schema.json"
+
+
+def toolchain_versions(providers: Iterable[str] = ()) -> dict[str, Any]:
+    """Versions of everything that shapes the numbers, without importing torch."""
+    packages: dict[str, str | None] = {}
+    for name in TOOLCHAIN_PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "packages": packages,
+        "providers": sorted(providers),
+        "executable": sys.executable,
+    }
+
+
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()

@@ -1,0 +1,152 @@
+"""Terminal rendering: the summary table of a run and the ``--parity-suggest`` snippet."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pytest_onnxparity.compare.gates import pressure, round_up
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Left-aligned columns separated by two spaces, with a rule under the header."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+        return "  ".join(padded).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(row) for row in rows)]
+
+
+def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One row per parity record: graph, variant, input set, status, and its worst gate."""
+    rows = []
+    for record in records:
+        if record["kind"] != "parity":
+            continue
+        status = "PASS" if record["passed"] else ("ERROR" if record["error"] else "FAIL")
+        rows.append(
+            [
+                record["graph"],
+                record["variant"],
+                record["tier"],
+                record["input_set"].get("name", "-"),
+                status,
+                _worst_text(record),
+            ]
+        )
+    if not rows:
+        return []
+    headers = ["graph", "variant", "tier", "inputs", "status", "worst gate (value / limit)"]
+    return table(headers, rows)
+
+
+def check_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A row per failed or not-enforced check; passing checks are counted by name on one line,
+    so a run with health checks or a 200-clip WER set stays readable."""
+    rows = []
+    passed: dict[str, int] = {}
+    for record in records:
+        if record["kind"] != "check":
+            continue
+        if record["passed"] and record["enforced"]:
+            passed[record["check"]] = passed.get(record["check"], 0) + 1
+            continue
+        status = "NOTE" if not record["enforced"] else "FAIL"
+        detail = (record["message"] or "").splitlines()[0] if record["message"] else ""
+        rows.append([record["graph"], record["variant"], record["check"], status, detail[:100]])
+    lines = table(["graph", "variant", "check", "status", "detail"], rows) if rows else []
+    if passed:
+        counts = ", ".join(f"{name} {count}" for name, count in sorted(passed.items()))
+        lines.append(f"checks passed: {counts}")
+    return lines
+
+
+def _worst_text(record: Mapping[str, Any]) -> str:
+    if record["error"]:
+        return record["error"].splitlines()[0][:90]
+    parity = record.get("parity")
+    if not parity or not parity["gates"]:
+        return "no gates"
+    gate = _worst_gate(parity["gates"])
+    value = "n/a" if gate["value"] is None else f"{gate['value']:.3g}"
+    relation = ">=" if gate["metric"].startswith("min_") else "<="
+    return f"{gate['output']}.{gate['metric']} {value} {relation} {gate['limit']:.3g}"
+
+
+def _worst_gate(gates: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    return max(gates, key=lambda g: pressure(g["metric"], g["value"], g["limit"], g["passed"]))
+
+
+def suggest_toml(records: Sequence[Mapping[str, Any]], margin: float) -> str:
+    """A ``parity.toml`` snippet with each measured error times ``margin``, per graph × variant.
+
+    Upper-bound metrics become ``measured × margin``; lower bounds (cosine, argmax agreement)
+    keep ``1 - (1 - measured) × margin``. The worst value over input sets and outputs is used.
+    """
+    worst: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
+    for record in records:
+        if record["kind"] != "parity" or not record.get("parity"):
+            continue
+        per_output = worst.setdefault((record["graph"], record["variant"]), {})
+        for stats in record["parity"]["outputs"]:
+            measured = per_output.setdefault(stats["output"], {})
+            for key, metric in (
+                ("max_abs", "max_abs"),
+                ("mean_abs", "mean_abs"),
+                ("p99_abs", "p99_abs"),
+                ("rel_l2", "rel_l2"),
+            ):
+                measured[key] = max(measured.get(key, 0.0), stats[metric])
+            measured["min_cosine"] = min(measured.get("min_cosine", 1.0), stats["cosine"])
+    lines = [
+        f"# Suggested by pytest-onnxparity --parity-suggest: measured values x {margin:g}.",
+        "# Review before committing: a limit should encode what you accept, not what you got.",
+    ]
+    for (graph, variant), outputs in sorted(worst.items()):
+        for output, measured in sorted(outputs.items()):
+            lines.append("")
+            lines.append(f'[graphs."{graph}".variants."{variant}".outputs."{output}"]')
+            for key, value in measured.items():
+                if key.startswith("min_"):
+                    # Rounded down, so the limit never rounds up past the measured value.
+                    limit = math.floor(max(0.0, 1.0 - (1.0 - value) * margin) * 1e9) / 1e9
+                    lines.append(f"{key} = {limit:.9f}  # measured {value:.9f}")
+                else:
+                    lines.append(f"{key} = {round_up(value * margin):.3g}  # measured {value:.3g}")
+    return "\n".join(lines) + "\n"
+
+
+def counts_line(
+    records: Sequence[Mapping[str, Any]], workers: Mapping[str, Mapping[str, Any]]
+) -> str:
+    """``6 parity tests (6 passed), 4 checks (3 passed, 1 failed); 8 sessions opened (gw0: 4…)``."""
+
+    def tally(kind: str, noun: str) -> str | None:
+        mine = [r for r in records if r["kind"] == kind]
+        if not mine:
+            return None
+        errors = sum(1 for r in mine if r.get("error"))
+        failed = sum(1 for r in mine if not r["passed"] and r.get("enforced", True)) - errors
+        notes = sum(1 for r in mine if not r["passed"] and not r.get("enforced", True))
+        parts = [f"{len(mine) - failed - errors - notes} passed"]
+        parts += [
+            f"{n} {what}"
+            for n, what in ((failed, "failed"), (errors, "errors"), (notes, "notes"))
+            if n
+        ]
+        return f"{len(mine)} {noun} ({', '.join(parts)})"
+
+    counts = [text for text in (tally("parity", "parity tests"), tally("check", "checks")) if text]
+    line = ", ".join(counts)
+    opened = sum(int(w.get("sessions_opened", 0)) for w in workers.values())
+    if workers:
+        per_worker = ", ".join(
+            f"{name}: {w.get('sessions_opened', 0)}" for name, w in workers.items()
+        )
+        line += f"; {opened} sessions opened ({per_worker})"
+    return line

@@ -1,0 +1,1 @@
+"""Running graphs: onnxruntime sessions and synthesized input sets."""

@@ -1,0 +1,232 @@
+"""ONNX Runtime sessions: options, clear load errors, and a per-worker cache."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_onnxparity.onnxfile.signature import TensorSpec
+
+GRAPH_OPT_LEVELS = {
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+
+
+class ModelLoadError(RuntimeError):
+    """onnxruntime could not load or run a model; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """How sessions are built; recorded beside every result."""
+
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    graph_optimization_level: str = "all"
+    deterministic: bool = False
+    # onnxruntime's default is on: idle pool threads busy-wait for the next run. A parity run
+    # keeps a graph's reference and variant sessions alive together, and their spinning pools
+    # take the cores from the session that is running and from the comparisons.
+    allow_spinning: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "providers": list(self.providers),
+            "intra_op_threads": self.intra_op_threads,
+            "inter_op_threads": self.inter_op_threads,
+            "graph_optimization_level": self.graph_optimization_level,
+            "deterministic": self.deterministic,
+            "allow_spinning": self.allow_spinning,
+        }
+
+    def session_options(self) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = getattr(
+            ort.GraphOptimizationLevel, GRAPH_OPT_LEVELS[self.graph_optimization_level]
+        )
+        options.intra_op_num_threads = self.intra_op_threads
+        options.inter_op_num_threads = self.inter_op_threads
+        spinning = "1" if self.allow_spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spinning)
+        if self.deterministic:
+            # Bit-stable CPU results: deterministic kernels, one thread, no parallel executor.
+            options.use_deterministic_compute = True
+            options.intra_op_num_threads = 1
+            options.inter_op_num_threads = 1
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        return options
+
+
+@dataclass
+class OnnxRunner:
+    """An ONNX Runtime session over one model file; maps named inputs to named outputs."""
+
+    path: Path
+    settings: SessionSettings
+    session: Any = field(repr=False)
+    # False once onnxruntime refused to shrink this session's arena (its CPU allocator is no
+    # arena): its runs then keep their memory.
+    can_free_arena: bool = field(default=True, repr=False)
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return tuple(TensorSpec.from_ort(arg) for arg in self.session.get_inputs())
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return tuple(TensorSpec.from_ort(arg) for arg in self.session.get_outputs())
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return tuple(self.session.get_providers())
+
+    def run(
+        self, arrays: Mapping[str, np.ndarray], *, free_arena: bool = False
+    ) -> dict[str, np.ndarray]:
+        """Run the model on ``arrays`` (extra names are ignored; missing ones are an error).
+
+        ``free_arena`` gives the memory of the run's intermediate tensors back when it ends, for
+        a session that runs once on large inputs while other sessions stay alive (a parity
+        check): otherwise every live session keeps its largest run's activations, and the next
+        session's first run page-faults in fresh memory. A session run step after step keeps
+        its arena (the default), as a deployment does."""
+        feed = self.feed(arrays)
+        try:
+            values = self._run(feed, free_arena and self.can_free_arena)
+        except Exception as error:  # onnxruntime raises its own untyped errors
+            raise ModelLoadError(
+                f"{self.path}: onnxruntime failed to run it ({_first_line(error)}); check the "
+                "input shapes and dtypes it expects with `python -m onnxruntime.tools."
+                "check_onnx_model_mobile_usability` or Netron"
+            ) from error
+        names = [arg.name for arg in self.session.get_outputs()]
+        return dict(zip(names, values, strict=True))
+
+    def feed(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The session's feed from ``arrays``: its inputs by name, float inputs cast to the
+        graph's float precision (an fp16 graph gets fp16 inputs)."""
+        specs = self.inputs
+        missing = [spec.name for spec in specs if spec.name not in arrays]
+        if missing:
+            raise ModelLoadError(
+                f"{self.path}: inputs {missing} were not supplied (got {sorted(arrays)}); "
+                "the variant's input names differ from its reference — re-export with the same "
+                "names"
+            )
+        return {spec.name: _as_input(arrays[spec.name], spec) for spec in specs}
+
+    def _run(self, feed: Mapping[str, np.ndarray], free_arena: bool) -> list[Any]:
+        if not free_arena:
+            return list(self.session.run(None, feed))
+        try:
+            return list(self.session.run(None, feed, _freeing_run_options()))
+        except Exception as error:
+            # "Did not find an arena based allocator ... in the memory arena shrink list".
+            if "shrink list" not in str(error):
+                raise
+            self.can_free_arena = False
+            return list(self.session.run(None, feed))
+
+
+@functools.cache
+def _freeing_run_options() -> Any:
+    """Run options that shrink the session's CPU memory arena after the run (whatever its
+    providers, a session allocates on the CPU too; where that allocator is no arena,
+    onnxruntime refuses and :meth:`OnnxRunner.run` goes on without)."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
+
+
+def _as_input(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Cast float inputs to the graph's float precision (an fp16 graph with fp16 inputs)."""
+    array = np.asarray(array)
+    if spec.dtype in {"float16", "float32", "float64"} and array.dtype.kind == "f":
+        return array.astype(spec.dtype, copy=False)
+    return array
+
+
+def open_session(path: Path, settings: SessionSettings) -> OnnxRunner:
+    """Load ``path`` into an ONNX Runtime session, turning its errors into one-line messages."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    missing = [p for p in settings.providers if p not in available]
+    if missing:
+        raise ModelLoadError(
+            f"execution provider(s) {missing} are not available in this onnxruntime build "
+            f"(available: {', '.join(available)}); install the matching onnxruntime package "
+            "or pass --parity-provider CPUExecutionProvider"
+        )
+    try:
+        session = ort.InferenceSession(
+            str(path), sess_options=settings.session_options(), providers=list(settings.providers)
+        )
+    except Exception as error:  # onnxruntime raises Fail/InvalidGraph/NotImplemented, untyped
+        raise ModelLoadError(
+            f"{path}: onnxruntime cannot load this model ({_first_line(error)}); "
+            f"{_load_fix(str(error))}"
+        ) from error
+    return OnnxRunner(path=path, settings=settings, session=session)
+
+
+def _load_fix(text: str) -> str:
+    if "NOT_IMPLEMENTED" in text or "Could not find an implementation" in text:
+        return (
+            "an operator it uses has no kernel in this onnxruntime build/provider — upgrade "
+            "onnxruntime or re-export without that op"
+        )
+    if "external" in text.lower() or "No such file" in text:
+        return "its external data file is missing or unreadable — keep sidecars next to the model"
+    return "re-export the model or remove it from the export folder"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    line = text[0] if text else type(error).__name__
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+class SessionCache:
+    """One session per (model file, settings) per worker, released graph by graph."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[tuple[Path, SessionSettings], OnnxRunner] = {}
+        self._failures: dict[tuple[Path, SessionSettings], ModelLoadError] = {}
+        self.opened = 0
+
+    def get(self, path: Path, settings: SessionSettings) -> OnnxRunner:
+        key = (path, settings)
+        if key in self._failures:
+            raise self._failures[key]
+        if key not in self._sessions:
+            try:
+                self._sessions[key] = open_session(path, settings)
+            except ModelLoadError as error:
+                self._failures[key] = error
+                raise
+            self.opened += 1
+        return self._sessions[key]
+
+    def release(self, paths: set[Path]) -> None:
+        """Drop the sessions of ``paths`` (a graph whose tests are done)."""
+        for key in [key for key in self._sessions if key[0] in paths]:
+            del self._sessions[key]
+
+    def __len__(self) -> int:
+        return len(self._sessions)

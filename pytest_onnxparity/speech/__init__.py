@@ -1,0 +1,1 @@
+"""Speech: audio clips, transcripts, pipeline (sequence) gates and streaming comparisons."""

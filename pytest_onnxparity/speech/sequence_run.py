@@ -1,0 +1,271 @@
+"""One process's share of a sequence run: the variant sets resolved against the export folder,
+the clips loaded once, each clip's reference decode and each (set, clip) comparison cached.
+
+No pytest here. The glue makes one :class:`SequenceCache` per process (per xdist worker) and
+asks it for comparisons item by item; whichever item needs a clip first loads the clips, and
+whichever needs a reference decode first runs it, so a clip is decoded by the reference graphs
+once per process, whatever the number of variant sets and whatever the order of the items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_onnxparity.config.project import ConfigError
+from pytest_onnxparity.export.discovery import TIERS_BY_PRECISION, ExportFolder, ModelFile
+from pytest_onnxparity.runtime.sessions import OnnxRunner
+from pytest_onnxparity.speech.clips import Clip, ClipError
+from pytest_onnxparity.speech.sequence import (
+    REFERENCE_TAG,
+    ClipComparison,
+    PipelineAdapter,
+    PipelineOutput,
+    compare_clip,
+    run_adapter,
+)
+from pytest_onnxparity.speech.transcripts import TextNormalization
+
+REFERENCE_SET = REFERENCE_TAG
+"""The name of the set of every role's reference file (the baseline of all comparisons)."""
+
+
+@dataclass(frozen=True)
+class VariantSet:
+    """The file each graph role of a pipeline runs with, under one name (``int8``, ``mixed``)."""
+
+    name: str
+    files: Mapping[str, ModelFile]
+    """Role (a graph of the export folder) -> the file of the tag the set names for it."""
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {role: model.variant for role, model in self.files.items()}
+
+    @property
+    def tier(self) -> str:
+        """The narrowest precision among its files (``int4`` for fp32 encoder + int4 decoders):
+        what a speed budget scoped to a tier matches."""
+        return max((m.tier for m in self.files.values()), key=TIERS_BY_PRECISION.index)
+
+    def same_files(self, other: VariantSet) -> bool:
+        return {r: m.path for r, m in self.files.items()} == {
+            r: m.path for r, m in other.files.items()
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "tier": self.tier,
+            "files": {role: model.relpath for role, model in self.files.items()},
+            "tags": self.tags,
+        }
+
+
+def resolve_variant_sets(
+    folder: ExportFolder,
+    roles: Sequence[str],
+    configured: Mapping[str, str | Mapping[str, str]],
+    *,
+    selected: Sequence[str] = (),
+    overrides: Sequence[str] = (),
+    where: str = "[sequence]",
+) -> tuple[VariantSet, list[VariantSet]]:
+    """The reference set and the variant sets to gate, in order.
+
+    ``roles`` are graph names of ``folder``. ``configured`` maps each set to a tag per role
+    (``"fp32"`` is the role's reference file; a role left out keeps it), or to one tag for every
+    role; without any, every tag
+    that all roles have beside their reference is a set of that name. ``selected``
+    (``--parity-variant-set``) keeps only those sets; ``overrides`` are the set names the config
+    gives limits for. A name that resolves to nothing is a :class:`ConfigError` listing what
+    exists.
+    """
+    if not roles:
+        raise ConfigError(
+            f"{where}: name the pipeline's graphs with graphs = [...] (graphs of "
+            f"{folder.root}: {_names(g.name for g in folder.graphs)}), or give the adapter a "
+            "graphs attribute"
+        )
+    known = {graph.name: graph for graph in folder.graphs}
+    missing = [role for role in roles if role not in known]
+    if missing:
+        raise ConfigError(
+            f"{where}: graphs {', '.join(missing)} are not in {folder.root} (it has: "
+            f"{_names(known)}); fix graphs = [...] or the export"
+        )
+    reference = VariantSet(REFERENCE_SET, {role: known[role].reference_file for role in roles})
+    if configured:
+        tags_by_set = {}
+        for name, tags in configured.items():
+            if isinstance(tags, str):
+                tags_by_set[name] = dict.fromkeys(roles, tags)
+                continue
+            strays = [role for role in tags if role not in roles]
+            if strays:
+                raise ConfigError(
+                    f"{where} variant_sets.{name}: {', '.join(strays)} is not a graph of the "
+                    f"pipeline ({', '.join(roles)})"
+                )
+            tags_by_set[name] = dict(tags)
+    else:
+        common = [
+            tag
+            for tag in known[roles[0]].variants
+            if all(tag in known[role].variants for role in roles[1:])
+        ]
+        if not common:
+            raise ConfigError(
+                f"{where}: graphs {', '.join(roles)} share no variant tag, so there is no "
+                "variant set to gate; define variant_sets = { name = { graph = tag, ... } }"
+            )
+        tags_by_set = {tag: dict.fromkeys(roles, tag) for tag in common}
+    sets = [_variant_set(name, tags, known, roles, where) for name, tags in tags_by_set.items()]
+    names = [variant_set.name for variant_set in sets]
+    for name in overrides:
+        if name not in names:
+            raise ConfigError(
+                f"{where} overrides.{name}: no variant set {name!r} (sets: {_names(names)})"
+            )
+    unknown = [name for name in selected if name not in names]
+    if unknown:
+        raise ConfigError(
+            f"--parity-variant-set {', '.join(unknown)}: no such variant set (sets: "
+            f"{_names(names)})"
+        )
+    if selected:
+        sets = [variant_set for variant_set in sets if variant_set.name in selected]
+    return reference, sets
+
+
+def _variant_set(
+    name: str,
+    tags: Mapping[str, str],
+    known: Mapping[str, Any],
+    roles: Sequence[str],
+    where: str,
+) -> VariantSet:
+    files = {}
+    for role in roles:
+        graph = known[role]
+        tag = tags.get(role, REFERENCE_TAG)
+        if tag == REFERENCE_TAG:
+            files[role] = graph.reference_file
+        elif tag in graph.variants:
+            files[role] = graph.file(tag)
+        else:
+            raise ConfigError(
+                f"{where} variant_sets.{name}: graph {role!r} has no variant {tag!r} (it has "
+                f"{_names([REFERENCE_TAG, *graph.variants])}); export it or fix the set"
+            )
+    return VariantSet(name, files)
+
+
+def _names(names: Any) -> str:
+    listed = list(names)
+    return ", ".join(listed) if listed else "none"
+
+
+class SequenceCache:
+    """Clips, reference decodes and comparisons of one process, each computed at most once.
+
+    ``load_clips`` loads every clip of the run (called at first use); ``open_graphs`` gives the
+    runners of a set's files (the engine's cached sessions). A failure to load the clips, or to
+    decode a clip with the reference, is kept and raised again for every item that needs it,
+    without trying again.
+    """
+
+    def __init__(
+        self,
+        adapter: PipelineAdapter,
+        reference: VariantSet,
+        *,
+        load_clips: Callable[[], Sequence[Clip]],
+        open_graphs: Callable[[VariantSet], Mapping[str, OnnxRunner]],
+        normalization: TextNormalization,
+    ) -> None:
+        self.adapter = adapter
+        self.reference = reference
+        self.normalization = normalization
+        self._load_clips = load_clips
+        self._open_graphs = open_graphs
+        self._clips: dict[str, Clip] | None = None
+        self._clip_failure: Exception | None = None
+        self._references: dict[str, PipelineOutput] = {}
+        self._reference_failures: dict[str, Exception] = {}
+        self._comparisons: dict[tuple[str, str, bool], ClipComparison] = {}
+        self.decodes = 0
+        """Adapter calls made by this cache (reference, free-running and teacher-forced)."""
+
+    @property
+    def clips(self) -> dict[str, Clip]:
+        """Every clip by id, loaded at first use."""
+        if self._clip_failure is not None:
+            raise self._clip_failure
+        if self._clips is None:
+            try:
+                self._clips = {clip.id: clip for clip in self._load_clips()}
+            except Exception as error:
+                self._clip_failure = error
+                raise
+        return self._clips
+
+    @property
+    def loaded(self) -> bool:
+        return self._clips is not None
+
+    def clip(self, clip_id: str) -> Clip:
+        clips = self.clips
+        if clip_id not in clips:
+            raise ClipError(
+                f"clip {clip_id!r} was listed at collection but is not among the "
+                f"{len(clips)} clips loaded ({_names(list(clips)[:5])}...); the clip source "
+                "changed during the run, or lists its rows in another order when streamed"
+            )
+        return clips[clip_id]
+
+    def reference_output(self, clip_id: str) -> PipelineOutput:
+        """The reference set's decode of one clip (run once per process)."""
+        if clip_id in self._reference_failures:
+            raise self._reference_failures[clip_id]
+        if clip_id not in self._references:
+            clip = self.clip(clip_id)
+            try:
+                self._references[clip_id] = self._decode(self.reference, clip)
+            except Exception as error:
+                self._reference_failures[clip_id] = error
+                raise
+        return self._references[clip_id]
+
+    def comparison(
+        self, variant_set: VariantSet, clip_id: str, *, teacher_forcing: bool
+    ) -> ClipComparison:
+        """``variant_set``'s decode of one clip against the reference's (once per process)."""
+        key = (variant_set.name, clip_id, teacher_forcing)
+        if key not in self._comparisons:
+            reference = self.reference_output(clip_id)
+            clip = self.clip(clip_id)
+            variant = self._decode(variant_set, clip)
+            forced = self._decode(variant_set, clip, reference.tokens) if teacher_forcing else None
+            self._comparisons[key] = compare_clip(
+                clip, reference, variant, forced, self.normalization
+            )
+        return self._comparisons[key]
+
+    def comparisons(
+        self, variant_set: VariantSet, clip_ids: Sequence[str], *, teacher_forcing: bool
+    ) -> list[ClipComparison]:
+        return [
+            self.comparison(variant_set, clip_id, teacher_forcing=teacher_forcing)
+            for clip_id in clip_ids
+        ]
+
+    def graphs(self, variant_set: VariantSet) -> Mapping[str, OnnxRunner]:
+        return self._open_graphs(variant_set)
+
+    def _decode(
+        self, variant_set: VariantSet, clip: Clip, forced: Sequence[int] | None = None
+    ) -> PipelineOutput:
+        self.decodes += 1
+        return run_adapter(self.adapter, self._open_graphs(variant_set), clip, forced)

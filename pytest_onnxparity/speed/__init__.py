@@ -1,0 +1,1 @@
+"""Speed and size budgets: latency and real-time factor, measured and judged."""

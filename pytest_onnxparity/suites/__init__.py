@@ -1,0 +1,1 @@
+"""Ready-made suites: declarative TOML files a run starts from, and the checks they add."""
