@@ -8,19 +8,18 @@ from pathlib import Path
 import modelkit
 import pytest
 
-from pytest_onnxparity.export.bundle import (
+from pytest_onnxparity.export.discovery import ExportFolder, Graph, ModelFile, discover
+from pytest_onnxparity.export.sizes import bundle_bytes, size_report
+from pytest_onnxparity.speed.sizes import (
     SIZE_KEYS,
     bundle_budgets,
-    bundle_bytes,
     evaluate_bundle,
     evaluate_file,
     file_budgets,
     resolve_size_options,
     size_budget,
     size_lines,
-    size_report,
 )
-from pytest_onnxparity.export.discovery import ExportFolder, Graph, ModelFile, discover
 from pytest_onnxparity.speed.timing import Budget, BudgetError
 
 ROOT = Path("/export")

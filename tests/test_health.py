@@ -13,12 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from pytest_onnxparity.config.project import ConfigError
-from pytest_onnxparity.diagnose.coverage import (
-    CoverageOptions,
-    GraphIndex,
-    load_structure,
-    locate_forms,
-)
+from pytest_onnxparity.diagnose.coverage import CoverageOptions
 from pytest_onnxparity.diagnose.health import run_health_check, warning_lines
 from pytest_onnxparity.diagnose.health_config import (
     ALL_CHECKS,
@@ -28,6 +23,8 @@ from pytest_onnxparity.diagnose.health_config import (
     parse_health_options,
 )
 from pytest_onnxparity.onnxfile.dequantize import dequantize
+from pytest_onnxparity.onnxfile.graph import GraphIndex, load_structure
+from pytest_onnxparity.onnxfile.weight_forms import locate_forms
 from pytest_onnxparity.results.records import CheckResult
 
 WHERE = "pyproject.toml [tool.onnxparity.health]"

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from pytest_onnxparity.plugin.options import (
-    ScopedTolerance,
+from pytest_onnxparity.config.tolerances import ScopedTolerance
+from pytest_onnxparity.plugin.option_types import (
     parse_dim,
     parse_margin,
     parse_non_negative_int,

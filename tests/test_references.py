@@ -22,13 +22,12 @@ from pytest_onnxparity.config.project import ConfigError
 from pytest_onnxparity.config.tolerances import tier_default
 from pytest_onnxparity.onnxfile.signature import TensorSpec, read_signature
 from pytest_onnxparity.references.base import (
-    CallableReference,
-    OnnxReference,
-    RecordedReference,
+    TORCH_EXTRA,
     ReferenceError,
-    open_reference,
-    record_outputs,
+    TorchMissingError,
+    require_torch,
 )
+from pytest_onnxparity.references.callable import CallableReference
 from pytest_onnxparity.references.config import (
     InputMapping,
     ReferenceSettings,
@@ -39,19 +38,16 @@ from pytest_onnxparity.references.config import (
     parse_reference_options,
     recorded_path,
 )
+from pytest_onnxparity.references.onnx import OnnxReference
+from pytest_onnxparity.references.opening import open_reference
 from pytest_onnxparity.references.recorded import (
     RecordedSet,
     read_recorded,
     write_npz,
     write_recorded,
 )
-from pytest_onnxparity.references.torch_files import (
-    TORCH_EXTRA,
-    TorchMissingError,
-    load_torch_checkpoint,
-    load_torchscript,
-    require_torch,
-)
+from pytest_onnxparity.references.replay import RecordedReference, record_outputs
+from pytest_onnxparity.references.torch_files import load_torch_checkpoint, load_torchscript
 from pytest_onnxparity.run.real_inputs import (
     check_input_set,
     combine_input_sets,
@@ -546,7 +542,7 @@ RUN_WITHOUT_TORCH = textwrap.dedent(
     sys.meta_path.insert(0, NoTorch())
     from pathlib import Path
     from pytest_onnxparity.compare.parity import compare
-    from pytest_onnxparity.references.base import RecordedReference
+    from pytest_onnxparity.references.replay import RecordedReference
     from pytest_onnxparity.runtime.sessions import SessionSettings, open_session
     from pytest_onnxparity.config.tolerances import tier_default
 

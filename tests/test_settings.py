@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from pytest_onnxparity.config.project import ParityConfig, SessionConfig, parse_config
-from pytest_onnxparity.config.tolerances import TIER_DEFAULTS, ToleranceError
-from pytest_onnxparity.plugin.options import ScopedTolerance, parse_scoped_tolerance
+from pytest_onnxparity.config.tolerances import TIER_DEFAULTS, ScopedTolerance, ToleranceError
+from pytest_onnxparity.plugin.option_types import parse_scoped_tolerance
 from pytest_onnxparity.run.settings import Settings, build_settings, marker_layer
 from pytest_onnxparity.runtime.inputs import InputPlan
 from pytest_onnxparity.runtime.sessions import SessionSettings

@@ -25,8 +25,9 @@ import pytest
 
 from pytest_onnxparity.compare.parity import ParityResult, compare
 from pytest_onnxparity.config.tolerances import Tolerance, tier_default
-from pytest_onnxparity.references.base import OnnxReference, Reference
+from pytest_onnxparity.references.base import Reference
 from pytest_onnxparity.references.config import InputMapping
+from pytest_onnxparity.references.onnx import OnnxReference
 from pytest_onnxparity.references.recorded import RecordedSet, write_npz
 from pytest_onnxparity.references.torch_files import load_torchscript
 from pytest_onnxparity.runtime.inputs import InputSet

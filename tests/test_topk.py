@@ -19,7 +19,7 @@ from pytest_onnxparity.config.tolerances import (
     resolve,
     validate_layer,
 )
-from pytest_onnxparity.plugin.options import parse_scoped_tolerance
+from pytest_onnxparity.plugin.option_types import parse_scoped_tolerance
 
 LOGITS = np.array(
     [

@@ -131,3 +131,42 @@ def resolve(tier: str, layers: list[ToleranceLayer]) -> Tolerance:
     for layer in layers:
         tolerance = tolerance.overlaid(layer)
     return tolerance
+
+
+@dataclass(frozen=True)
+class ScopedTolerance:
+    """``--parity-tolerance [SCOPE:]KEY=VALUE``: one limit, for everything or for one scope.
+
+    SCOPE is a tier (``int8``), a variant tag (``q4f16``), a graph (``encoder``),
+    ``graph/variant`` or ``graph/variant/output``.
+    """
+
+    scope: str | None
+    key: str
+    value: float | int
+
+    @property
+    def specificity(self) -> int:
+        """0 for everything, 1 for a tier/variant/graph, then one more per ``/`` level."""
+        return 0 if self.scope is None else 1 + self.scope.count("/")
+
+    def applies_to(self, tier: str, graph: str, variant: str, output: str) -> bool:
+        return self.scope is None or self.scope in {
+            tier,
+            variant,
+            graph,
+            f"{graph}/{variant}",
+            f"{graph}/{variant}/{output}",
+        }
+
+
+def parse_scoped_tolerance(text: str) -> ScopedTolerance:
+    """``[SCOPE:]KEY=VALUE`` from the command line, validated like a config table's keys."""
+    scope, _, assignment = text.rpartition(":")
+    key, equals, value = assignment.partition("=")
+    if not equals or not key:
+        raise ToleranceError(f"expected [SCOPE:]KEY=VALUE like 'int8:rel_l2=0.05', got {text!r}")
+    integer_key = key in ("argmax_axis", "topk") and value.lstrip("-").isdecimal()
+    raw: float | int | str = int(value) if integer_key else value
+    layer = validate_layer({key: raw}, "--parity-tolerance")
+    return ScopedTolerance(scope or None, key, layer[key])

@@ -11,57 +11,34 @@ that a quantized op reads as data, plus ``W`` itself when it is still a float te
 Configuration: ``min_quantized_fraction`` and ``require_quantized`` live in the
 ``[tool.onnxparity.health]`` table. :func:`parse_coverage_options` reads only those two keys;
 :mod:`pytest_onnxparity.diagnose.health_config` owns the table and rejects unknown keys, so
-each mistake is reported once.
-"""
+each mistake is reported once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_onnxparity.config.project import ConfigError
+from pytest_onnxparity.onnxfile.graph import GraphIndex, load_structure, node_label
+from pytest_onnxparity.onnxfile.weight_forms import (
+    FLOAT_STORAGE,
+    WeightForm,
+    locate_forms,
+    reference_weights,
+)
 from pytest_onnxparity.results.records import CheckResult
 from pytest_onnxparity.results.terminal import table
 
 COVERAGE_KEYS = ("min_quantized_fraction", "require_quantized")
+
+
 """The keys of ``[tool.onnxparity.health]`` that :func:`parse_coverage_options` reads."""
+
 
 COVERAGE_CHECK = "coverage"
 
-# Reference op type -> input slots that hold a weight.
-WEIGHT_SLOTS: Mapping[str, tuple[int, ...]] = {
-    "MatMul": (0, 1),
-    "Gemm": (0, 1),
-    "Conv": (1,),
-    "ConvTranspose": (1,),
-    "Gather": (0,),
-    "LSTM": (1, 2),
-    "GRU": (1, 2),
-    "RNN": (1, 2),
-}
-
-# Variant op type -> input slots that hold quantized data. DequantizeLinear is the QDQ form.
-QUANTIZED_DATA_SLOTS: Mapping[str, tuple[int, ...]] = {
-    "DequantizeLinear": (0,),
-    "MatMulNBits": (1,),
-    "MatMulInteger": (0, 1),
-    "ConvInteger": (1,),
-    "QLinearMatMul": (0, 3),
-    "QLinearConv": (3,),
-    "QGemm": (0, 3),
-    "DynamicQuantizeMatMul": (1,),
-    "MatMulIntegerToFloat": (0, 1),
-    "GatherBlockQuantized": (0,),
-    "MatMulBnb4": (1,),
-    "DynamicQuantizeLSTM": (1, 2),
-}
-
-# Ops a weight passes through unchanged in meaning, on their first input.
-PASS_THROUGH_OPS = frozenset(
-    {"Identity", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Cast"}
-)
 
 _MATMUL_LIKE = frozenset(
     {
@@ -77,6 +54,8 @@ _MATMUL_LIKE = frozenset(
         "MatMulBnb4",
     }
 )
+
+
 # Reference op type -> the variant op types that can stand in for it (to tell apart the uses of
 # a weight shared by two op types, e.g. an embedding tied to the output projection).
 _STAND_INS: Mapping[str, frozenset[str]] = {
@@ -88,226 +67,12 @@ _STAND_INS: Mapping[str, frozenset[str]] = {
     "LSTM": frozenset({"LSTM", "DynamicQuantizeLSTM"}),
 }
 
+
 # Weights named in a failure message, before "… N more".
 _MESSAGE_ITEMS = 20
 
-FLOAT_STORAGE = "float"
+
 """The storage label of a weight the variant keeps at the reference's precision."""
-
-
-# --------------------------------------------------------------------------------------------
-# Reading graphs
-# --------------------------------------------------------------------------------------------
-
-
-def iter_nodes(graph: Any) -> Iterator[Any]:
-    """Every node of an ``onnx.GraphProto``, subgraphs (If, Loop, Scan bodies) included."""
-    for node in graph.node:
-        yield node
-        for attribute in node.attribute:
-            if attribute.type == attribute.GRAPH:
-                yield from iter_nodes(attribute.g)
-            elif attribute.type == attribute.GRAPHS:
-                for subgraph in attribute.graphs:
-                    yield from iter_nodes(subgraph)
-
-
-def node_label(node: Any) -> str:
-    """``name (OpType)``, the domain added when it is not ai.onnx; unnamed nodes show outputs."""
-    name = node.name or f"<unnamed, output {node.output[0] if node.output else '?'}>"
-    op = f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
-    return f"{name} ({op})"
-
-
-@dataclass(frozen=True)
-class GraphIndex:
-    """The initializers of a model and who consumes and produces each tensor name."""
-
-    initializers: Mapping[str, Any]
-    consumers: Mapping[str, tuple[tuple[Any, int], ...]]
-    producers: Mapping[str, Any]
-
-    @classmethod
-    def of(cls, model: Any) -> GraphIndex:
-        """Index an ``onnx.ModelProto`` (loaded with or without its external data)."""
-        consumers: dict[str, list[tuple[Any, int]]] = {}
-        producers: dict[str, Any] = {}
-        for node in iter_nodes(model.graph):
-            for slot, name in enumerate(node.input):
-                if name:
-                    consumers.setdefault(name, []).append((node, slot))
-            for name in node.output:
-                if name:
-                    producers[name] = node
-        return cls(
-            initializers={tensor.name: tensor for tensor in model.graph.initializer},
-            consumers={name: tuple(uses) for name, uses in consumers.items()},
-            producers=producers,
-        )
-
-    def final_users(self, name: str) -> set[str]:
-        """Op types that finally read ``name``, looking through DequantizeLinear and
-        pass-through ops."""
-        users: set[str] = set()
-        pending, seen = [name], set()
-        while pending:
-            current = pending.pop()
-            if current in seen:
-                continue
-            seen.add(current)
-            for node, slot in self.consumers.get(current, ()):
-                if slot == 0 and (
-                    node.op_type in PASS_THROUGH_OPS or node.op_type == "DequantizeLinear"
-                ):
-                    pending.extend(output for output in node.output if output)
-                else:
-                    users.add(node.op_type)
-        return users
-
-
-def load_structure(path: Path) -> Any:
-    """The model at ``path`` without its external data: names, nodes, types, no weights."""
-    import onnx
-
-    return onnx.load(str(path), load_external_data=False)
-
-
-def float_element_types() -> dict[int, str]:
-    """ONNX float element types -> their names, widest first."""
-    from onnx import TensorProto
-
-    return {
-        TensorProto.DOUBLE: "float64",
-        TensorProto.FLOAT: "float32",
-        TensorProto.FLOAT16: "float16",
-        TensorProto.BFLOAT16: "bfloat16",
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# Weights and their forms in a variant
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WeightForm:
-    """One way a variant stores and reads a reference initializer.
-
-    ``storage`` is ``"float"`` (the reference's precision), a narrower float (``"float16"``,
-    ``"bfloat16"``), the quantized op that reads it (``"MatMulNBits"``, ``"DequantizeLinear"``,
-    ``"MatMulInteger"``…), or an integer type name (``"uint8"``) when a plain op reads the
-    integers as its weight (quantize_dynamic's Gather, which dequantizes the gathered rows).
-    """
-
-    reference_name: str
-    tensor: str
-    storage: str
-    consumer: Any = field(compare=False, repr=False)
-    slot: int
-    final_users: frozenset[str]
-
-    @property
-    def quantized(self) -> bool:
-        return self.storage != FLOAT_STORAGE
-
-
-def reference_weights(index: GraphIndex) -> dict[str, list[tuple[str, Any]]]:
-    """Weight initializer name -> ``(op_type, node)`` of each reference node using it as one."""
-    floats = float_element_types()
-    weights: dict[str, list[tuple[str, Any]]] = {}
-    for name, uses in index.consumers.items():
-        for node, slot in uses:
-            if slot not in WEIGHT_SLOTS.get(node.op_type, ()):
-                continue
-            source = _through_pass_through(index, name)
-            tensor = index.initializers.get(source)
-            if tensor is not None and tensor.data_type in floats:
-                weights.setdefault(source, []).append((node.op_type, node))
-    return weights
-
-
-def _through_pass_through(index: GraphIndex, name: str) -> str:
-    seen = set()
-    while name not in index.initializers and name not in seen:
-        seen.add(name)
-        producer = index.producers.get(name)
-        if producer is None or producer.op_type not in PASS_THROUGH_OPS or not producer.input:
-            break
-        name = producer.input[0]
-    return name
-
-
-def locate_forms(
-    reference: GraphIndex, variant: GraphIndex, names: Sequence[str] | None = None
-) -> dict[str, list[WeightForm]]:
-    """Reference initializer name -> its forms in the variant (empty when none is found).
-
-    ``names`` defaults to every reference initializer. A variant initializer belongs to the
-    longest reference name that equals it or prefixes it up to an ``_``. A tensor read the same
-    way by several nodes is one form, whose ``final_users`` gathers theirs.
-    """
-    floats = float_element_types()
-    wanted = list(reference.initializers) if names is None else list(names)
-    found: dict[str, dict[tuple[str, str], WeightForm]] = {name: {} for name in wanted}
-    for tensor_name, tensor in variant.initializers.items():
-        owner = _owning_reference_name(tensor_name, reference.initializers)
-        if owner is None or owner not in found:
-            continue
-        reference_type = reference.initializers[owner].data_type
-        for node, slot in variant.consumers.get(tensor_name, ()):
-            storage = _storage(node, slot, tensor, tensor_name == owner, reference_type, floats)
-            if storage is None:
-                continue
-            if node.op_type in QUANTIZED_DATA_SLOTS and node.op_type != "DequantizeLinear":
-                users = frozenset({node.op_type})
-            else:
-                users = frozenset(variant.final_users(tensor_name))
-            key = (tensor_name, storage)
-            if key in found[owner]:
-                users |= found[owner][key].final_users
-                node, slot = found[owner][key].consumer, found[owner][key].slot
-            found[owner][key] = WeightForm(owner, tensor_name, storage, node, slot, users)
-    return {name: list(forms.values()) for name, forms in found.items()}
-
-
-def _owning_reference_name(name: str, reference_names: Mapping[str, Any]) -> str | None:
-    if name in reference_names:
-        return name
-    cut = name.rfind("_")
-    while cut > 0:
-        if name[:cut] in reference_names:
-            return name[:cut]
-        cut = name.rfind("_", 0, cut)
-    return None
-
-
-def _storage(
-    node: Any,
-    slot: int,
-    tensor: Any,
-    same_name: bool,
-    reference_type: int,
-    floats: Mapping[int, str],
-) -> str | None:
-    if tensor.data_type in floats:
-        if not same_name:
-            return None  # a scale or a float zero point named after the weight
-        narrower = list(floats).index(tensor.data_type) > list(floats).index(reference_type)
-        return floats[tensor.data_type] if narrower else FLOAT_STORAGE
-    if slot in QUANTIZED_DATA_SLOTS.get(node.op_type, ()):
-        return str(node.op_type)
-    if same_name or slot in WEIGHT_SLOTS.get(node.op_type, ()):
-        # Plain ops reading integers as their weight: quantize_dynamic's Gather reads
-        # "<weight>_quantized" and dequantizes the gathered rows.
-        from onnx import helper
-
-        return str(helper.tensor_dtype_to_np_dtype(tensor.data_type).name)
-    return None  # an integer zero point named after the weight
-
-
-# --------------------------------------------------------------------------------------------
-# The report
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -488,11 +253,6 @@ def _status(forms: Sequence[WeightForm], op_type: str, op_types_sharing: int) ->
     if any(not form.quantized for form in relevant):
         return FLOAT_STORAGE
     return relevant[0].storage
-
-
-# --------------------------------------------------------------------------------------------
-# Options and the gate
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

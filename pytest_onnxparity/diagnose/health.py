@@ -30,15 +30,6 @@ from typing import Any
 
 import numpy as np
 
-from pytest_onnxparity.diagnose.coverage import (
-    GraphIndex,
-    float_element_types,
-    iter_nodes,
-    load_structure,
-    locate_forms,
-    node_label,
-    reference_weights,
-)
 from pytest_onnxparity.diagnose.health_config import (
     CONFIG_TABLE,
     DEFAULT_DOMAIN,
@@ -52,6 +43,14 @@ from pytest_onnxparity.onnxfile.dequantize import (
     dequantize,
     read_array,
 )
+from pytest_onnxparity.onnxfile.graph import (
+    GraphIndex,
+    float_element_types,
+    iter_nodes,
+    load_structure,
+    node_label,
+)
+from pytest_onnxparity.onnxfile.weight_forms import locate_forms, reference_weights
 from pytest_onnxparity.results.records import CheckResult
 
 PROTOBUF_LIMIT_BYTES = 2**31 - 1

@@ -14,12 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from pytest_onnxparity.diagnose.coverage import (
-    FLOAT_STORAGE,
-    GraphIndex,
-    WeightForm,
-    float_element_types,
-)
+from pytest_onnxparity.onnxfile.graph import GraphIndex, float_element_types
+from pytest_onnxparity.onnxfile.weight_forms import FLOAT_STORAGE, WeightForm
 
 MANTISSA_BITS = {"float64": 52, "float32": 23, "float16": 10, "bfloat16": 7}
 """Explicit mantissa bits of each float type: its relative resolution is 2 ** -bits."""

@@ -12,7 +12,6 @@ Only pytest and the standard library are imported here; the core modules (``heal
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,16 +32,6 @@ _HEALTH_ITEM: pytest.StashKey[bool] = pytest.StashKey()
 
 # Warnings listed in the terminal summary before "… N more".
 _SUMMARY_WARNINGS = 10
-
-
-def parse_health_checks(text: str) -> tuple[str, ...]:
-    """``--parity-health-checks``: a comma list of checks, ``all`` or ``none``."""
-    from pytest_onnxparity.diagnose.health_config import parse_check_list
-
-    try:
-        return parse_check_list(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 # Resolved at the session start, still before collection, once every plugin is registered.
@@ -206,14 +195,14 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """The coverage table and the health warnings, read from the run's records."""
-    reporter = config.stash.get(keys.REPORTER, None)
+    collector = config.stash.get(keys.COLLECTOR, None)
     health = config.stash.get(HEALTH_CONFIG, None)
-    if reporter is None or health is None or not health.enabled:
+    if collector is None or health is None or not health.enabled:
         return
     from pytest_onnxparity.diagnose.coverage import summary_lines
     from pytest_onnxparity.diagnose.health import warning_lines
 
-    records = reporter.collector.records
+    records = collector.records
     lines = summary_lines(records)
     warnings = warning_lines(records, _SUMMARY_WARNINGS)
     if lines and warnings:

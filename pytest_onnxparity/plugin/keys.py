@@ -1,4 +1,8 @@
-"""Stash keys: where the plugin keeps its per-run objects on ``pytest.Config``."""
+"""Stash keys: where the plugin keeps its per-run objects on ``pytest.Config``.
+
+Typed with core classes only (imported for type checking), so the glue modules that read them
+never import each other through this module.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_onnxparity.plugin.reporter import ParityReporter
+    from pytest_onnxparity.results.records import ResultCollector
     from pytest_onnxparity.run.engine import ParityEngine
     from pytest_onnxparity.run.settings import Settings
 
 SETTINGS: pytest.StashKey[Settings] = pytest.StashKey()
 ENGINE: pytest.StashKey[ParityEngine] = pytest.StashKey()
-REPORTER: pytest.StashKey[ParityReporter] = pytest.StashKey()
+# The controller's collector of every record (absent on xdist workers).
+COLLECTOR: pytest.StashKey[ResultCollector] = pytest.StashKey()

@@ -13,7 +13,6 @@ Only pytest and the standard library are imported here at load time.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import tempfile
 from collections.abc import Generator, Mapping
@@ -67,14 +66,6 @@ class PlotOutcome:
 
 LOCALIZE: pytest.StashKey[LocalizeSettings] = pytest.StashKey()
 PLOTS: pytest.StashKey[PlotOutcome] = pytest.StashKey()
-
-
-def parse_localize_dir(text: str) -> Path:
-    """``--parity-localize-dir DIR``: a folder (created if missing) for the drift plots."""
-    path = Path(text).resolve()
-    if not text or (path.exists() and not path.is_dir()):
-        raise argparse.ArgumentTypeError(f"expected a folder for the drift plots, got {text!r}")
-    return path
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -197,9 +188,9 @@ def pytest_sessionfinish(session: pytest.Session) -> Generator[None, object, obj
     # A wrapper runs before the reporter writes the results file, so the plot paths are in it.
     config = session.config
     settings = config.stash.get(LOCALIZE, None)
-    reporter = config.stash.get(keys.REPORTER, None)
-    if settings is not None and settings.active and reporter is not None:
-        config.stash[PLOTS] = draw_plots(reporter.collector, settings, _json_path(config))
+    collector = config.stash.get(keys.COLLECTOR, None)
+    if settings is not None and settings.active and collector is not None:
+        config.stash[PLOTS] = draw_plots(collector, settings, _json_path(config))
     return (yield)
 
 
@@ -264,10 +255,10 @@ def _input_set(record: Mapping[str, Any]) -> str:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     settings = config.stash.get(LOCALIZE, None)
-    reporter = config.stash.get(keys.REPORTER, None)
-    if settings is None or not settings.active or reporter is None:
+    collector = config.stash.get(keys.COLLECTOR, None)
+    if settings is None or not settings.active or collector is None:
         return
-    lines = summary_lines(reporter.collector.records)
+    lines = summary_lines(collector.records)
     outcome = config.stash.get(PLOTS, PlotOutcome(written=[]))
     lines.extend(f"drift plot written to {path}" for path in outcome.written)
     if outcome.problem:

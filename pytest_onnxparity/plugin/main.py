@@ -74,7 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_onnxparity.plugin.reporter import ParityReporter
 
         reporter = ParityReporter(config)
-        config.stash[keys.REPORTER] = reporter
+        config.stash[keys.COLLECTOR] = reporter.collector
         config.pluginmanager.register(reporter, "onnxparity-reporter")
 
 

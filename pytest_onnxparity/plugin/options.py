@@ -6,92 +6,28 @@ This module imports only the standard library: it is loaded with the plugin.
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass
 from typing import Any
 
+from pytest_onnxparity.plugin.option_types import (
+    parse_clips_dir,
+    parse_clips_limit,
+    parse_dataset,
+    parse_dim,
+    parse_fail_spec,
+    parse_health_checks,
+    parse_localize_dir,
+    parse_margin,
+    parse_non_negative_int,
+    parse_positive_int,
+    parse_scoped_tolerance,
+    parse_size_budget,
+    parse_speed_budget,
+    parse_suite_choice,
+    parse_sweep,
+)
+
 GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
-
-
-@dataclass(frozen=True)
-class ScopedTolerance:
-    """``--parity-tolerance [SCOPE:]KEY=VALUE``: one limit, for everything or for one scope.
-
-    SCOPE is a tier (``int8``), a variant tag (``q4f16``), a graph (``encoder``),
-    ``graph/variant`` or ``graph/variant/output``.
-    """
-
-    scope: str | None
-    key: str
-    value: float | int
-
-    @property
-    def specificity(self) -> int:
-        """0 for everything, 1 for a tier/variant/graph, then one more per ``/`` level."""
-        return 0 if self.scope is None else 1 + self.scope.count("/")
-
-    def applies_to(self, tier: str, graph: str, variant: str, output: str) -> bool:
-        return self.scope is None or self.scope in {
-            tier,
-            variant,
-            graph,
-            f"{graph}/{variant}",
-            f"{graph}/{variant}/{output}",
-        }
-
-
-def parse_scoped_tolerance(text: str) -> ScopedTolerance:
-    from pytest_onnxparity.config.tolerances import ToleranceError, validate_layer
-
-    scope, _, assignment = text.rpartition(":")
-    key, equals, value = assignment.partition("=")
-    if not equals or not key:
-        raise argparse.ArgumentTypeError(
-            f"expected [SCOPE:]KEY=VALUE like 'int8:rel_l2=0.05', got {text!r}"
-        )
-    integer_key = key in ("argmax_axis", "topk") and value.lstrip("-").isdecimal()
-    raw: Any = int(value) if integer_key else value
-    try:
-        layer = validate_layer({key: raw}, "--parity-tolerance")
-    except ToleranceError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return ScopedTolerance(scope or None, key, layer[key])
-
-
-def parse_dim(text: str) -> tuple[str, int]:
-    """``NAME=SIZE`` for a named dynamic dimension, e.g. ``T=97``."""
-    name, equals, size = text.partition("=")
-    if not equals or not name or not size.isdecimal() or int(size) < 1:
-        raise argparse.ArgumentTypeError(f"expected NAME=SIZE with SIZE >= 1, got {text!r}")
-    return name, int(size)
-
-
-def parse_sweep(text: str) -> tuple[str, tuple[int, ...]]:
-    """``NAME=S1,S2,...``: one input set per size, each a separate test id."""
-    name, equals, sizes = text.partition("=")
-    parts = sizes.split(",")
-    if not equals or not name or not all(p.isdecimal() and int(p) >= 1 for p in parts):
-        raise argparse.ArgumentTypeError(
-            f"expected NAME=S1,S2,... with sizes >= 1 (e.g. T=64,80,97), got {text!r}"
-        )
-    return name, tuple(int(p) for p in parts)
-
-
-def parse_margin(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    # ``not value >= 1`` also rejects NaN; an infinite margin would suggest infinite limits.
-    if not value >= 1.0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a margin >= 1 (e.g. 1.5), got {text!r}")
-    return value
-
-
-def parse_non_negative_int(text: str) -> int:
-    if not text.isdecimal():
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return int(text)
+INI_SUITE = "parity_suite"
 
 
 def add_options(parser: Any) -> None:
@@ -182,8 +118,6 @@ def add_options(parser: Any) -> None:
 
 def _add_localize_options(group: Any, parser: Any) -> None:
     """Localization: which layer of a variant drifts (``localize_plugin``)."""
-    from pytest_onnxparity.plugin.localize import parse_localize_dir
-
     group.addoption(
         "--parity-localize",
         action="store_true",
@@ -199,14 +133,6 @@ def _add_localize_options(group: Any, parser: Any) -> None:
         help="folder for the drift-by-depth plots (default: the --parity-json folder, "
         "else a new temporary folder)",
     )
-
-
-def parse_fail_spec(text: str) -> Any:
-    """``--parity-baseline-fail``: parsed by ``baseline``, imported only when the flag is used
-    (declaring options runs in every pytest process, with or without this plugin's options)."""
-    from pytest_onnxparity.results.baseline import parse_fail_spec as parse
-
-    return parse(text)
 
 
 def _add_results_options(group: Any, parser: Any) -> None:
@@ -245,8 +171,6 @@ def _add_results_options(group: Any, parser: Any) -> None:
 
 def _add_health_options(group: Any, parser: Any) -> None:
     """Graph health and quantization coverage checks (``health_plugin``)."""
-    from pytest_onnxparity.plugin.health import parse_health_checks
-
     group.addoption(
         "--parity-health-checks",
         type=parse_health_checks,
@@ -259,8 +183,6 @@ def _add_health_options(group: Any, parser: Any) -> None:
 
 def _add_suite_options(group: Any, parser: Any) -> None:
     """Ready-made suites (``suites_plugin``): start a run from a shipped declarative suite."""
-    from pytest_onnxparity.plugin.suites import INI_SUITE, parse_suite_choice
-
     group.addoption(
         "--parity-suite",
         type=parse_suite_choice,
@@ -281,33 +203,11 @@ def _add_suite_options(group: Any, parser: Any) -> None:
 def _add_speed_options(group: Any, parser: Any) -> None:
     """Speed and size gates (``speed_plugin``): budgets, repeats and warm-up of the timings."""
 
-    def speed_budget(text: str) -> Any:
-        from pytest_onnxparity.speed.timing import BudgetError, speed_budget
-
-        try:
-            return speed_budget(text, "--parity-speed-budget")
-        except BudgetError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    def size_budget(text: str) -> Any:
-        from pytest_onnxparity.export.bundle import size_budget
-        from pytest_onnxparity.speed.timing import BudgetError
-
-        try:
-            return size_budget(text, "--parity-size-budget")
-        except BudgetError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    def positive_int(text: str) -> int:
-        if not text.isdecimal() or int(text) < 1:
-            raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-        return int(text)
-
     group.addoption(
         "--parity-speed-budget",
         action="append",
         default=[],
-        type=speed_budget,
+        type=parse_speed_budget,
         metavar="[SCOPE:]METRIC<=LIMIT[x]",
         help="time every graph file and gate it: latency_ms<=40, rtf<=0.3, or relative to the "
         "reference timed in the same run: int4:latency_ms<=0.7x (recommended on shared CI)",
@@ -319,7 +219,7 @@ def _add_speed_options(group: Any, parser: Any) -> None:
         "--parity-size-budget",
         action="append",
         default=[],
-        type=size_budget,
+        type=parse_size_budget,
         metavar="[SCOPE:]METRIC<=LIMIT",
         help="gate variant bundles (unscoped or TIER/TAG:) or files (GRAPH[/TAG]:) on size: "
         "size_mb<=450, int4:ratio>=3.5, encoder/int8:size_mb<=0.3x",
@@ -335,7 +235,7 @@ def _add_speed_options(group: Any, parser: Any) -> None:
     parser.addini("parity_timing", "default for --parity-timing", type="bool", default=False)
     group.addoption(
         "--parity-timing-repeats",
-        type=positive_int,
+        type=parse_positive_int,
         metavar="N",
         help="timed rounds per figure; the median is gated (default 5)",
     )
@@ -386,12 +286,6 @@ def _add_references_options(group: Any, parser: Any) -> None:
 
 def _add_sequence_options(group: Any, parser: Any) -> None:
     """Sequence gates of a pipeline adapter over clips (``sequence_plugin``)."""
-    from pytest_onnxparity.plugin.sequence import (
-        parse_clips_dir,
-        parse_clips_limit,
-        parse_dataset,
-    )
-
     group.addoption(
         "--parity-clips",
         type=parse_clips_dir,

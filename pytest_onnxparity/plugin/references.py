@@ -107,8 +107,12 @@ def reference_hooks(config: pytest.Config) -> ReferenceHooks:
 
 def _call_hook(config: pytest.Config, name: str, graph: str) -> Any:
     """Call a user hook; whatever it raises becomes one line naming where it raised."""
-    from pytest_onnxparity.references.base import ReferenceError, first_line
-    from pytest_onnxparity.references.torch_files import TORCH_EXTRA, TorchMissingError
+    from pytest_onnxparity.references.base import (
+        TORCH_EXTRA,
+        ReferenceError,
+        TorchMissingError,
+        first_line,
+    )
 
     hook: Callable[..., Any] = getattr(config.hook, name)
     try:

@@ -24,7 +24,6 @@ Only pytest and the standard library are imported here at load time.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -90,31 +89,6 @@ CACHE: pytest.StashKey[SequenceCache] = pytest.StashKey()
 # --------------------------------------------------------------------------------------------
 # Options (registered by options._add_sequence_options)
 # --------------------------------------------------------------------------------------------
-
-
-def parse_clips_dir(text: str) -> Path:
-    """``--parity-clips DIR``: an existing folder of wav/flac clips (relative to the cwd)."""
-    path = Path(text).resolve()
-    if not text or not path.is_dir():
-        raise argparse.ArgumentTypeError(
-            f"expected a folder of .wav/.flac clips with .txt transcripts, got {text!r}"
-        )
-    return path
-
-
-def parse_dataset(text: str) -> str:
-    """``--parity-dataset NAME_OR_PATH``: a local audiofolder (made absolute) or a hub name."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected a dataset folder or a hub dataset name")
-    path = Path(text)
-    return str(path.resolve()) if path.is_dir() else text
-
-
-def parse_clips_limit(text: str) -> int:
-    """``--parity-clips-limit N``: the first N clips only (N >= 1)."""
-    if not text.isdecimal() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of clips >= 1, got {text!r}")
-    return int(text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -519,12 +493,12 @@ def measure_pipeline_rtf(
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    reporter = config.stash.get(keys.REPORTER, None)
-    if reporter is None or SEQUENCE not in config.stash:
+    collector = config.stash.get(keys.COLLECTOR, None)
+    if collector is None or SEQUENCE not in config.stash:
         return
     from pytest_onnxparity.speech.sequence import summary_lines
 
-    lines = summary_lines(reporter.collector.records)
+    lines = summary_lines(collector.records)
     if not lines:
         return
     terminalreporter.section("onnxparity sequence")

@@ -2,7 +2,7 @@
 
 Registered by ``plugin.FEATURE_PLUGINS``; imports only pytest and the standard library at top
 level. The measuring and the verdicts are in :mod:`~pytest_onnxparity.speed.timing` and
-:mod:`~pytest_onnxparity.export.bundle`.
+:mod:`~pytest_onnxparity.speed.sizes`.
 
 * ``latency[<variant>]`` per graph file, when speed budgets are set or ``--parity-timing`` asks:
   a :class:`TimingItem`, a ``pytest.Function`` so that it can request pytest-benchmark's
@@ -27,10 +27,10 @@ import pytest
 from pytest_onnxparity.plugin import keys
 
 if TYPE_CHECKING:
-    from pytest_onnxparity.export.bundle import SizeOptions
     from pytest_onnxparity.export.discovery import Graph, ModelFile
     from pytest_onnxparity.results.records import CheckResult
     from pytest_onnxparity.run.engine import ParityEngine
+    from pytest_onnxparity.speed.sizes import SizeOptions
     from pytest_onnxparity.speed.timing import (
         MeasurementContext,
         RoundRunner,
@@ -85,8 +85,8 @@ def speed_settings(config: pytest.Config) -> SpeedSettings:
 
 
 def _resolve(config: pytest.Config) -> SpeedSettings:
-    from pytest_onnxparity.export.bundle import resolve_size_options
     from pytest_onnxparity.plugin.run import ensure_settings
+    from pytest_onnxparity.speed.sizes import resolve_size_options
     from pytest_onnxparity.speed.timing import BudgetError, parallel_note, resolve_speed_options
 
     parity = ensure_settings(config)
@@ -222,8 +222,9 @@ def pytest_onnxparity_graph_items(
     if settings.speed.active:
         items.extend(latency_item(parent, graph, model, engine) for model in graph.files)
     if settings.size.active:
-        from pytest_onnxparity.export.bundle import evaluate_file, file_budgets, file_size
+        from pytest_onnxparity.export.sizes import file_size
         from pytest_onnxparity.plugin.items import CheckItem
+        from pytest_onnxparity.speed.sizes import evaluate_file, file_budgets
 
         for model in graph.files:
             size = file_size(engine.folder.root, graph, model)
@@ -259,7 +260,8 @@ def bundle_items(parent: pytest.Collector, engine: ParityEngine) -> list[pytest.
     settings = speed_settings(parent.config)
     if not settings.size.active:
         return []
-    from pytest_onnxparity.export.bundle import bundle_budgets, evaluate_bundle, size_report
+    from pytest_onnxparity.export.sizes import size_report
+    from pytest_onnxparity.speed.sizes import bundle_budgets, evaluate_bundle
 
     items: list[pytest.Item] = []
     for bundle in size_report(engine.folder).bundles:
@@ -290,11 +292,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     engine = config.stash.get(keys.ENGINE, None)
     if engine is None or config.option.collectonly:
         return
-    from pytest_onnxparity.export.bundle import size_lines, size_report
+    from pytest_onnxparity.export.sizes import size_report
+    from pytest_onnxparity.speed.sizes import size_lines
     from pytest_onnxparity.speed.timing import speed_lines
 
-    reporter = config.stash.get(keys.REPORTER, None)
-    records = reporter.collector.records if reporter is not None else []
+    collector = config.stash.get(keys.COLLECTOR, None)
+    records = collector.records if collector is not None else []
     lines = speed_lines(records)
     if lines:
         terminalreporter.section("onnxparity speed")

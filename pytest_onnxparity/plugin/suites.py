@@ -13,7 +13,6 @@ Only pytest and the standard library are imported here at load time.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_onnxparity.plugin.options import INI_SUITE
+
 if TYPE_CHECKING:
     from pytest_onnxparity.config.project import ParityConfig
     from pytest_onnxparity.export.discovery import ExportFolder, Graph
     from pytest_onnxparity.run.engine import ParityEngine
     from pytest_onnxparity.suites.checks import StreamCache
     from pytest_onnxparity.suites.loading import Suite, SuiteOptions
-
-INI_SUITE = "parity_suite"
 
 
 @dataclass(frozen=True)
@@ -58,13 +57,6 @@ class SuiteState:
 SELECTED: pytest.StashKey[SelectedSuite] = pytest.StashKey()
 STATE: pytest.StashKey[SuiteState] = pytest.StashKey()
 STREAMS: pytest.StashKey[StreamCache] = pytest.StashKey()
-
-
-def parse_suite_choice(text: str) -> str:
-    """``--parity-suite NAME|PATH``: a shipped suite's name or a path to a suite ``.toml``."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected a suite name (see --parity-suites) or a path")
-    return text
 
 
 def selected_suite(config: pytest.Config) -> Suite | None:

@@ -14,31 +14,14 @@ import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from pytest_onnxparity.references.base import CallableReference, ReferenceError, first_line
+from pytest_onnxparity.references.base import ReferenceError, first_line, require_torch
+from pytest_onnxparity.references.callable import CallableReference
 from pytest_onnxparity.references.config import InputMapping
 
-TORCH_EXTRA = "pip install pytest-onnxparity[torch]"
 # TorchScript parameter types that take a Python value rather than a tensor.
 SCALAR_TYPES = ("int", "float", "bool")
-
-
-class TorchMissingError(ReferenceError):
-    """torch is not installed; the plugin may turn this into a skip."""
-
-
-def require_torch(purpose: str = "a torch reference") -> ModuleType:
-    """Import torch, or raise :class:`TorchMissingError` naming the extra to install."""
-    try:
-        import torch
-    except ImportError:
-        raise TorchMissingError(
-            f"torch is not installed, and {purpose} needs it: {TORCH_EXTRA} (or gate on "
-            "outputs recorded with --parity-record, which need no torch)"
-        ) from None
-    return torch
 
 
 def load_torchscript(

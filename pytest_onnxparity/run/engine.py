@@ -24,26 +24,23 @@ from pytest_onnxparity.compare.parity import OutputMismatchError, compare
 from pytest_onnxparity.config.tolerances import ToleranceLayer
 from pytest_onnxparity.export.discovery import ExportFolder, Graph, ModelFile
 from pytest_onnxparity.onnxfile.signature import TensorSpec, read_signature
-from pytest_onnxparity.references.base import (
-    CallableReference,
-    OnnxReference,
-    Reference,
-    ReferenceError,
-    open_reference,
-    record_outputs,
-)
+from pytest_onnxparity.references.base import Reference, ReferenceError
+from pytest_onnxparity.references.callable import CallableReference
 from pytest_onnxparity.references.config import (
     InputMapping,
     ReferenceSettings,
     ReferenceSpec,
     check_graph_names,
 )
+from pytest_onnxparity.references.onnx import OnnxReference
+from pytest_onnxparity.references.opening import open_reference
 from pytest_onnxparity.references.recorded import (
     RecordedDataError,
     default_record_path,
     recorded_set_names,
     write_recorded,
 )
+from pytest_onnxparity.references.replay import record_outputs
 from pytest_onnxparity.results.records import ParityRecord
 from pytest_onnxparity.run.real_inputs import (
     check_input_set,

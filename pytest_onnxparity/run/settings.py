@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_onnxparity.config.project import ParityConfig
-from pytest_onnxparity.config.tolerances import Tolerance, ToleranceLayer, resolve
-from pytest_onnxparity.plugin.options import ScopedTolerance
+from pytest_onnxparity.config.tolerances import ScopedTolerance, Tolerance, ToleranceLayer, resolve
 from pytest_onnxparity.runtime.inputs import InputPlan
 from pytest_onnxparity.runtime.sessions import SessionSettings
 

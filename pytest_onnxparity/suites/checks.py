@@ -22,7 +22,7 @@ from pytest_onnxparity.compare.pooling import (
     compare_pooled,
     pool,
 )
-from pytest_onnxparity.references.base import OnnxReference
+from pytest_onnxparity.references.onnx import OnnxReference
 from pytest_onnxparity.results.records import CheckResult
 from pytest_onnxparity.run.engine import INPUT_PROBLEMS
 from pytest_onnxparity.runtime.inputs import InputSet
