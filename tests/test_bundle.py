@@ -10,6 +10,7 @@ import pytest
 
 from pytest_onnxparity.export.discovery import ExportFolder, Graph, ModelFile, discover
 from pytest_onnxparity.export.sizes import bundle_bytes, size_report
+from pytest_onnxparity.speed.budgets import Budget, BudgetError
 from pytest_onnxparity.speed.sizes import (
     SIZE_KEYS,
     bundle_budgets,
@@ -20,7 +21,6 @@ from pytest_onnxparity.speed.sizes import (
     size_budget,
     size_lines,
 )
-from pytest_onnxparity.speed.timing import Budget, BudgetError
 
 ROOT = Path("/export")
 

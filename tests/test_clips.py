@@ -10,14 +10,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from pytest_onnxparity.speech.clips import (
-    Clip,
-    ClipError,
-    ClipSource,
-    load_audio_folder,
-    load_hf_dataset,
-    resample,
-)
+from pytest_onnxparity.speech.clip_source import ClipSource
+from pytest_onnxparity.speech.clips import Clip, ClipError, load_audio_folder, resample
+from pytest_onnxparity.speech.hf_datasets import load_hf_dataset
 
 COMMITTED_CLIPS = Path(__file__).parent / "data" / "clips"
 

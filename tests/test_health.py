@@ -14,14 +14,14 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pytest_onnxparity.config.project import ConfigError
 from pytest_onnxparity.diagnose.coverage import CoverageOptions
-from pytest_onnxparity.diagnose.health import run_health_check, warning_lines
-from pytest_onnxparity.diagnose.health_config import (
+from pytest_onnxparity.diagnose.health.config import (
     ALL_CHECKS,
     HealthOptions,
     parse_check_list,
     parse_health_config,
     parse_health_options,
 )
+from pytest_onnxparity.diagnose.health.run import run_health_check, warning_lines
 from pytest_onnxparity.onnxfile.dequantize import dequantize
 from pytest_onnxparity.onnxfile.graph import GraphIndex, load_structure
 from pytest_onnxparity.onnxfile.weight_forms import locate_forms

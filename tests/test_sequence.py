@@ -11,23 +11,20 @@ import numpy as np
 import pytest
 
 from pytest_onnxparity.config.project import ConfigError
-from pytest_onnxparity.speech.clips import Clip, ClipSource
-from pytest_onnxparity.speech.sequence import (
-    AdapterError,
+from pytest_onnxparity.speech.clip_compare import (
     ClipComparison,
-    PipelineOutput,
-    SequenceGates,
     argmax_mismatches,
     compare_clip,
-    evaluate_clip,
-    evaluate_sequence,
     first_divergence,
-    per_clip_table,
-    run_adapter,
-    summary_lines,
     token_levenshtein,
 )
+from pytest_onnxparity.speech.clip_source import ClipSource
+from pytest_onnxparity.speech.clips import Clip
+from pytest_onnxparity.speech.pipeline import AdapterError, PipelineOutput, run_adapter
 from pytest_onnxparity.speech.sequence_config import parse_sequence_options
+from pytest_onnxparity.speech.sequence_gates import SequenceGates
+from pytest_onnxparity.speech.sequence_report import per_clip_table, summary_lines
+from pytest_onnxparity.speech.sequence_verdict import evaluate_clip, evaluate_sequence
 from pytest_onnxparity.speech.transcripts import (
     ErrorCounts,
     TextNormalization,
@@ -553,7 +550,7 @@ def test_run_adapter_rejects_an_adapter_that_returns_something_else() -> None:
     with pytest.raises(
         AdapterError,
         match=r"returned list for clip 'c1'; return "
-        r"pytest_onnxparity.speech.sequence.PipelineOutput",
+        r"pytest_onnxparity.speech.pipeline.PipelineOutput",
     ):
         run_adapter(adapter, {}, clip("c1"))  # type: ignore[arg-type]
 

@@ -12,7 +12,7 @@ import pytest
 from pytest_onnxparity.config.project import ConfigError
 from pytest_onnxparity.export.discovery import ExportFolder, Graph, ModelFile
 from pytest_onnxparity.speech.clips import Clip, ClipError
-from pytest_onnxparity.speech.sequence import AdapterError, PipelineOutput
+from pytest_onnxparity.speech.pipeline import AdapterError, PipelineOutput
 from pytest_onnxparity.speech.sequence_run import SequenceCache, VariantSet, resolve_variant_sets
 from pytest_onnxparity.speech.transcripts import TextNormalization
 

@@ -206,7 +206,8 @@ import numpy as np
 
 from pytest_onnxparity.speech.clips import Clip
 from pytest_onnxparity.plugin.speed import TimingItem
-from pytest_onnxparity.speed.timing import MeasurementContext, SpeedSubject, measure_rtf
+from pytest_onnxparity.speed.measure import MeasurementContext, measure_rtf
+from pytest_onnxparity.speed.verdict import SpeedSubject
 
 CLIPS = [Clip(f"clip{i}", np.zeros(16000, dtype=np.float32), 16000) for i in range(2)]
 # Seconds an adapter sleeps per clip: int4 is deliberately ten times slower than its reference.

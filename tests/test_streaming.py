@@ -14,17 +14,18 @@ import pytest
 from pytest_onnxparity.config.project import ConfigError
 from pytest_onnxparity.config.tolerances import Tolerance
 from pytest_onnxparity.onnxfile.signature import TensorSpec
+from pytest_onnxparity.speech.signals import load_signal, make_signal
 from pytest_onnxparity.speech.streaming import (
-    SIGNAL_KINDS,
-    StreamingError,
-    StreamingOptions,
     check_streamable,
     compare_streams,
     initial_state,
-    load_signal,
-    make_signal,
-    parse_streaming_options,
     run_stream,
+)
+from pytest_onnxparity.speech.streaming_config import (
+    SIGNAL_KINDS,
+    StreamingError,
+    StreamingOptions,
+    parse_streaming_options,
 )
 
 WHERE = "suite.toml [suite] streaming"

@@ -18,26 +18,30 @@ import pytest
 
 from pytest_onnxparity.runtime.sessions import SessionSettings, open_session
 from pytest_onnxparity.speech.clips import Clip
-from pytest_onnxparity.speed.timing import (
-    PARALLEL_NOTE,
+from pytest_onnxparity.speed.budgets import (
     SPEED_METRICS,
     SPEED_RELATIVE,
     Budget,
     BudgetError,
+    parse_budget,
+    select_budgets,
+)
+from pytest_onnxparity.speed.measure import (
     MeasurementContext,
     SerialRounds,
     SpeedMeasurement,
-    SpeedSubject,
     TimingPlan,
-    check_scopes,
-    evaluate_speed,
     measure_latency,
     measure_rtf,
-    parallel_note,
-    parse_budget,
-    resolve_speed_options,
-    select_budgets,
     session_call,
+)
+from pytest_onnxparity.speed.verdict import (
+    PARALLEL_NOTE,
+    SpeedSubject,
+    check_scopes,
+    evaluate_speed,
+    parallel_note,
+    resolve_speed_options,
     speed_budget,
     speed_lines,
 )

@@ -10,7 +10,7 @@ that a quantized op reads as data, plus ``W`` itself when it is still a float te
 
 Configuration: ``min_quantized_fraction`` and ``require_quantized`` live in the
 ``[tool.onnxparity.health]`` table. :func:`parse_coverage_options` reads only those two keys;
-:mod:`pytest_onnxparity.diagnose.health_config` owns the table and rejects unknown keys, so
+:mod:`pytest_onnxparity.diagnose.health.config` owns the table and rejects unknown keys, so
 each mistake is reported once."""
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ def parse_coverage_options(raw: Mapping[str, Any], where: str) -> CoverageOption
     """Read ``min_quantized_fraction`` and ``require_quantized`` from the health table.
 
     Other keys are left to
-    :func:`pytest_onnxparity.diagnose.health_config.parse_health_options`,
+    :func:`pytest_onnxparity.diagnose.health.config.parse_health_options`,
     which owns the table and rejects unknown keys.
     """
     if not isinstance(raw, Mapping):

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from pytest_onnxparity.export.discovery import ExportFolder
-    from pytest_onnxparity.run.engine import ParityCase, ParityEngine
+    from pytest_onnxparity.run.cases import ParityCase
+    from pytest_onnxparity.run.engine import ParityEngine
     from pytest_onnxparity.runtime.inputs import InputSet
     from pytest_onnxparity.runtime.sessions import OnnxRunner
 
@@ -80,7 +81,7 @@ def parametrize_cases(metafunc: pytest.Metafunc) -> None:
             indirect=True,
         )
         return
-    from pytest_onnxparity.run.engine import ParityCase
+    from pytest_onnxparity.run.cases import ParityCase
     from pytest_onnxparity.runtime.inputs import DEFAULT_SET
 
     marker = metafunc.definition.get_closest_marker("parity")
@@ -209,7 +210,7 @@ def _custom_record(
 ) -> Any:
     from pytest_onnxparity.compare.parity import compare
     from pytest_onnxparity.results.records import ParityRecord
-    from pytest_onnxparity.run.engine import INPUT_PROBLEMS
+    from pytest_onnxparity.run.cases import INPUT_PROBLEMS
 
     if variant is None:
         pytest.fail(

@@ -20,7 +20,7 @@ import pytest
 from pytest_onnxparity.plugin import keys
 
 if TYPE_CHECKING:
-    from pytest_onnxparity.diagnose.health_config import FileOptions, HealthConfig
+    from pytest_onnxparity.diagnose.health.config import FileOptions, HealthConfig
     from pytest_onnxparity.export.discovery import Graph, ModelFile
     from pytest_onnxparity.results.records import CheckResult
     from pytest_onnxparity.run.engine import ParityEngine
@@ -42,7 +42,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if engine is None:
         return
     from pytest_onnxparity.config.project import ConfigError
-    from pytest_onnxparity.diagnose.health_config import parse_health_config
+    from pytest_onnxparity.diagnose.health.config import parse_health_config
 
     parity_config = engine.settings.config
     folder = engine.folder
@@ -112,8 +112,8 @@ def _health_check(
     engine: ParityEngine, graph: Graph, model: ModelFile, check: str, options: FileOptions
 ) -> Callable[[], CheckResult]:
     def run() -> CheckResult:
-        from pytest_onnxparity.diagnose.health import run_health_check
-        from pytest_onnxparity.run.engine import INPUT_PROBLEMS
+        from pytest_onnxparity.diagnose.health.run import run_health_check
+        from pytest_onnxparity.run.cases import INPUT_PROBLEMS
 
         is_reference = model is graph.reference_file
         compares = check in ("initializers", "structure") and not is_reference
@@ -200,7 +200,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if collector is None or health is None or not health.enabled:
         return
     from pytest_onnxparity.diagnose.coverage import summary_lines
-    from pytest_onnxparity.diagnose.health import warning_lines
+    from pytest_onnxparity.diagnose.health.run import warning_lines
 
     records = collector.records
     lines = summary_lines(records)

@@ -94,7 +94,7 @@ def pytest_onnxparity_pipeline_adapter(config: pytest.Config) -> Any:
     """The pipeline adapter the sequence gates run on every clip, or None.
 
     Return a callable ``adapter(graphs, clip, *, forced_tokens=None) -> PipelineOutput``
-    (``pytest_onnxparity.speech.sequence.PipelineAdapter``). ``graphs`` maps each graph of the
+    (``pytest_onnxparity.speech.pipeline.PipelineAdapter``). ``graphs`` maps each graph of the
     pipeline (``encoder``, ``decoder_init``…) to the runner of the file one variant set chose
     for it (``runner.run({input: array}) -> {output: array}``); ``clip`` is a
     ``pytest_onnxparity.speech.clips.Clip`` (mono float32 ``audio``, ``sample_rate``, ground-truth

@@ -12,7 +12,8 @@ from pytest_onnxparity.compare.gates import failure_message
 from pytest_onnxparity.export.discovery import Graph
 from pytest_onnxparity.plugin import keys
 from pytest_onnxparity.results.records import CheckResult, ParityRecord, encode_property
-from pytest_onnxparity.run.engine import ParityCase, ParityEngine
+from pytest_onnxparity.run.cases import ParityCase
+from pytest_onnxparity.run.engine import ParityEngine
 from pytest_onnxparity.runtime.inputs import DEFAULT_SET
 
 

@@ -89,7 +89,7 @@ def parse_fail_spec(text: str) -> Any:
 
 def parse_health_checks(text: str) -> tuple[str, ...]:
     """``--parity-health-checks``: a comma list of checks, ``all`` or ``none``."""
-    from pytest_onnxparity.diagnose.health_config import parse_check_list
+    from pytest_onnxparity.diagnose.health.config import parse_check_list
 
     return _usage_error(lambda: parse_check_list(text), ValueError)
 
@@ -103,15 +103,16 @@ def parse_suite_choice(text: str) -> str:
 
 def parse_speed_budget(text: str) -> Any:
     """``--parity-speed-budget [SCOPE:]METRIC<=LIMIT[x]``."""
-    from pytest_onnxparity.speed.timing import BudgetError, speed_budget
+    from pytest_onnxparity.speed.budgets import BudgetError
+    from pytest_onnxparity.speed.verdict import speed_budget
 
     return _usage_error(lambda: speed_budget(text, "--parity-speed-budget"), BudgetError)
 
 
 def parse_size_budget(text: str) -> Any:
     """``--parity-size-budget [SCOPE:]METRIC<=LIMIT``."""
+    from pytest_onnxparity.speed.budgets import BudgetError
     from pytest_onnxparity.speed.sizes import size_budget
-    from pytest_onnxparity.speed.timing import BudgetError
 
     return _usage_error(lambda: size_budget(text, "--parity-size-budget"), BudgetError)
 

@@ -20,7 +20,8 @@ from pytest_onnxparity.plugin import keys
 if TYPE_CHECKING:
     from pytest_onnxparity.references.base import Reference
     from pytest_onnxparity.references.config import ReferenceSettings
-    from pytest_onnxparity.run.engine import ParityEngine, Recording, ReferenceHooks
+    from pytest_onnxparity.run.cases import Recording, ReferenceHooks
+    from pytest_onnxparity.run.engine import ParityEngine
 
 REFERENCE_SETTINGS: pytest.StashKey[ReferenceSettings] = pytest.StashKey()
 RECORDER_NAME = "onnxparity-recorder"
@@ -94,7 +95,7 @@ def reference_settings(config: pytest.Config, engine: ParityEngine) -> Reference
 
 def reference_hooks(config: pytest.Config) -> ReferenceHooks:
     """The conftest hooks as the plain callables the engine takes."""
-    from pytest_onnxparity.run.engine import INPUTS_HOOK, REFERENCE_HOOK, ReferenceHooks
+    from pytest_onnxparity.run.cases import INPUTS_HOOK, REFERENCE_HOOK, ReferenceHooks
 
     def module(graph: str) -> Any:
         return _call_hook(config, REFERENCE_HOOK, graph)
@@ -180,7 +181,7 @@ def parity_reference(request: pytest.FixtureRequest) -> Callable[..., Reference]
         from pytest_onnxparity.config.project import ConfigError
         from pytest_onnxparity.export.discovery import NotDiscoveredError
         from pytest_onnxparity.references.config import parse_reference_options
-        from pytest_onnxparity.run.engine import INPUT_PROBLEMS
+        from pytest_onnxparity.run.cases import INPUT_PROBLEMS
 
         try:
             found = engine.folder.graph(graph)
@@ -222,7 +223,7 @@ class ReferenceRecorder:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         from pytest_onnxparity.references.recorded import RecordedDataError
-        from pytest_onnxparity.run.engine import INPUT_PROBLEMS
+        from pytest_onnxparity.run.cases import INPUT_PROBLEMS
 
         for graph in self.engine.folder.graphs:
             if graph.name not in self.graphs:

@@ -39,11 +39,12 @@ if TYPE_CHECKING:
     from pytest_onnxparity.plugin.speed import TimingItem
     from pytest_onnxparity.results.records import CheckResult
     from pytest_onnxparity.run.engine import ParityEngine
-    from pytest_onnxparity.speech.clips import ClipSource
-    from pytest_onnxparity.speech.sequence import ClipComparison, PipelineAdapter
+    from pytest_onnxparity.speech.clip_compare import ClipComparison
+    from pytest_onnxparity.speech.clip_source import ClipSource
+    from pytest_onnxparity.speech.pipeline import PipelineAdapter
     from pytest_onnxparity.speech.sequence_config import SequenceOptions
     from pytest_onnxparity.speech.sequence_run import SequenceCache, VariantSet
-    from pytest_onnxparity.speed.timing import RoundRunner, SpeedMeasurement, TimingPlan
+    from pytest_onnxparity.speed.measure import RoundRunner, SpeedMeasurement, TimingPlan
 
 ADAPTER_HOOK = "pytest_onnxparity_pipeline_adapter"
 GROUP_PREFIX = "onnxparity-sequence-"
@@ -125,7 +126,7 @@ def resolve_settings(config: pytest.Config, engine: ParityEngine) -> SequenceSet
     """The ``[sequence]`` table under the command-line options, or None when neither asks for
     sequence gates. Raises ``ConfigError`` naming the table or the flag."""
     from pytest_onnxparity.config.project import ConfigError, read_toml_table, section_where
-    from pytest_onnxparity.speech.clips import ClipSource
+    from pytest_onnxparity.speech.clip_source import ClipSource
     from pytest_onnxparity.speech.sequence_config import parse_sequence_options
 
     option = config.option
@@ -306,9 +307,9 @@ def _release(engine: ParityEngine, reference: VariantSet) -> None:
 
 def _problems() -> tuple[type[BaseException], ...]:
     """The user's input being wrong (not our bug): a one-line failure, no traceback."""
-    from pytest_onnxparity.run.engine import INPUT_PROBLEMS
+    from pytest_onnxparity.run.cases import INPUT_PROBLEMS
     from pytest_onnxparity.speech.clips import ClipError
-    from pytest_onnxparity.speech.sequence import AdapterError
+    from pytest_onnxparity.speech.pipeline import AdapterError
 
     return (*INPUT_PROBLEMS, ClipError, AdapterError, ImportError)
 
@@ -320,7 +321,7 @@ def _clip_check(
     gates: Any,
     context: Mapping[str, Any],
 ) -> CheckResult:
-    from pytest_onnxparity.speech.sequence import evaluate_clip
+    from pytest_onnxparity.speech.sequence_verdict import evaluate_clip
 
     try:
         comparison = cache.comparison(
@@ -338,7 +339,7 @@ def _set_check(
     gates: Any,
     context: Mapping[str, Any],
 ) -> CheckResult:
-    from pytest_onnxparity.speech.sequence import evaluate_sequence
+    from pytest_onnxparity.speech.sequence_verdict import evaluate_sequence
 
     comparisons: list[ClipComparison] = []
     for clip_id in clip_ids:
@@ -353,7 +354,7 @@ def _set_check(
 
 def _failed(variant_set: str, message: str, check: str) -> CheckResult:
     from pytest_onnxparity.results.records import CheckResult
-    from pytest_onnxparity.speech.sequence import PIPELINE_GRAPH
+    from pytest_onnxparity.speech.pipeline import PIPELINE_GRAPH
 
     return CheckResult(
         check, PIPELINE_GRAPH, variant_set, passed=False, message=f"{variant_set}: {message}"
@@ -406,7 +407,8 @@ class ProblemItem(pytest.Item):
     def runtest(self) -> None:
         from pytest_onnxparity.plugin.items import record_and_gate
         from pytest_onnxparity.results.records import CheckResult
-        from pytest_onnxparity.speech.sequence import CHECK_NAME, PIPELINE_GRAPH
+        from pytest_onnxparity.speech.pipeline import PIPELINE_GRAPH
+        from pytest_onnxparity.speech.sequence_report import CHECK_NAME
 
         result = CheckResult(
             CHECK_NAME, PIPELINE_GRAPH, "", passed=False, message=f"onnxparity: {self.problem}"
@@ -443,8 +445,9 @@ def rtf_items(
     if not config.pluginmanager.has_plugin("onnxparity-speed_plugin"):
         return []
     from pytest_onnxparity.plugin.speed import TimingItem, speed_settings
-    from pytest_onnxparity.speech.sequence import PIPELINE_GRAPH
-    from pytest_onnxparity.speed.timing import MeasurementContext, SpeedSubject
+    from pytest_onnxparity.speech.pipeline import PIPELINE_GRAPH
+    from pytest_onnxparity.speed.measure import MeasurementContext
+    from pytest_onnxparity.speed.verdict import SpeedSubject
 
     speed = speed_settings(config).speed
     wanted = speed.measure or any(budget.metric == "rtf" for budget in speed.budgets)
@@ -479,7 +482,7 @@ def measure_pipeline_rtf(
 ) -> SpeedMeasurement:
     """The adapter over every clip of the run with ``variant_set``'s graphs: aggregated RTF
     (median round time / total audio) and each clip's, after ``plan.warmup`` untimed rounds."""
-    from pytest_onnxparity.speed.timing import measure_rtf
+    from pytest_onnxparity.speed.measure import measure_rtf
 
     graphs = cache.graphs(variant_set)
     adapter: PipelineAdapter = cache.adapter
@@ -496,7 +499,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     collector = config.stash.get(keys.COLLECTOR, None)
     if collector is None or SEQUENCE not in config.stash:
         return
-    from pytest_onnxparity.speech.sequence import summary_lines
+    from pytest_onnxparity.speech.sequence_report import summary_lines
 
     lines = summary_lines(collector.records)
     if not lines:

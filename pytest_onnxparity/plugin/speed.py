@@ -30,15 +30,14 @@ if TYPE_CHECKING:
     from pytest_onnxparity.export.discovery import Graph, ModelFile
     from pytest_onnxparity.results.records import CheckResult
     from pytest_onnxparity.run.engine import ParityEngine
-    from pytest_onnxparity.speed.sizes import SizeOptions
-    from pytest_onnxparity.speed.timing import (
+    from pytest_onnxparity.speed.measure import (
         MeasurementContext,
         RoundRunner,
         SpeedMeasurement,
-        SpeedOptions,
-        SpeedSubject,
         TimingPlan,
     )
+    from pytest_onnxparity.speed.sizes import SizeOptions
+    from pytest_onnxparity.speed.verdict import SpeedOptions, SpeedSubject
 
 TIMING_GROUP = "onnxparity-timing"
 """The ``xdist_group`` of every timing test: one worker runs them all under --dist loadgroup."""
@@ -86,8 +85,9 @@ def speed_settings(config: pytest.Config) -> SpeedSettings:
 
 def _resolve(config: pytest.Config) -> SpeedSettings:
     from pytest_onnxparity.plugin.run import ensure_settings
+    from pytest_onnxparity.speed.budgets import BudgetError
     from pytest_onnxparity.speed.sizes import resolve_size_options
-    from pytest_onnxparity.speed.timing import BudgetError, parallel_note, resolve_speed_options
+    from pytest_onnxparity.speed.verdict import parallel_note, resolve_speed_options
 
     parity = ensure_settings(config)
     where = " + ".join(parity.config.sources) or "config"
@@ -150,7 +150,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     engine = config.stash.get(keys.ENGINE, None)
     if engine is None:
         return
-    from pytest_onnxparity.speed.timing import BudgetError, check_scopes
+    from pytest_onnxparity.speed.budgets import BudgetError
+    from pytest_onnxparity.speed.verdict import check_scopes
 
     settings = speed_settings(config)
     folder = engine.folder
@@ -184,7 +185,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # the tag itself is the proof that the timing tests run serially on one worker.
     if keys.ENGINE not in config.stash:
         return  # no export folder, so no timing tests (and nothing to import)
-    from pytest_onnxparity.speed.timing import parallel_note
+    from pytest_onnxparity.speed.verdict import parallel_note
 
     workers, grouped = _xdist_layout(config)
     timing = [item for item in items if isinstance(item, TimingItem)]
@@ -294,7 +295,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     from pytest_onnxparity.export.sizes import size_report
     from pytest_onnxparity.speed.sizes import size_lines
-    from pytest_onnxparity.speed.timing import speed_lines
+    from pytest_onnxparity.speed.verdict import speed_lines
 
     collector = config.stash.get(keys.COLLECTOR, None)
     records = collector.records if collector is not None else []
@@ -381,8 +382,10 @@ class TimingItem(pytest.Function):
 
     def runtest(self) -> None:
         from pytest_onnxparity.plugin.items import record_and_gate
-        from pytest_onnxparity.run.engine import INPUT_PROBLEMS
-        from pytest_onnxparity.speed.timing import BudgetError, SerialRounds, evaluate_speed
+        from pytest_onnxparity.run.cases import INPUT_PROBLEMS
+        from pytest_onnxparity.speed.budgets import BudgetError
+        from pytest_onnxparity.speed.measure import SerialRounds
+        from pytest_onnxparity.speed.verdict import evaluate_speed
 
         settings = speed_settings(self.config)
         subject = self.subject
@@ -423,7 +426,7 @@ class TimingItem(pytest.Function):
         record_and_gate(self, result)
 
     def _reference(self, metric: str, plan: TimingPlan) -> SpeedMeasurement | None:
-        from pytest_onnxparity.speed.timing import SerialRounds
+        from pytest_onnxparity.speed.measure import SerialRounds
 
         store = self.config.stash.setdefault(REFERENCE_TIMINGS, {})
         key = (self.subject.graph, metric)
@@ -451,7 +454,7 @@ class BenchmarkRounds:
         return "pytest-benchmark"
 
     def __call__(self, target: Callable[[], object], warmup: int, repeats: int) -> list[float]:
-        from pytest_onnxparity.speed.timing import SerialRounds
+        from pytest_onnxparity.speed.measure import SerialRounds
 
         if self.fixture.disabled:
             # pedantic() calls its target once when disabled; using it keeps the fixture "used".
@@ -467,7 +470,8 @@ def latency_item(
     parent: pytest.Collector, graph: Graph, model: ModelFile, engine: ParityEngine
 ) -> TimingItem:
     """``latency[<variant>]``: one call of the graph file's cached session, median of repeats."""
-    from pytest_onnxparity.speed.timing import MeasurementContext, SpeedSubject
+    from pytest_onnxparity.speed.measure import MeasurementContext
+    from pytest_onnxparity.speed.verdict import SpeedSubject
 
     def context() -> MeasurementContext:
         return MeasurementContext.of_session(
@@ -489,7 +493,7 @@ def latency_item(
 def _measure_latency(
     engine: ParityEngine, graph: Graph, model: ModelFile, rounds: RoundRunner, plan: TimingPlan
 ) -> SpeedMeasurement:
-    from pytest_onnxparity.speed.timing import measure_latency, session_call
+    from pytest_onnxparity.speed.measure import measure_latency, session_call
 
     call = session_call(engine.runner(model), engine.inputs(graph, {}).arrays)
     return measure_latency(call, plan, rounds)

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pytest_onnxparity.config.project import ConfigError, check_keys, sub_table
-from pytest_onnxparity.speech.clips import SOURCE_KEYS, ClipSource, parse_clip_source
-from pytest_onnxparity.speech.sequence import RATE_GATES, REFERENCE_TAG, SequenceGates
+from pytest_onnxparity.speech.clip_source import SOURCE_KEYS, ClipSource, parse_clip_source
+from pytest_onnxparity.speech.pipeline import REFERENCE_TAG
+from pytest_onnxparity.speech.sequence_gates import RATE_GATES, SequenceGates
 from pytest_onnxparity.speech.transcripts import TextNormalization, parse_normalization
 
 GATE_KEYS = tuple(item.name for item in fields(SequenceGates))

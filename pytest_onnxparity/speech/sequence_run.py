@@ -16,13 +16,12 @@ from typing import Any
 from pytest_onnxparity.config.project import ConfigError
 from pytest_onnxparity.export.discovery import TIERS_BY_PRECISION, ExportFolder, ModelFile
 from pytest_onnxparity.runtime.sessions import OnnxRunner
+from pytest_onnxparity.speech.clip_compare import ClipComparison, compare_clip
 from pytest_onnxparity.speech.clips import Clip, ClipError
-from pytest_onnxparity.speech.sequence import (
+from pytest_onnxparity.speech.pipeline import (
     REFERENCE_TAG,
-    ClipComparison,
     PipelineAdapter,
     PipelineOutput,
-    compare_clip,
     run_adapter,
 )
 from pytest_onnxparity.speech.transcripts import TextNormalization

@@ -16,7 +16,7 @@ from pytest_onnxparity.export.discovery import human_size
 from pytest_onnxparity.export.sizes import BYTES_PER_MB, Bundle, FileSize, SizeReport
 from pytest_onnxparity.results.records import CheckResult
 from pytest_onnxparity.results.terminal import table
-from pytest_onnxparity.speed.timing import (
+from pytest_onnxparity.speed.budgets import (
     Budget,
     BudgetError,
     parse_budget,

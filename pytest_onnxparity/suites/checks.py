@@ -24,17 +24,16 @@ from pytest_onnxparity.compare.pooling import (
 )
 from pytest_onnxparity.references.onnx import OnnxReference
 from pytest_onnxparity.results.records import CheckResult
-from pytest_onnxparity.run.engine import INPUT_PROBLEMS
+from pytest_onnxparity.run.cases import INPUT_PROBLEMS
 from pytest_onnxparity.runtime.inputs import InputSet
+from pytest_onnxparity.speech.signals import load_signal
 from pytest_onnxparity.speech.streaming import (
-    StreamingError,
-    StreamingOptions,
     StreamRun,
     check_streamable,
     compare_streams,
-    load_signal,
     run_stream,
 )
+from pytest_onnxparity.speech.streaming_config import StreamingError, StreamingOptions
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -43,7 +43,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 if TYPE_CHECKING:
     from pytest_onnxparity.compare.pooling import PooledOptions
     from pytest_onnxparity.onnxfile.signature import TensorSpec
-    from pytest_onnxparity.speech.streaming import StreamingOptions
+    from pytest_onnxparity.speech.streaming_config import StreamingOptions
 
 SUITES_FOLDER = "shipped"
 SUITE_SECTION = "suite"
@@ -184,7 +184,7 @@ def parse_suite_options(
 ) -> SuiteOptions:
     """Validate a merged ``[suite]`` section (a suite's, extended by the user's config)."""
     from pytest_onnxparity.compare.pooling import parse_pooled_options
-    from pytest_onnxparity.speech.streaming import parse_streaming_options
+    from pytest_onnxparity.speech.streaming_config import parse_streaming_options
 
     check_keys(raw, SUITE_KEYS, where)
     name = raw.get("name")
