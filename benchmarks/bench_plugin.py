@@ -186,7 +186,7 @@ def folder_bytes(folder: Path) -> int:
 def copy_graph(source: Path, graph_name: str, target: Path, copies: int) -> Path:
     """Copy one graph's files from ``source`` into ``target`` ``copies`` times, each copy a graph
     of its own (``<graph>_copy<i>``); one copy keeps the original names."""
-    from pytest_onnxparity.export.discovery import discover
+    from pytest_onnxparity import discover
 
     graph = discover(source).graph(graph_name)
     if target.exists():
@@ -378,7 +378,7 @@ import json, sys, time
 start = time.perf_counter()
 import onnx
 imported = time.perf_counter()
-from pytest_onnxparity.export.discovery import discover
+from pytest_onnxparity import discover
 ready = time.perf_counter()
 folder = discover(sys.argv[1])
 done = time.perf_counter()
@@ -527,7 +527,7 @@ def measure_memory(
     source: Path, workspace: Workspace, copies: int, keep_probe: bool = True
 ) -> dict[str, Any]:
     """Peak RSS on the largest graph alone, on ``copies`` copies of it, and on the whole folder."""
-    from pytest_onnxparity.export.discovery import discover
+    from pytest_onnxparity import discover
 
     largest = max(discover(source).graphs, key=lambda graph: graph.total_bytes)
     scenarios = {
@@ -614,7 +614,7 @@ def measure_metrics(elements: Sequence[int], repeats: int) -> list[dict[str, Any
     """tracemalloc peak and time of ``compare_outputs`` against the hand-written metrics."""
     import numpy as np
 
-    from pytest_onnxparity.compare.metrics import compare_outputs
+    from pytest_onnxparity import compare_outputs
 
     handwritten = _load_handwritten()
     rows = []

@@ -62,7 +62,7 @@ import numpy as np
 import pytest
 from seqaudio import BOS, EOS, SAMPLE_RATE, TOKENIZER, log_mel_features
 
-from pytest_onnxparity.speech.pipeline import PipelineOutput
+from pytest_onnxparity.speech.sequence.pipeline import PipelineOutput
 
 SLEEP_FOR = {sleep_for!r}  # (tag, seconds): a deliberately slow adapter for that tag
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import modelkit
 import pytest
 
-from pytest_onnxparity.export.discovery import ExportFolder, Graph, ModelFile, discover
+from pytest_onnxparity.export.discovery import discover
+from pytest_onnxparity.export.folder import ExportFolder, Graph, ModelFile
 from pytest_onnxparity.export.sizes import bundle_bytes, size_report
 from pytest_onnxparity.speed.budgets import Budget, BudgetError
 from pytest_onnxparity.speed.sizes import (

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from pytest_onnxparity.speech.clip_source import ClipSource
-from pytest_onnxparity.speech.clips import Clip, ClipError, load_audio_folder, resample
-from pytest_onnxparity.speech.hf_datasets import load_hf_dataset
+from pytest_onnxparity.speech.audio.clips import Clip, ClipError, load_audio_folder, resample
+from pytest_onnxparity.speech.audio.hf_datasets import load_hf_dataset
+from pytest_onnxparity.speech.audio.source import ClipSource
 
 COMMITTED_CLIPS = Path(__file__).parent / "data" / "clips"
 

@@ -17,7 +17,6 @@ from pytest_onnxparity.config.project import (
     INPUT_KEYS,
     SESSION_KEYS,
     VARIANT_KEYS,
-    ConfigError,
     GraphConfig,
     InputRule,
     ParityConfig,
@@ -26,6 +25,7 @@ from pytest_onnxparity.config.project import (
     load_config,
     parse_config,
 )
+from pytest_onnxparity.config.tables import ConfigError
 from pytest_onnxparity.config.tolerances import TIERS, TOLERANCE_KEYS, resolve
 
 WHERE = "parity.toml"

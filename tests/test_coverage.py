@@ -12,7 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_onnxparity.config.project import ConfigError
+from pytest_onnxparity.config.tables import ConfigError
 from pytest_onnxparity.diagnose.coverage import (
     CoverageOptions,
     CoverageReport,

@@ -17,17 +17,15 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.external_data_helper import set_external_data
 
 from pytest_onnxparity.config import tolerances
-from pytest_onnxparity.export.discovery import (
-    TIERS_BY_PRECISION,
+from pytest_onnxparity.export.discovery import discover
+from pytest_onnxparity.export.folder import (
     DiscoveryError,
     DiscoveryOverrides,
     ExportFolder,
     NotDiscoveredError,
-    discover,
     human_size,
-    split_name,
-    tier_of_tag,
 )
+from pytest_onnxparity.export.naming import TIERS_BY_PRECISION, split_name, tier_of_tag
 
 CASES_TABLE = Path(__file__).parent / "data" / "discovery-cases.tsv"
 

@@ -15,16 +15,19 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_onnxparity.config.project import ConfigError
-from pytest_onnxparity.diagnose.depth_plot import PlotUnavailableError, drift_plot_path, plot_drift
-from pytest_onnxparity.diagnose.localize import (
+from pytest_onnxparity.config.tables import ConfigError
+from pytest_onnxparity.diagnose.localize.config import (
     LOCALIZE_KEYS,
-    Localization,
     LocalizeOptions,
-    TensorDrift,
-    localize,
     parse_localize_options,
 )
+from pytest_onnxparity.diagnose.localize.measure import localize
+from pytest_onnxparity.diagnose.localize.plot import (
+    PlotUnavailableError,
+    drift_plot_path,
+    plot_drift,
+)
+from pytest_onnxparity.diagnose.localize.records import Localization, TensorDrift
 from pytest_onnxparity.runtime.sessions import ModelLoadError
 
 MLP_MATMULS = ("/layers/layers.0/MatMul", "/layers/layers.2/MatMul", "/layers/layers.4/MatMul")

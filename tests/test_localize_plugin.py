@@ -14,7 +14,7 @@ import matplotlib.ticker  # noqa: F401
 import modelkit
 import pytest
 
-from pytest_onnxparity.diagnose.localize import LocalizeOptions
+from pytest_onnxparity.diagnose.localize.config import LocalizeOptions
 from pytest_onnxparity.plugin.localize import LocalizeSettings, draw_plots, summary_lines
 from pytest_onnxparity.results.records import ResultCollector
 

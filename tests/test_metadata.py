@@ -7,14 +7,9 @@ from typing import Any
 
 import pytest
 
-from pytest_onnxparity.results.metadata import (
-    build_metadata,
-    check_numbers,
-    dumps_stable,
-    group_by_graph,
-    round_number,
-    worst_stats,
-)
+from pytest_onnxparity.results.metadata import build_metadata, dumps_stable
+from pytest_onnxparity.results.numbers import check_numbers, round_number
+from pytest_onnxparity.results.views import group_by_graph, worst_stats
 
 EXPORT = {
     "root": "/models/export",

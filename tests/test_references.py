@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from pytest_onnxparity.compare.parity import compare
-from pytest_onnxparity.config.project import ConfigError
+from pytest_onnxparity.config.tables import ConfigError
 from pytest_onnxparity.config.tolerances import tier_default
 from pytest_onnxparity.onnxfile.signature import TensorSpec, read_signature
 from pytest_onnxparity.references.base import (
@@ -30,13 +30,10 @@ from pytest_onnxparity.references.base import (
 from pytest_onnxparity.references.callable import CallableReference
 from pytest_onnxparity.references.config import (
     InputMapping,
-    ReferenceSettings,
     ReferenceSpec,
     UpstreamLink,
-    check_graph_names,
     parse_reference_layers,
     parse_reference_options,
-    recorded_path,
 )
 from pytest_onnxparity.references.onnx import OnnxReference
 from pytest_onnxparity.references.opening import open_reference
@@ -47,6 +44,11 @@ from pytest_onnxparity.references.recorded import (
     write_recorded,
 )
 from pytest_onnxparity.references.replay import RecordedReference, record_outputs
+from pytest_onnxparity.references.settings import (
+    ReferenceSettings,
+    check_graph_names,
+    recorded_path,
+)
 from pytest_onnxparity.references.torch_files import load_torch_checkpoint, load_torchscript
 from pytest_onnxparity.run.real_inputs import (
     check_input_set,

@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from pytest_onnxparity.files.atomic import write_json_atomic, write_text_atomic
 from pytest_onnxparity.results.records import (
     SCHEMA_NAME,
     SCHEMA_VERSION,
@@ -18,8 +19,6 @@ from pytest_onnxparity.results.records import (
     encode_property,
     schema_path,
     toolchain_versions,
-    write_json_atomic,
-    write_text_atomic,
 )
 from pytest_onnxparity.run.settings import Settings
 

@@ -11,12 +11,16 @@ import pytest
 import seqkit
 
 from pytest_onnxparity.runtime.sessions import OnnxRunner
-from pytest_onnxparity.speech.clip_compare import compare_variant_set
-from pytest_onnxparity.speech.clips import Clip, load_audio_folder
-from pytest_onnxparity.speech.pipeline import PipelineOutput, decode_references, run_adapter
-from pytest_onnxparity.speech.sequence_config import parse_sequence_options
-from pytest_onnxparity.speech.sequence_gates import SequenceGates
-from pytest_onnxparity.speech.sequence_verdict import evaluate_sequence
+from pytest_onnxparity.speech.audio.clips import Clip, load_audio_folder
+from pytest_onnxparity.speech.sequence.clip_compare import compare_variant_set
+from pytest_onnxparity.speech.sequence.config import parse_sequence_options
+from pytest_onnxparity.speech.sequence.gates import SequenceGates
+from pytest_onnxparity.speech.sequence.pipeline import (
+    PipelineOutput,
+    decode_references,
+    run_adapter,
+)
+from pytest_onnxparity.speech.sequence.verdict import evaluate_sequence
 from pytest_onnxparity.speech.transcripts import TextNormalization
 
 NORM = TextNormalization()

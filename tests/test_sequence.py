@@ -10,21 +10,21 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pytest
 
-from pytest_onnxparity.config.project import ConfigError
-from pytest_onnxparity.speech.clip_compare import (
+from pytest_onnxparity.config.tables import ConfigError
+from pytest_onnxparity.speech.audio.clips import Clip
+from pytest_onnxparity.speech.audio.source import ClipSource
+from pytest_onnxparity.speech.sequence.clip_compare import (
     ClipComparison,
     argmax_mismatches,
     compare_clip,
     first_divergence,
     token_levenshtein,
 )
-from pytest_onnxparity.speech.clip_source import ClipSource
-from pytest_onnxparity.speech.clips import Clip
-from pytest_onnxparity.speech.pipeline import AdapterError, PipelineOutput, run_adapter
-from pytest_onnxparity.speech.sequence_config import parse_sequence_options
-from pytest_onnxparity.speech.sequence_gates import SequenceGates
-from pytest_onnxparity.speech.sequence_report import per_clip_table, summary_lines
-from pytest_onnxparity.speech.sequence_verdict import evaluate_clip, evaluate_sequence
+from pytest_onnxparity.speech.sequence.config import parse_sequence_options
+from pytest_onnxparity.speech.sequence.gates import SequenceGates
+from pytest_onnxparity.speech.sequence.pipeline import AdapterError, PipelineOutput, run_adapter
+from pytest_onnxparity.speech.sequence.report import per_clip_table, summary_lines
+from pytest_onnxparity.speech.sequence.verdict import evaluate_clip, evaluate_sequence
 from pytest_onnxparity.speech.transcripts import (
     ErrorCounts,
     TextNormalization,
@@ -549,8 +549,7 @@ def test_run_adapter_rejects_an_adapter_that_returns_something_else() -> None:
 
     with pytest.raises(
         AdapterError,
-        match=r"returned list for clip 'c1'; return "
-        r"pytest_onnxparity.speech.pipeline.PipelineOutput",
+        match=r"returned list for clip 'c1'; return pytest_onnxparity.PipelineOutput",
     ):
         run_adapter(adapter, {}, clip("c1"))  # type: ignore[arg-type]
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_onnxparity.config.project import ConfigError
-from pytest_onnxparity.export.discovery import ExportFolder, Graph, ModelFile
-from pytest_onnxparity.speech.clips import Clip, ClipError
-from pytest_onnxparity.speech.pipeline import AdapterError, PipelineOutput
-from pytest_onnxparity.speech.sequence_run import SequenceCache, VariantSet, resolve_variant_sets
+from pytest_onnxparity.config.tables import ConfigError
+from pytest_onnxparity.export.folder import ExportFolder, Graph, ModelFile
+from pytest_onnxparity.speech.audio.clips import Clip, ClipError
+from pytest_onnxparity.speech.sequence.pipeline import AdapterError, PipelineOutput
+from pytest_onnxparity.speech.sequence.run import SequenceCache, VariantSet, resolve_variant_sets
 from pytest_onnxparity.speech.transcripts import TextNormalization
 
 ROLES = ("encoder", "decoder")

@@ -204,8 +204,8 @@ import time
 
 import numpy as np
 
-from pytest_onnxparity.speech.clips import Clip
-from pytest_onnxparity.plugin.speed import TimingItem
+from pytest_onnxparity.speech.audio.clips import Clip
+from pytest_onnxparity.plugin.speed_items import TimingItem
 from pytest_onnxparity.speed.measure import MeasurementContext, measure_rtf
 from pytest_onnxparity.speed.verdict import SpeedSubject
 

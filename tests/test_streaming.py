@@ -11,21 +11,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_onnxparity.config.project import ConfigError
+from pytest_onnxparity.config.tables import ConfigError
 from pytest_onnxparity.config.tolerances import Tolerance
 from pytest_onnxparity.onnxfile.signature import TensorSpec
-from pytest_onnxparity.speech.signals import load_signal, make_signal
-from pytest_onnxparity.speech.streaming import (
-    check_streamable,
-    compare_streams,
-    initial_state,
-    run_stream,
-)
-from pytest_onnxparity.speech.streaming_config import (
+from pytest_onnxparity.speech.audio.signals import load_signal, make_signal
+from pytest_onnxparity.speech.streaming.config import (
     SIGNAL_KINDS,
     StreamingError,
     StreamingOptions,
     parse_streaming_options,
+)
+from pytest_onnxparity.speech.streaming.stream import (
+    check_streamable,
+    compare_streams,
+    initial_state,
+    run_stream,
 )
 
 WHERE = "suite.toml [suite] streaming"

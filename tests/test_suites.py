@@ -17,7 +17,8 @@ from pytest_onnxparity.compare.pooling import (
     pool,
     row_cosines,
 )
-from pytest_onnxparity.config.project import ConfigError, InputRule, load_config, parse_config
+from pytest_onnxparity.config.project import InputRule, load_config, parse_config
+from pytest_onnxparity.config.tables import ConfigError
 from pytest_onnxparity.config.tolerances import TIERS, Tolerance
 from pytest_onnxparity.onnxfile.signature import TensorSpec
 from pytest_onnxparity.suites.loading import (

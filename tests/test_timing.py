@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from pytest_onnxparity.runtime.sessions import SessionSettings, open_session
-from pytest_onnxparity.speech.clips import Clip
+from pytest_onnxparity.speech.audio.clips import Clip
 from pytest_onnxparity.speed.budgets import (
     SPEED_METRICS,
     SPEED_RELATIVE,

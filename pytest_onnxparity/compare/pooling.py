@@ -19,7 +19,7 @@ import numpy as np
 
 from pytest_onnxparity.compare.gates import GateOutcome, evaluate, failure_message
 from pytest_onnxparity.compare.metrics import OutputStats, compare_outputs
-from pytest_onnxparity.config.project import ConfigError, check_keys
+from pytest_onnxparity.config.tables import ConfigError, check_keys
 from pytest_onnxparity.config.tolerances import (
     TIERS,
     TOLERANCE_KEYS,

@@ -3,17 +3,27 @@
 Every table has a fixed set of keys; an unknown key is an error naming the file, the key and
 the allowed keys. Both files may exist: the export folder's ``parity.toml`` wins key by key
 over the project's ``pyproject.toml``, so a shipped folder can carry its own tolerances; both
-win over a ready-made suite (``--parity-suite``), which is read in the same schema.
-"""
+win over a ready-made suite (``--parity-suite``), which is read in the same schema."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_onnxparity.config.tables import (
+    ConfigError,
+    check_keys,
+    deep_merge,
+    int_mapping,
+    int_range,
+    optional_int,
+    optional_range,
+    read_toml_table,
+    string_list,
+    sub_table,
+)
 from pytest_onnxparity.config.tolerances import (
     TIERS,
     TOLERANCE_KEYS,
@@ -22,15 +32,13 @@ from pytest_onnxparity.config.tolerances import (
     validate_layer,
 )
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 FOLDER_CONFIG_NAME = "parity.toml"
+
 
 # Tables owned by feature modules, which validate their own keys (``parse_*_options``).
 FEATURE_SECTIONS = ("health", "speed", "size", "sequence", "localize", "references", "suite")
+
+
 GLOBAL_KEYS = (
     "seed",
     "float_range",
@@ -47,6 +55,8 @@ GLOBAL_KEYS = (
     "session",
     *FEATURE_SECTIONS,
 )
+
+
 SESSION_KEYS = (
     "providers",
     "intra_op_threads",
@@ -55,15 +65,21 @@ SESSION_KEYS = (
     "deterministic",
     "allow_spinning",
 )
+
+
 GRAPH_KEYS = ("reference", "inputs", "tolerance", "variants", "outputs", "skip_outputs")
+
+
 VARIANT_KEYS = ("tolerance", "outputs")
+
+
 INPUT_KEYS = ("range", "tie", "value")
+
+
 FILE_KEYS = ("graph", "variant", "tier")
+
+
 GRAPH_OPT_LEVELS = ("disable", "basic", "extended", "all")
-
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message names the file and the key."""
 
 
 @dataclass(frozen=True)
@@ -146,23 +162,6 @@ class ParityConfig:
         ]
 
 
-def read_toml_table(path: Path, table: tuple[str, ...] = ()) -> dict[str, Any] | None:
-    """The table at ``table`` in the TOML file, or None when the file or table is absent."""
-    if not path.is_file():
-        return None
-    try:
-        with path.open("rb") as handle:
-            document = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML ({error}); fix the syntax") from None
-    node: Any = document
-    for key in table:
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
 def load_config(
     pyproject: Path | None,
     export_dir: Path | None,
@@ -179,20 +178,20 @@ def load_config(
     sources = []
     if base is not None:
         check_keys(base, GLOBAL_KEYS, base_source)
-        merged = _deep_merge(merged, base)
+        merged = deep_merge(merged, base)
         sources.append(base_source)
     if pyproject is not None:
         table = read_toml_table(pyproject, ("tool", "onnxparity"))
         if table is not None:
             check_keys(table, GLOBAL_KEYS, f"{pyproject} [tool.onnxparity]")
-            merged = _deep_merge(merged, table)
+            merged = deep_merge(merged, table)
             sources.append(f"{pyproject} [tool.onnxparity]")
     if export_dir is not None:
         folder_file = export_dir / FOLDER_CONFIG_NAME
         table = read_toml_table(folder_file)
         if table is not None:
             check_keys(table, GLOBAL_KEYS, str(folder_file))
-            merged = _deep_merge(merged, table)
+            merged = deep_merge(merged, table)
             sources.append(str(folder_file))
     return parse_config(merged, " + ".join(sources) or "<defaults>", tuple(sources))
 
@@ -203,11 +202,11 @@ def parse_config(raw: Mapping[str, Any], where: str, sources: tuple[str, ...] = 
     try:
         return ParityConfig(
             sources=sources,
-            seed=_optional_int(raw, "seed", where),
-            float_range=_optional_range(raw, "float_range", where),
-            int_range=_int_range(raw, where),
-            dims=_int_mapping(raw.get("dims", {}), f"{where} dims", minimum=1),
-            default_dim=_optional_int(raw, "default_dim", where, minimum=1),
+            seed=optional_int(raw, "seed", where),
+            float_range=optional_range(raw, "float_range", where),
+            int_range=int_range(raw, where),
+            dims=int_mapping(raw.get("dims", {}), f"{where} dims", minimum=1),
+            default_dim=optional_int(raw, "default_dim", where, minimum=1),
             sweep=_sweep(raw.get("sweep", {}), f"{where} sweep"),
             tolerance=validate_layer(sub_table(raw, "tolerance", where), f"{where} [tolerance]"),
             tiers=_tiers(sub_table(raw, "tiers", where), where),
@@ -217,7 +216,7 @@ def parse_config(raw: Mapping[str, Any], where: str, sources: tuple[str, ...] = 
             },
             files=_files(sub_table(raw, "files", where), where),
             tags=_tags(sub_table(raw, "tags", where), where),
-            exclude=tuple(_string_list(raw.get("exclude", []), f"{where} exclude")),
+            exclude=tuple(string_list(raw.get("exclude", []), f"{where} exclude")),
             session=_session(sub_table(raw, "session", where), f"{where} [session]"),
             sections={
                 name: sub_table(raw, name, where) for name in FEATURE_SECTIONS if name in raw
@@ -225,37 +224,6 @@ def parse_config(raw: Mapping[str, Any], where: str, sources: tuple[str, ...] = 
         )
     except ToleranceError as error:
         raise ConfigError(str(error)) from None
-
-
-def section_where(sources: Sequence[str], section: str) -> str:
-    """How errors name a feature table in each config file it may come from."""
-    names = [
-        source.replace("[tool.onnxparity]", f"[tool.onnxparity.{section}]")
-        if source.endswith("[tool.onnxparity]")
-        else f"{source} [{section}]"
-        for source in sources
-    ]
-    return " + ".join(names) or f"[tool.onnxparity.{section}]"
-
-
-def check_keys(table: Any, allowed: Sequence[str], where: str) -> None:
-    """Every config table's key check: a table whose keys are all in ``allowed``.
-
-    Raises ConfigError naming ``where`` (the file and table), the key and the allowed keys.
-    """
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"{where}: expected a table, got {type(table).__name__}")
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(allowed)}")
-
-
-def sub_table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
-    """``raw[key]`` when it is a table, ``{}`` when absent; ConfigError for anything else."""
-    value = raw.get(key, {})
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: {key} must be a table, got {value!r}")
-    return value
 
 
 def _tolerance_table(raw: Mapping[str, Any], where: str) -> ToleranceLayer:
@@ -290,7 +258,7 @@ def _graph(raw: Any, where: str) -> GraphConfig:
         tolerance=_tolerance_table(sub_table(raw, "tolerance", where), f"{where} [tolerance]"),
         variants=variants,
         outputs=_output_layers(sub_table(raw, "outputs", where), where),
-        skip_outputs=tuple(_string_list(raw.get("skip_outputs", []), f"{where} skip_outputs")),
+        skip_outputs=tuple(string_list(raw.get("skip_outputs", []), f"{where} skip_outputs")),
     )
 
 
@@ -314,7 +282,7 @@ def _input_rule(raw: Any, where: str) -> InputRule:
     value = raw.get("value")
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ConfigError(f"{where}: value must be a number, got {value!r}")
-    return InputRule(range=_optional_range(raw, "range", where), tie=tie, value=value)
+    return InputRule(range=optional_range(raw, "range", where), tie=tie, value=value)
 
 
 def _files(raw: Mapping[str, Any], where: str) -> dict[str, dict[str, str]]:
@@ -354,58 +322,13 @@ def _session(raw: Mapping[str, Any], where: str) -> SessionConfig:
     return SessionConfig(
         providers=None
         if providers is None
-        else tuple(_string_list(providers, f"{where} providers")),
-        intra_op_threads=_optional_int(raw, "intra_op_threads", where, minimum=0),
-        inter_op_threads=_optional_int(raw, "inter_op_threads", where, minimum=0),
+        else tuple(string_list(providers, f"{where} providers")),
+        intra_op_threads=optional_int(raw, "intra_op_threads", where, minimum=0),
+        inter_op_threads=optional_int(raw, "inter_op_threads", where, minimum=0),
         graph_optimization_level=level,
         deterministic=raw.get("deterministic"),
         allow_spinning=raw.get("allow_spinning"),
     )
-
-
-def _optional_int(
-    raw: Mapping[str, Any], key: str, where: str, minimum: int | None = None
-) -> int | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{where}: {key} must be >= {minimum}, got {value}")
-    return value
-
-
-def _optional_range(raw: Mapping[str, Any], key: str, where: str) -> tuple[float, float] | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if (
-        not isinstance(value, list)
-        or len(value) != 2
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        or value[0] > value[1]
-    ):
-        raise ConfigError(f"{where}: {key} must be [low, high] with low <= high, got {value!r}")
-    return (value[0], value[1])
-
-
-def _int_range(raw: Mapping[str, Any], where: str) -> tuple[int, int] | None:
-    value = _optional_range(raw, "int_range", where)
-    if value is None:
-        return None
-    if not all(isinstance(v, int) for v in value):
-        raise ConfigError(f"{where}: int_range must hold integers, got {list(value)!r}")
-    return (int(value[0]), int(value[1]))
-
-
-def _int_mapping(raw: Any, where: str, minimum: int) -> dict[str, int]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: expected a table of NAME = INTEGER, got {raw!r}")
-    for name, value in raw.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(f"{where}: {name} must be an integer >= {minimum}, got {value!r}")
-    return dict(raw)
 
 
 def _sweep(raw: Any, where: str) -> dict[str, tuple[int, ...]]:
@@ -415,21 +338,5 @@ def _sweep(raw: Any, where: str) -> dict[str, tuple[int, ...]]:
     for name, values in raw.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}: {name} must be a non-empty list of sizes, got {values!r}")
-        sweep[name] = tuple(_int_mapping({name: v}, where, minimum=1)[name] for v in values)
+        sweep[name] = tuple(int_mapping({name: v}, where, minimum=1)[name] for v in values)
     return sweep
-
-
-def _string_list(raw: Any, where: str) -> list[str]:
-    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
-        raise ConfigError(f"{where}: expected a list of strings, got {raw!r}")
-    return raw
-
-
-def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_onnxparity.config.project import ConfigError
+from pytest_onnxparity.config.tables import ConfigError
 from pytest_onnxparity.onnxfile.graph import GraphIndex, load_structure, node_label
 from pytest_onnxparity.onnxfile.weight_forms import (
     FLOAT_STORAGE,

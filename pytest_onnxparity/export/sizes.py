@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_onnxparity.export.discovery import ExportFolder, Graph, ModelFile
+from pytest_onnxparity.export.folder import ExportFolder, Graph, ModelFile
 
 BYTES_PER_MB = 1_000_000
 

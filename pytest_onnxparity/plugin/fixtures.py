@@ -18,7 +18,7 @@ from pytest_onnxparity.plugin import keys
 if TYPE_CHECKING:
     import numpy as np
 
-    from pytest_onnxparity.export.discovery import ExportFolder
+    from pytest_onnxparity.export.folder import ExportFolder
     from pytest_onnxparity.run.cases import ParityCase
     from pytest_onnxparity.run.engine import ParityEngine
     from pytest_onnxparity.runtime.inputs import InputSet

@@ -21,7 +21,7 @@ from pytest_onnxparity.plugin import keys
 
 if TYPE_CHECKING:
     from pytest_onnxparity.diagnose.health.config import FileOptions, HealthConfig
-    from pytest_onnxparity.export.discovery import Graph, ModelFile
+    from pytest_onnxparity.export.folder import Graph, ModelFile
     from pytest_onnxparity.results.records import CheckResult
     from pytest_onnxparity.run.engine import ParityEngine
 
@@ -41,7 +41,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     engine = config.stash.get(keys.ENGINE, None)
     if engine is None:
         return
-    from pytest_onnxparity.config.project import ConfigError
+    from pytest_onnxparity.config.tables import ConfigError
     from pytest_onnxparity.diagnose.health.config import parse_health_config
 
     parity_config = engine.settings.config
@@ -81,7 +81,7 @@ def pytest_onnxparity_graph_items(
     if health is None or not health.enabled:
         return []
     from pytest_onnxparity.diagnose.coverage import COVERAGE_CHECK
-    from pytest_onnxparity.export.discovery import TIERS_BY_PRECISION
+    from pytest_onnxparity.export.naming import TIERS_BY_PRECISION
     from pytest_onnxparity.plugin.items import CheckItem
 
     items: list[pytest.Item] = []

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_onnxparity.export.discovery import Graph
+    from pytest_onnxparity.export.folder import Graph
     from pytest_onnxparity.run.engine import ParityEngine
 
 
@@ -94,10 +94,10 @@ def pytest_onnxparity_pipeline_adapter(config: pytest.Config) -> Any:
     """The pipeline adapter the sequence gates run on every clip, or None.
 
     Return a callable ``adapter(graphs, clip, *, forced_tokens=None) -> PipelineOutput``
-    (``pytest_onnxparity.speech.pipeline.PipelineAdapter``). ``graphs`` maps each graph of the
+    (``pytest_onnxparity.PipelineAdapter``). ``graphs`` maps each graph of the
     pipeline (``encoder``, ``decoder_init``…) to the runner of the file one variant set chose
     for it (``runner.run({input: array}) -> {output: array}``); ``clip`` is a
-    ``pytest_onnxparity.speech.clips.Clip`` (mono float32 ``audio``, ``sample_rate``, ground-truth
+    ``pytest_onnxparity.Clip`` (mono float32 ``audio``, ``sample_rate``, ground-truth
     ``text``). With ``forced_tokens`` it feeds those tokens instead of its predictions and
     returns every step's logits. Optional attributes: ``sample_rate`` (clips are resampled to
     it) and ``graphs`` (the pipeline's graph names when ``[sequence] graphs`` does not list

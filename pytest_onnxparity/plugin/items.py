@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_onnxparity.compare.gates import failure_message
-from pytest_onnxparity.export.discovery import Graph
+from pytest_onnxparity.export.folder import Graph
 from pytest_onnxparity.plugin import keys
 from pytest_onnxparity.results.records import CheckResult, ParityRecord, encode_property
 from pytest_onnxparity.run.cases import ParityCase

@@ -25,7 +25,8 @@ import pytest
 from pytest_onnxparity.plugin import keys
 
 if TYPE_CHECKING:
-    from pytest_onnxparity.diagnose.localize import Localization, LocalizeOptions
+    from pytest_onnxparity.diagnose.localize.config import LocalizeOptions
+    from pytest_onnxparity.diagnose.localize.records import Localization
     from pytest_onnxparity.plugin.items import ParityItem
 
 
@@ -72,8 +73,8 @@ def pytest_configure(config: pytest.Config) -> None:
     engine = config.stash.get(keys.ENGINE, None)
     if engine is None:
         return  # no export folder: nothing to localize
-    from pytest_onnxparity.config.project import ConfigError, section_where
-    from pytest_onnxparity.diagnose.localize import parse_localize_options
+    from pytest_onnxparity.config.tables import ConfigError, section_where
+    from pytest_onnxparity.diagnose.localize.config import parse_localize_options
 
     parity_config = engine.settings.config
     try:
@@ -138,8 +139,8 @@ def localize_into_record(
 ) -> list[str]:
     """Localize the item's variant on the inputs its parity check used; put the result in
     ``record`` and return the failure-message lines that describe it."""
-    from pytest_onnxparity.diagnose.depth_plot import drift_plot_path
-    from pytest_onnxparity.diagnose.localize import localize
+    from pytest_onnxparity.diagnose.localize.measure import localize
+    from pytest_onnxparity.diagnose.localize.plot import drift_plot_path
     from pytest_onnxparity.runtime.sessions import ModelLoadError
 
     case, engine = item.case, item.engine
@@ -210,7 +211,7 @@ def draw_plots(collector: Any, settings: LocalizeSettings, json_path: Path | Non
             by_graph.setdefault(record["graph"], []).append(record)
     if not by_graph:
         return PlotOutcome(written=[])
-    from pytest_onnxparity.diagnose.depth_plot import (
+    from pytest_onnxparity.diagnose.localize.plot import (
         PlotUnavailableError,
         drift_plot_path,
         plot_drift,
@@ -236,7 +237,7 @@ def _plotted_localizations(records: list[dict[str, Any]]) -> list[Localization]:
     """The graph's localizations, one line each; labelled by input set where there are several."""
     import dataclasses
 
-    from pytest_onnxparity.diagnose.localize import Localization
+    from pytest_onnxparity.diagnose.localize.records import Localization
 
     input_sets = {_input_set(record) for record in records}
     localizations = []
@@ -271,7 +272,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 def summary_lines(records: list[dict[str, Any]]) -> list[str]:
     """One line per localized test: where its variant first drifts past the tolerance."""
-    from pytest_onnxparity.diagnose.localize import Localization
+    from pytest_onnxparity.diagnose.localize.records import Localization
 
     lines = []
     levels = set()

@@ -19,7 +19,7 @@ from pytest_onnxparity.plugin import keys
 
 if TYPE_CHECKING:
     from pytest_onnxparity.references.base import Reference
-    from pytest_onnxparity.references.config import ReferenceSettings
+    from pytest_onnxparity.references.settings import ReferenceSettings
     from pytest_onnxparity.run.cases import Recording, ReferenceHooks
     from pytest_onnxparity.run.engine import ParityEngine
 
@@ -34,7 +34,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     engine = config.stash.get(keys.ENGINE, None)
     if engine is None:
         return
-    from pytest_onnxparity.config.project import ConfigError
+    from pytest_onnxparity.config.tables import ConfigError
 
     try:
         settings = reference_settings(config, engine)
@@ -50,12 +50,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def reference_settings(config: pytest.Config, engine: ParityEngine) -> ReferenceSettings:
     """Command line and ini over the export folder's ``parity.toml`` ``[references]`` over the
     project's ``[tool.onnxparity.references]``; each table's paths relative to its file."""
-    from pytest_onnxparity.config.project import FOLDER_CONFIG_NAME, ConfigError, read_toml_table
-    from pytest_onnxparity.references.config import (
-        RECORD_FOLDER,
-        ReferenceSettings,
-        parse_reference_layers,
-    )
+    from pytest_onnxparity.config.project import FOLDER_CONFIG_NAME
+    from pytest_onnxparity.config.tables import ConfigError, read_toml_table
+    from pytest_onnxparity.references.config import parse_reference_layers
+    from pytest_onnxparity.references.settings import RECORD_FOLDER, ReferenceSettings
 
     layers = []
     pyproject = config.rootpath / "pyproject.toml"
@@ -178,8 +176,8 @@ def parity_reference(request: pytest.FixtureRequest) -> Callable[..., Reference]
         __tracebackhide__ = True
         import dataclasses
 
-        from pytest_onnxparity.config.project import ConfigError
-        from pytest_onnxparity.export.discovery import NotDiscoveredError
+        from pytest_onnxparity.config.tables import ConfigError
+        from pytest_onnxparity.export.folder import NotDiscoveredError
         from pytest_onnxparity.references.config import parse_reference_options
         from pytest_onnxparity.run.cases import INPUT_PROBLEMS
 

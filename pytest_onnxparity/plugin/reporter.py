@@ -132,7 +132,7 @@ class ParityReporter:
         from pytest_onnxparity.plugin.run import ensure_settings
 
         settings = ensure_settings(self.config)
-        from pytest_onnxparity.results.records import write_json_atomic
+        from pytest_onnxparity.files.atomic import write_json_atomic
         from pytest_onnxparity.results.terminal import suggest_toml
 
         if not self.config.pluginmanager.hasplugin("dsession"):
@@ -164,9 +164,9 @@ class ParityReporter:
         return metadata
 
     def _write_metadata(self, metadata: Mapping[str, Any]) -> None:
+        from pytest_onnxparity.files.atomic import write_text_atomic
         from pytest_onnxparity.results.markdown import render_markdown
         from pytest_onnxparity.results.metadata import dumps_stable
-        from pytest_onnxparity.results.records import write_text_atomic
 
         outputs = self.outputs
         if outputs.metadata_path is not None:

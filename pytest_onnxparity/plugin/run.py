@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from pytest_onnxparity.config.project import ConfigError, ParityConfig, load_config
+from pytest_onnxparity.config.project import ParityConfig, load_config
+from pytest_onnxparity.config.tables import ConfigError
 from pytest_onnxparity.config.tolerances import TOLERANCE_KEYS, ToleranceError, validate_layer
-from pytest_onnxparity.export.discovery import DiscoveryError, DiscoveryOverrides, discover
+from pytest_onnxparity.export.discovery import discover
+from pytest_onnxparity.export.folder import DiscoveryError, DiscoveryOverrides
 from pytest_onnxparity.plugin import keys
 from pytest_onnxparity.plugin.suites import fit_run_config, suite_base
 from pytest_onnxparity.run.engine import ParityEngine

@@ -26,7 +26,7 @@ from pytest_onnxparity.plugin.options import INI_SUITE
 
 if TYPE_CHECKING:
     from pytest_onnxparity.config.project import ParityConfig
-    from pytest_onnxparity.export.discovery import ExportFolder, Graph
+    from pytest_onnxparity.export.folder import ExportFolder, Graph
     from pytest_onnxparity.run.engine import ParityEngine
     from pytest_onnxparity.suites.checks import StreamCache
     from pytest_onnxparity.suites.loading import Suite, SuiteOptions

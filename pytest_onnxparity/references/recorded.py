@@ -17,20 +17,18 @@ Writers are atomic: a file is written under a temporary name and moved into plac
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
 import re
 import shutil
-import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
+from pytest_onnxparity.files.atomic import atomic_file, replace_directory, staging_directory
 from pytest_onnxparity.runtime.inputs import DEFAULT_SET, InputSet
 
 INPUT_PREFIX = "input."
@@ -163,7 +161,7 @@ def write_npz(path: Path, sets: Sequence[RecordedSet]) -> list[Path]:
             )
     flat = len(sets) == 1 and sets[0].name == DEFAULT_SET
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic_file(path) as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as zf:
+    with atomic_file(path) as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as zf:
         for recorded in sets:
             prefix = "" if flat else _npz_prefix(recorded.name)
             members = [(INPUT_PREFIX + n, a) for n, a in recorded.inputs.arrays.items()]
@@ -228,15 +226,14 @@ def write_test_data(directory: Path, sets: Sequence[RecordedSet]) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for index, recorded in enumerate(sets):
-        staging = Path(tempfile.mkdtemp(prefix=f".{TEST_DATA_SET}{index}.", dir=directory))
+        target = directory / f"{TEST_DATA_SET}{index}"
+        staging = staging_directory(target)
         try:
-            os.chmod(staging, _shareable(0o777))
             for role, arrays in (("input", recorded.inputs.arrays), ("output", recorded.outputs)):
                 for position, (name, array) in enumerate(arrays.items()):
                     tensor = numpy_helper.from_array(np.asarray(array), name)
                     (staging / f"{role}_{position}.pb").write_bytes(tensor.SerializeToString())
-            target = directory / f"{TEST_DATA_SET}{index}"
-            _swap_directory(staging, target)
+            replace_directory(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         written.append(target)
@@ -363,39 +360,3 @@ def _check_same_outputs(model_dir: Path, sets: Sequence[RecordedSet]) -> None:
                 f"{model_dir / recorded.name}: missing output(s) {missing} that other sets "
                 f"record; {RERECORD}"
             )
-
-
-@contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
-    """A temporary file beside ``path``, moved over ``path`` only if the block succeeds."""
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, then moved or removed
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            yield handle
-        os.chmod(handle.name, _shareable(0o666))
-    except BaseException:
-        os.unlink(handle.name)
-        raise
-    os.replace(handle.name, path)
-
-
-def _shareable(mode: int) -> int:
-    """``mode`` under the process umask: temporary files are private (0600), but recordings
-    are committed and shared like any file the user writes."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return mode & ~umask
-
-
-def _swap_directory(staging: Path, target: Path) -> None:
-    """Put ``staging`` at ``target``; rename(2) cannot replace a non-empty directory, so an old
-    ``target`` is first moved aside, then deleted."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-    os.replace(target, retired / target.name)
-    os.replace(staging, target)
-    shutil.rmtree(retired)

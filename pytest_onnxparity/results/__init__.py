@@ -1,1 +1,6 @@
 """Results: records, the metadata block, Markdown, baselines and terminal tables."""
+
+from pytest_onnxparity._moved import moved_getattr
+
+# Release 0.1 had a module of this name: its names still resolve, with a DeprecationWarning.
+__getattr__ = moved_getattr("results")

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_onnxparity.results.metadata import METADATA_SCHEMA, METADATA_VERSION, is_finite_number
+from pytest_onnxparity.results.metadata import METADATA_SCHEMA, METADATA_VERSION
+from pytest_onnxparity.results.numbers import is_finite_number
 from pytest_onnxparity.results.records import SCHEMA_NAME, SCHEMA_VERSION
 
 READABLE_VERSIONS = {SCHEMA_NAME: (1, SCHEMA_VERSION), METADATA_SCHEMA: (1, METADATA_VERSION)}

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pytest_onnxparity.export.discovery import human_size
-from pytest_onnxparity.results.metadata import WORST_IS_MIN
+from pytest_onnxparity.export.folder import human_size
+from pytest_onnxparity.results.numbers import WORST_IS_MIN
 
 STATUS_TEXT = {
     "passed": "✅ pass",

@@ -7,10 +7,8 @@ controller sees the same dicts whether tests ran serially or on many workers.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -167,7 +165,7 @@ class ResultCollector:
     ) -> dict[str, Any]:
         """The results document (schema ``schema/results.schema.json``, documented in
         ``docs/results.md``)."""
-        from pytest_onnxparity.results.metadata import group_by_graph
+        from pytest_onnxparity.results.views import group_by_graph
 
         records = self.records
         workers = self.workers
@@ -198,40 +196,6 @@ class ResultCollector:
 def encode_property(record: Mapping[str, Any]) -> tuple[str, str]:
     """The ``(name, value)`` pair a worker puts in ``item.user_properties``."""
     return USER_PROPERTY, json.dumps(record, allow_nan=False, separators=(",", ":"))
-
-
-def write_json_atomic(path: Path, document: Mapping[str, Any]) -> None:
-    """Write via a temp file in the same folder and ``os.replace``: never a torn file."""
-    write_text_atomic(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, flush it to disk, then ``os.replace``.
-
-    An interrupted run (Ctrl-C, a killed CI job) leaves the old file or none, never a torn one,
-    and no temp file behind.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        # mkstemp makes the file private (0600); a results file is for sharing, so give it the
-        # old file's mode, or what a plain open() would have given it.
-        os.chmod(temp_name, path.stat().st_mode & 0o777 if path.exists() else _default_mode())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
-def _default_mode() -> int:
-    """0o666 less the process umask, as ``open(path, "w")`` would create a file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def schema_path() -> Path:

@@ -11,11 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_onnxparity.compare.metrics import ShapeMismatchError
 from pytest_onnxparity.compare.parity import OutputMismatchError
-from pytest_onnxparity.export.discovery import Graph, ModelFile
+from pytest_onnxparity.export.folder import Graph, ModelFile
 from pytest_onnxparity.references.base import ReferenceError
-from pytest_onnxparity.references.config import (
-    InputMapping,
-)
+from pytest_onnxparity.references.config import InputMapping
 from pytest_onnxparity.references.recorded import (
     RecordedDataError,
 )

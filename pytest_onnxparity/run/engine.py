@@ -18,19 +18,16 @@ from typing import TYPE_CHECKING, Any
 from pytest_onnxparity.compare.metrics import ShapeMismatchError
 from pytest_onnxparity.compare.parity import OutputMismatchError, compare
 from pytest_onnxparity.config.tolerances import ToleranceLayer
-from pytest_onnxparity.export.discovery import ExportFolder, Graph, ModelFile
+from pytest_onnxparity.export.folder import ExportFolder, Graph, ModelFile
 from pytest_onnxparity.references.base import Reference, ReferenceError
 from pytest_onnxparity.references.callable import CallableReference
-from pytest_onnxparity.references.config import (
-    ReferenceSettings,
-    ReferenceSpec,
-    check_graph_names,
-)
+from pytest_onnxparity.references.config import ReferenceSpec
 from pytest_onnxparity.references.recorded import (
     default_record_path,
     write_recorded,
 )
 from pytest_onnxparity.references.replay import record_outputs
+from pytest_onnxparity.references.settings import ReferenceSettings, check_graph_names
 from pytest_onnxparity.results.records import ParityRecord
 from pytest_onnxparity.run.settings import Settings
 from pytest_onnxparity.runtime.inputs import (

@@ -7,12 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from pytest_onnxparity.export.discovery import Graph, ModelFile
+from pytest_onnxparity.export.folder import Graph, ModelFile
 from pytest_onnxparity.onnxfile.signature import TensorSpec, read_signature
 from pytest_onnxparity.references.base import Reference, ReferenceError
-from pytest_onnxparity.references.config import (
-    ReferenceSpec,
-)
+from pytest_onnxparity.references.config import ReferenceSpec
 from pytest_onnxparity.references.recorded import (
     recorded_set_names,
 )

@@ -7,15 +7,12 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_onnxparity.export.discovery import ExportFolder, Graph, ModelFile
+from pytest_onnxparity.export.folder import ExportFolder, Graph, ModelFile
 from pytest_onnxparity.references.base import Reference, ReferenceError
-from pytest_onnxparity.references.config import (
-    InputMapping,
-    ReferenceSettings,
-    ReferenceSpec,
-)
+from pytest_onnxparity.references.config import InputMapping, ReferenceSpec
 from pytest_onnxparity.references.onnx import OnnxReference
 from pytest_onnxparity.references.opening import open_reference
+from pytest_onnxparity.references.settings import ReferenceSettings
 from pytest_onnxparity.run.settings import Settings
 from pytest_onnxparity.runtime.inputs import (
     InputSet,

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_onnxparity.config.project import ConfigError, check_keys
-from pytest_onnxparity.speech.clips import require_speech_extra
+from pytest_onnxparity.config.tables import ConfigError, check_keys
+from pytest_onnxparity.speech.audio.clips import require_speech_extra
 
 NORMALIZATION_KEYS = ("lowercase", "strip_punctuation", "collapse_whitespace", "remove")
 _APOSTROPHES = "'\u2019\u02bc"

@@ -85,7 +85,7 @@ class SerialRounds:
 
 
 class ClipLike(Protocol):
-    """What RTF needs from a clip (:class:`pytest_onnxparity.speech.clips.Clip` is one)."""
+    """What RTF needs from a clip (:class:`pytest_onnxparity.speech.audio.clips.Clip` is one)."""
 
     @property
     def id(self) -> str: ...

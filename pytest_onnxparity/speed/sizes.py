@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_onnxparity.export.discovery import human_size
+from pytest_onnxparity.export.folder import human_size
 from pytest_onnxparity.export.sizes import BYTES_PER_MB, Bundle, FileSize, SizeReport
 from pytest_onnxparity.results.records import CheckResult
 from pytest_onnxparity.results.terminal import table

@@ -1,1 +1,6 @@
 """Ready-made suites: declarative TOML files a run starts from, and the checks they add."""
+
+from pytest_onnxparity._moved import moved_getattr
+
+# Release 0.1 had a module of this name: its names still resolve, with a DeprecationWarning.
+__getattr__ = moved_getattr("suites")

@@ -26,20 +26,20 @@ from pytest_onnxparity.references.onnx import OnnxReference
 from pytest_onnxparity.results.records import CheckResult
 from pytest_onnxparity.run.cases import INPUT_PROBLEMS
 from pytest_onnxparity.runtime.inputs import InputSet
-from pytest_onnxparity.speech.signals import load_signal
-from pytest_onnxparity.speech.streaming import (
+from pytest_onnxparity.speech.audio.signals import load_signal
+from pytest_onnxparity.speech.streaming.config import StreamingError, StreamingOptions
+from pytest_onnxparity.speech.streaming.stream import (
     StreamRun,
     check_streamable,
     compare_streams,
     run_stream,
 )
-from pytest_onnxparity.speech.streaming_config import StreamingError, StreamingOptions
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from pytest_onnxparity.config.tolerances import Tolerance
-    from pytest_onnxparity.export.discovery import Graph
+    from pytest_onnxparity.export.folder import Graph
     from pytest_onnxparity.run.engine import ParityEngine
     from pytest_onnxparity.run.settings import Settings
 

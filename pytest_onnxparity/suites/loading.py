@@ -6,7 +6,7 @@ description, what it checks, an example command) and what the core does not know
 of model: input rules by input name for every graph (``[suite.inputs]``), a batch size for the
 first axis of dynamic inputs, pooled-embedding gates (``[suite.pooled]``, see
 :mod:`pytest_onnxparity.compare.pooling`) and streaming gates (``[suite.streaming]``, see
-:mod:`pytest_onnxparity.speech.streaming`).
+:mod:`pytest_onnxparity.speech.streaming.stream`).
 
 The suite is the weakest layer of the run's config: the project's ``pyproject.toml``, the export
 folder's ``parity.toml``, the command line and markers extend and override it key by key, so a
@@ -27,13 +27,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_onnxparity.config.project import (
-    ConfigError,
-    InputRule,
-    ParityConfig,
-    check_keys,
-    parse_config,
-)
+from pytest_onnxparity.config.project import InputRule, ParityConfig, parse_config
+from pytest_onnxparity.config.tables import ConfigError, check_keys
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,7 +38,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 if TYPE_CHECKING:
     from pytest_onnxparity.compare.pooling import PooledOptions
     from pytest_onnxparity.onnxfile.signature import TensorSpec
-    from pytest_onnxparity.speech.streaming_config import StreamingOptions
+    from pytest_onnxparity.speech.streaming.config import StreamingOptions
 
 SUITES_FOLDER = "shipped"
 SUITE_SECTION = "suite"
@@ -184,7 +179,7 @@ def parse_suite_options(
 ) -> SuiteOptions:
     """Validate a merged ``[suite]`` section (a suite's, extended by the user's config)."""
     from pytest_onnxparity.compare.pooling import parse_pooled_options
-    from pytest_onnxparity.speech.streaming_config import parse_streaming_options
+    from pytest_onnxparity.speech.streaming.config import parse_streaming_options
 
     check_keys(raw, SUITE_KEYS, where)
     name = raw.get("name")
@@ -198,7 +193,7 @@ def parse_suite_options(
         raise ConfigError(f"{where}: checks must be a list of strings, got {checks!r}")
     sequence = raw.get("sequence", {})
     if sequence:
-        from pytest_onnxparity.speech.sequence_config import parse_sequence_options
+        from pytest_onnxparity.speech.sequence.config import parse_sequence_options
 
         # Checked now for its keys and values; it becomes part of [sequence] only when clips
         # are given (see with_sequence_defaults).

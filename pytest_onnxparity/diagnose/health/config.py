@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_onnxparity.config.project import ConfigError, check_keys
+from pytest_onnxparity.config.tables import ConfigError, check_keys
 from pytest_onnxparity.diagnose.coverage import (
     COVERAGE_CHECK,
     COVERAGE_KEYS,

@@ -13,7 +13,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_onnxparity.diagnose.localize import PLOT_FORMATS, Localization
+from pytest_onnxparity.diagnose.localize.config import PLOT_FORMATS
+from pytest_onnxparity.diagnose.localize.records import Localization
 
 DECADE = 10.0
 EXACT_ROW_STEP = 1.6

@@ -26,7 +26,7 @@ from pytest_onnxparity.config.tolerances import (
     Tolerance,
 )
 from pytest_onnxparity.onnxfile.signature import TensorSpec
-from pytest_onnxparity.speech.streaming_config import DECISION_KEY, StreamingError, StreamingOptions
+from pytest_onnxparity.speech.streaming.config import DECISION_KEY, StreamingError, StreamingOptions
 
 RunFn = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_onnxparity.config.project import ConfigError
-from pytest_onnxparity.speech.clips import Clip, audio_folder_ids, load_audio_folder
-from pytest_onnxparity.speech.hf_datasets import dataset_clip_ids, load_hf_dataset
+from pytest_onnxparity.config.tables import ConfigError
+from pytest_onnxparity.speech.audio.clips import Clip, audio_folder_ids, load_audio_folder
+from pytest_onnxparity.speech.audio.hf_datasets import dataset_clip_ids, load_hf_dataset
 
 SOURCE_KEYS = (
     "clips_dir",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_onnxparity.speech.clips import (
+from pytest_onnxparity.speech.audio.clips import (
     Clip,
     ClipError,
     check_limit,

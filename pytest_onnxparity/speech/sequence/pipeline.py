@@ -4,7 +4,9 @@ and on each variant set.
 The user writes a :class:`PipelineAdapter`: given the loaded graphs of one variant set and one
 clip, it returns the decoded token ids (and text, if it has a tokenizer). The plugin runs it
 once for the reference graphs (cached) and once per variant set, optionally again under teacher
-forcing, and hands the results to :func:`pytest_onnxparity.speech.clip_compare.compare_clip`."""
+forcing, and hands the results to
+:func:`pytest_onnxparity.speech.sequence.clip_compare.compare_clip`.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from pytest_onnxparity.runtime.sessions import OnnxRunner
-from pytest_onnxparity.speech.clips import Clip
+from pytest_onnxparity.speech.audio.clips import Clip
 
 PIPELINE_GRAPH = "pipeline"
 
@@ -93,7 +95,7 @@ def run_adapter(
     if not isinstance(output, PipelineOutput):
         raise AdapterError(
             f"pipeline adapter {name} returned {type(output).__name__} for clip {clip.id!r}; "
-            "return pytest_onnxparity.speech.pipeline.PipelineOutput(tokens=..., text=...)"
+            "return pytest_onnxparity.PipelineOutput(tokens=..., text=...)"
         )
     if forced_tokens is not None and output.step_logits is None:
         raise AdapterError(

@@ -13,12 +13,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_onnxparity.config.project import ConfigError
-from pytest_onnxparity.export.discovery import TIERS_BY_PRECISION, ExportFolder, ModelFile
+from pytest_onnxparity.config.tables import ConfigError
+from pytest_onnxparity.export.folder import ExportFolder, ModelFile
+from pytest_onnxparity.export.naming import TIERS_BY_PRECISION
 from pytest_onnxparity.runtime.sessions import OnnxRunner
-from pytest_onnxparity.speech.clip_compare import ClipComparison, compare_clip
-from pytest_onnxparity.speech.clips import Clip, ClipError
-from pytest_onnxparity.speech.pipeline import (
+from pytest_onnxparity.speech.audio.clips import Clip, ClipError
+from pytest_onnxparity.speech.sequence.clip_compare import ClipComparison, compare_clip
+from pytest_onnxparity.speech.sequence.pipeline import (
     REFERENCE_TAG,
     PipelineAdapter,
     PipelineOutput,

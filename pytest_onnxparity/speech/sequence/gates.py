@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pytest_onnxparity.speech.clip_compare import ClipComparison
-from pytest_onnxparity.speech.sequence_report import (
+from pytest_onnxparity.speech.sequence.clip_compare import ClipComparison
+from pytest_onnxparity.speech.sequence.report import (
     clip_list,
     number_text,
 )

@@ -1,7 +1,7 @@
 """The ``[sequence]`` config table: gates, clip source, variant sets, overrides, normalisation.
 
 Validated once into a frozen :class:`SequenceOptions`; every error is a
-:class:`~pytest_onnxparity.config.project.ConfigError` naming the table, the key and the fix.
+:class:`~pytest_onnxparity.config.tables.ConfigError` naming the table, the key and the fix.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from pytest_onnxparity.config.project import ConfigError, check_keys, sub_table
-from pytest_onnxparity.speech.clip_source import SOURCE_KEYS, ClipSource, parse_clip_source
-from pytest_onnxparity.speech.pipeline import REFERENCE_TAG
-from pytest_onnxparity.speech.sequence_gates import RATE_GATES, SequenceGates
+from pytest_onnxparity.config.tables import ConfigError, check_keys, sub_table
+from pytest_onnxparity.speech.audio.source import SOURCE_KEYS, ClipSource, parse_clip_source
+from pytest_onnxparity.speech.sequence.gates import RATE_GATES, SequenceGates
+from pytest_onnxparity.speech.sequence.pipeline import REFERENCE_TAG
 from pytest_onnxparity.speech.transcripts import TextNormalization, parse_normalization
 
 GATE_KEYS = tuple(item.name for item in fields(SequenceGates))

@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_onnxparity.results.records import CheckResult
-from pytest_onnxparity.speech.clip_compare import ClipComparison
-from pytest_onnxparity.speech.pipeline import PIPELINE_GRAPH
-from pytest_onnxparity.speech.sequence_gates import SequenceGates, gate_outcomes, summarize
-from pytest_onnxparity.speech.sequence_report import (
+from pytest_onnxparity.speech.sequence.clip_compare import ClipComparison
+from pytest_onnxparity.speech.sequence.gates import SequenceGates, gate_outcomes, summarize
+from pytest_onnxparity.speech.sequence.pipeline import PIPELINE_GRAPH
+from pytest_onnxparity.speech.sequence.report import (
     CHECK_NAME,
     CLIP_CHECK_NAME,
     per_clip_table,

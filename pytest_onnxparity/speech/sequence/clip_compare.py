@@ -8,8 +8,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from pytest_onnxparity.runtime.sessions import OnnxRunner
-from pytest_onnxparity.speech.clips import Clip
-from pytest_onnxparity.speech.pipeline import (
+from pytest_onnxparity.speech.audio.clips import Clip
+from pytest_onnxparity.speech.sequence.pipeline import (
     AdapterError,
     PipelineAdapter,
     PipelineOutput,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pytest_onnxparity.speech.streaming_config import SIGNAL_KINDS, StreamingError, StreamingOptions
+from pytest_onnxparity.speech.streaming.config import SIGNAL_KINDS, StreamingError, StreamingOptions
 
 # Formant centres (Hz) of five vowels: /a/, /i/, /u/, /e/, /o/.
 VOWEL_FORMANTS = (
@@ -90,7 +90,7 @@ def load_signal(options: StreamingOptions) -> np.ndarray:
                 f"{list(audio.shape)}; save the mono samples with np.save"
             )
     else:
-        from pytest_onnxparity.speech.clips import decode_audio, resample
+        from pytest_onnxparity.speech.audio.clips import decode_audio, resample
 
         audio, rate = decode_audio(path, str(path))
         audio = resample(audio, rate, options.sample_rate)

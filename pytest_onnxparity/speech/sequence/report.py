@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_onnxparity.results.terminal import table
-from pytest_onnxparity.speech.clip_compare import ClipComparison
+from pytest_onnxparity.speech.sequence.clip_compare import ClipComparison
 
 """The ``graph`` of sequence records: a variant set spans several graphs."""
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_onnxparity.config.project import ConfigError, check_keys
+from pytest_onnxparity.config.tables import ConfigError, check_keys
 from pytest_onnxparity.config.tolerances import (
     TIERS,
     TOLERANCE_KEYS,

@@ -1,0 +1,141 @@
+"""Instrumenting a model: its intermediate float tensors exposed as graph outputs, in topological
+order, fetched in batches.
+
+Exposing intermediate tensors blocks the fusions that would consume them, so the instrumented
+runs are for localization only: the end-to-end verdict always comes from the ordinary,
+uninstrumented run."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pytest_onnxparity.runtime.sessions import ModelLoadError, SessionSettings, open_session
+
+FLOAT_TENSOR_TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)")
+
+
+# Tensors no bigger than this stay inside the instrumented protobuf; larger ones go to a sidecar.
+INLINE_TENSOR_BYTES = 1024
+
+
+class InstrumentableModel:
+    """One model's graph, indexed for matching, and a working copy in the workdir whose outputs
+    are swapped for each instrumented run."""
+
+    def __init__(self, source: Path, instrumented_path: Path) -> None:
+        import onnx
+
+        if not source.is_file():
+            raise ModelLoadError(f"{source}: no such model; check the path passed to localize")
+        self.source = source
+        self.path = instrumented_path
+        sidecar = instrumented_path.name + ".data"
+        # onnx appends to an existing sidecar instead of replacing it.
+        (instrumented_path.parent / sidecar).unlink(missing_ok=True)
+        model = onnx.load(str(source))
+        onnx.save_model(
+            model,
+            str(instrumented_path),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=sidecar,
+            size_threshold=INLINE_TENSOR_BYTES,
+        )
+        # save_model moved the weights to the sidecar, so rewriting the outputs is now cheap.
+        self.model = model
+        self.graph_outputs = {value.name: value for value in model.graph.output}
+        self.nodes = _topological_nodes(model.graph, source)
+        self.producer = {
+            name: index for index, node in enumerate(self.nodes) for name in node.output if name
+        }
+        self.consumers: dict[str, list[Any]] = {}
+        for node in self.nodes:
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
+        self.activations = _activations(model.graph, self.nodes)
+
+    def as_consumed(self, tensor: str) -> str:
+        """``tensor``, or its dequantized copy where it feeds a QuantizeLinear/DequantizeLinear
+        pair, as the quantized graph's consumers see it."""
+        for quantize in self.consumers.get(tensor, []):
+            if quantize.op_type != "QuantizeLinear":
+                continue
+            for dequantize in self.consumers.get(quantize.output[0], []):
+                if dequantize.op_type == "DequantizeLinear":
+                    return str(dequantize.output[0])
+        return tensor
+
+    def float_activations(self, settings: SessionSettings) -> set[str]:
+        """The activations onnxruntime types as float, read from a session that is never run."""
+        if not self.activations:
+            return set()
+        self._expose(self.activations)
+        session = open_session(self.path, settings).session
+        return {arg.name for arg in session.get_outputs() if arg.type in FLOAT_TENSOR_TYPES}
+
+    def run(
+        self, names: Sequence[str], inputs: Mapping[str, np.ndarray], settings: SessionSettings
+    ) -> dict[str, np.ndarray]:
+        """The values of ``names`` on ``inputs`` from a fresh session exposing only them."""
+        self._expose(names)
+        return open_session(self.path, settings).run(inputs)
+
+    def _expose(self, names: Sequence[str]) -> None:
+        import onnx
+
+        outputs = self.model.graph.output
+        del outputs[:]
+        for name in dict.fromkeys(names):
+            # Untyped outputs are fine: onnxruntime infers their types when it resolves the graph.
+            outputs.append(self.graph_outputs.get(name) or onnx.ValueInfoProto(name=name))
+        onnx.save_model(self.model, str(self.path))
+
+
+def _topological_nodes(graph: Any, source: Path) -> list[Any]:
+    """The top-level nodes in topological order, keeping file order wherever it is free."""
+    nodes = list(graph.node)
+    producer = {name: index for index, node in enumerate(nodes) for name in node.output if name}
+    waiting = [
+        {producer[name] for name in node.input if name in producer} - {index}
+        for index, node in enumerate(nodes)
+    ]
+    unblocks: dict[int, list[int]] = {}
+    for index, dependencies in enumerate(waiting):
+        for dependency in dependencies:
+            unblocks.setdefault(dependency, []).append(index)
+    ready = [index for index, dependencies in enumerate(waiting) if not dependencies]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
+        for follower in unblocks.get(index, []):
+            waiting[follower].discard(index)
+            if not waiting[follower]:
+                heapq.heappush(ready, follower)
+    if len(order) != len(nodes):
+        raise ModelLoadError(
+            f"{source}: the graph has a cycle, so it has no topological order; "
+            "re-export it or check it with onnx.checker.check_model"
+        )
+    return [nodes[index] for index in order]
+
+
+def _activations(graph: Any, nodes: Sequence[Any]) -> tuple[str, ...]:
+    """Node outputs computed from a graph input, in topological order; constants and weights
+    (a QDQ graph's dequantized weights) are left out."""
+    initializers = {tensor.name for tensor in graph.initializer}
+    dynamic = {value.name for value in graph.input if value.name not in initializers}
+    activations = []
+    for node in nodes:
+        if any(name in dynamic for name in node.input):
+            for name in node.output:
+                if name:
+                    dynamic.add(name)
+                    activations.append(name)
+    return tuple(activations)

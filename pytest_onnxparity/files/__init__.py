@@ -1,0 +1,1 @@
+"""Files the run writes: atomically, and only where the user said."""

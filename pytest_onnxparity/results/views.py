@@ -1,0 +1,175 @@
+"""Per graph × variant views of a run (the ``graphs`` section of the results file): full precision,
+with the node ids of the records behind each number, computed from plain-JSON records so a
+stored results file can be viewed later."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pytest_onnxparity.results.numbers import (
+    OUTPUT_STATS,
+    WORST_IS_MAX,
+    WORST_IS_MIN,
+    check_numbers,
+    is_finite_number,
+)
+
+ITEM_LABELS = ("clip_id", "input_set", "name")
+
+
+STATUS_ORDER = ("error", "failed", "passed", "not run")
+
+
+def group_by_graph(
+    records: Sequence[Mapping[str, Any]],
+    export: Mapping[str, Any] | None = None,
+    io: Mapping[str, Any] | None = None,
+    durations: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """``{graph: {reference, io, variants: {tag: {...}}}}`` from the records and discovery JSON.
+
+    Every discovered file gets an entry (``status: "not run"`` when no test measured it); a
+    record of a graph or variant discovery does not know (a sequence variant set, a user's own
+    arrays) gets one too. ``durations`` maps a record's node id to its test's seconds.
+    """
+    files = {
+        (graph["name"], model["variant"]): (graph, model)
+        for graph in (export or {}).get("graphs", [])
+        for model in graph["files"]
+    }
+    by_variant: dict[tuple[str, str], list[Mapping[str, Any]]] = {key: [] for key in files}
+    for record in records:
+        by_variant.setdefault((record["graph"], record["variant"]), []).append(record)
+    graphs: dict[str, Any] = {}
+    for graph_name, variant in sorted(by_variant, key=lambda key: _variant_order(key, files)):
+        discovered = files.get((graph_name, variant))
+        entry = graphs.setdefault(
+            graph_name,
+            {
+                "reference": None if discovered is None else discovered[0]["reference"],
+                "io": (io or {}).get(graph_name),
+                "variants": {},
+            },
+        )
+        model = None if discovered is None else discovered[1]
+        entry["variants"][variant] = _variant_view(
+            by_variant[(graph_name, variant)], model, entry["reference"] == variant, durations or {}
+        )
+    return graphs
+
+
+def _variant_order(
+    key: tuple[str, str], files: Mapping[tuple[str, str], Any]
+) -> tuple[str, bool, str]:
+    """Graphs by name; in each, the reference file first, then variants by tag."""
+    discovered = files.get(key)
+    is_reference = discovered is not None and discovered[0]["reference"] == key[1]
+    return key[0], not is_reference, key[1]
+
+
+def _variant_view(
+    records: Sequence[Mapping[str, Any]],
+    model: Mapping[str, Any] | None,
+    is_reference: bool,
+    durations: Mapping[str, float],
+) -> dict[str, Any]:
+    tiers = [r["tier"] for r in records if r.get("tier")]
+    view: dict[str, Any] = {
+        "role": "reference" if is_reference else "variant",
+        "tier": model["tier"] if model else (tiers[0] if tiers else None),
+        "file": model["relpath"] if model else None,
+        "size_bytes": model["size_bytes"] if model else None,
+        "total_bytes": model["total_bytes"] if model else None,
+        "status": _status(records),
+        "records": [r["nodeid"] for r in records],
+        "input_sets": {},
+        "outputs": {},
+        "gates": [],
+        "errors": [],
+        "checks": {},
+        "duration_s": round(sum(durations.get(r["nodeid"], 0.0) for r in records), 6),
+    }
+    outputs: dict[str, list[Mapping[str, Any]]] = {}
+    checks: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records:
+        if record["kind"] == "parity":
+            input_set = record.get("input_set") or {}
+            name = input_set.get("name", "default")
+            view["input_sets"][name] = dict(input_set)
+            if record.get("error"):
+                view["errors"].append(record["error"])
+            parity = record.get("parity") or {}
+            for stats in parity.get("outputs", []):
+                outputs.setdefault(stats["output"], []).append(stats)
+            view["gates"].extend({"input_set": name, **gate} for gate in parity.get("gates", []))
+        elif record["kind"] == "check":
+            checks.setdefault(record["check"], []).append(record)
+    view["outputs"] = {name: worst_stats(stats) for name, stats in sorted(outputs.items())}
+    view["checks"] = {name: check_view(name, runs) for name, runs in sorted(checks.items())}
+    return view
+
+
+def check_view(check: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One check of a variant. Run once, its numbers; run several times (once per clip…),
+    how many runs failed, with each run's numbers under ``items`` by its label."""
+    numbers = [check_numbers(check, record.get("details") or {}) for record in records]
+    view: dict[str, Any] = {
+        "passed": all(record["passed"] for record in records),
+        "enforced": any(record.get("enforced", True) for record in records),
+        "nodeids": [record["nodeid"] for record in records],
+    }
+    if len(records) == 1:
+        view["numbers"] = numbers[0]
+        return view
+    view["numbers"] = {
+        "runs": len(records),
+        "failed": sum(1 for record in records if not record["passed"]),
+    }
+    view["items"] = {
+        _label(record): {"passed": record["passed"], "numbers": found}
+        for record, found in zip(records, numbers, strict=True)
+    }
+    return view
+
+
+def _label(record: Mapping[str, Any]) -> str:
+    """What tells one run of a check from another: its clip or input set, else its node id."""
+    details = record.get("details") or {}
+    for key in ITEM_LABELS:
+        if isinstance(details.get(key), str):
+            return str(details[key])
+    return str(record["nodeid"])
+
+
+def worst_stats(per_input_set: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One output's statistics over its input sets: the largest error, the lowest agreement,
+    the total mismatch count; None where no input set measured it."""
+
+    def values(key: str) -> list[float]:
+        return [s[key] for s in per_input_set if is_finite_number(s.get(key))]
+
+    worst: dict[str, Any] = {}
+    for key in OUTPUT_STATS:
+        found = values(key)
+        if not found:
+            worst[key] = None
+        elif key in WORST_IS_MAX:
+            worst[key] = max(found)
+        elif key in WORST_IS_MIN:
+            worst[key] = min(found)
+        else:
+            worst[key] = sum(found)
+    return worst
+
+
+def _status(records: Iterable[Mapping[str, Any]]) -> str:
+    statuses = ["not run"]
+    for record in records:
+        if record.get("error"):
+            statuses.append("error")
+        elif record["passed"] or not record.get("enforced", True):
+            statuses.append("passed")
+        else:
+            statuses.append("failed")
+    return min(statuses, key=STATUS_ORDER.index)
