@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import shutil
 from pathlib import Path
 
 # pytester's in-process runs forget modules first imported during a run, and native extensions
 # (onnx, onnxruntime, numpy.random, torch) abort or crash when imported a second time. Importing
-# them here, once, through the model kit, keeps them loaded across runs.
+# them here, once, through the model kit, keeps them loaded across runs. The plugin's own modules
+# and hypothesis (whose pytest plugin imports it at every session's end) are imported once too:
+# otherwise every in-process run imports them again, through pytest's assertion rewriting.
+import hypothesis  # noqa: F401
 import modelkit  # noqa: F401
 import numpy.random  # noqa: F401
 import pytest
+
+import pytest_onnxparity
+
+for _module in pkgutil.walk_packages(pytest_onnxparity.__path__, "pytest_onnxparity."):
+    importlib.import_module(_module.name)
 
 EXAMPLE = Path(__file__).parents[1] / "fixtures" / "example"
 
