@@ -42,18 +42,18 @@ PUBLIC: dict[str, str] = {
     "ModelFile": "export.folder",
     # comparing outputs
     "Tolerance": "config.tolerances",
-    "compare": "compare.parity",
     "ParityResult": "compare.parity",
     "compare_outputs": "compare.metrics",
     "OutputStats": "compare.metrics",
     # the engine behind the parity_engine / parity_case fixtures
     "ParityEngine": "run.engine",
     "ParityCase": "run.cases",
-    # speed
+    # speed (TimingItem: a timing test of your own, from a collection hook)
     "TimingPlan": "speed.measure",
     "MeasurementContext": "speed.measure",
     "measure_rtf": "speed.measure",
     "SpeedSubject": "speed.verdict",
+    "TimingItem": "plugin.speed_items",
 }
 
 __all__ = [
@@ -76,10 +76,10 @@ __all__ = [
     "ReferenceError",
     "SessionSettings",
     "SpeedSubject",
+    "TimingItem",
     "TimingPlan",
     "Tolerance",
     "__version__",
-    "compare",
     "compare_outputs",
     "discover",
     "measure_rtf",
@@ -89,10 +89,11 @@ __all__ = [
 
 if TYPE_CHECKING:
     from pytest_onnxparity.compare.metrics import OutputStats, compare_outputs
-    from pytest_onnxparity.compare.parity import ParityResult, compare
+    from pytest_onnxparity.compare.parity import ParityResult
     from pytest_onnxparity.config.tolerances import Tolerance
     from pytest_onnxparity.export.discovery import discover
     from pytest_onnxparity.export.folder import ExportFolder, Graph, ModelFile
+    from pytest_onnxparity.plugin.speed_items import TimingItem
     from pytest_onnxparity.references.base import Reference, ReferenceError
     from pytest_onnxparity.references.config import InputMapping
     from pytest_onnxparity.run.cases import ParityCase

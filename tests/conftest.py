@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 # pytester's in-process runs forget modules first imported during a run, and native extensions
@@ -18,11 +19,10 @@ import numpy.random  # noqa: F401
 import pytest
 
 import pytest_onnxparity
+from tests.paths import EXAMPLE
 
 for _module in pkgutil.walk_packages(pytest_onnxparity.__path__, "pytest_onnxparity."):
     importlib.import_module(_module.name)
-
-EXAMPLE = Path(__file__).parents[1] / "fixtures" / "example"
 
 
 @pytest.fixture
@@ -37,3 +37,22 @@ def export_copy(tmp_path: Path) -> Path:
 def plugin_args(request: pytest.FixtureRequest) -> list[str]:
     """Run a pytester session serially and on two xdist workers."""
     return list(request.param)
+
+
+RunPytest = Callable[..., pytest.RunResult]
+
+
+@pytest.fixture
+def run(pytester: pytest.Pytester) -> RunPytest:
+    """``run(*args)``: a pytest run in ``pytester.path``, without the cache provider, reporting
+    every outcome (``-rA``). With ``-n`` it runs in a subprocess: xdist's workers cannot start
+    in-process. A module that needs more common arguments overrides ``run`` with a fixture that
+    calls this one."""
+
+    def run_pytest(*args: str) -> pytest.RunResult:
+        common = ("-p", "no:cacheprovider", "-rA")
+        if "-n" in args:
+            return pytester.runpytest_subprocess(*common, *args)
+        return pytester.runpytest(*common, *args)
+
+    return run_pytest

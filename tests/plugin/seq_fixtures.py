@@ -15,7 +15,8 @@ from pathlib import Path
 
 import seqkit
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
+from tests.paths import FIXTURES
+
 ROLES = seqkit.GRAPH_ROLES
 CLIPS = 4
 

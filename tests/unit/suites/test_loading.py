@@ -31,8 +31,9 @@ from pytest_onnxparity.suites.loading import (
     shipped_suites,
     with_sequence_defaults,
 )
+from tests.paths import SUITES
 
-REPO_SUITES = Path(__file__).parents[1] / "suites"
+REPO_SUITES = SUITES
 SHIPPED = ("classifier", "embedding", "encoder-decoder-asr", "streaming-vad")
 MINIMAL = b"""
 [suite]

@@ -13,8 +13,7 @@ import soundfile
 from pytest_onnxparity.speech.audio.clips import Clip, ClipError, load_audio_folder, resample
 from pytest_onnxparity.speech.audio.hf_datasets import load_hf_dataset
 from pytest_onnxparity.speech.audio.source import ClipSource
-
-COMMITTED_CLIPS = Path(__file__).parent / "data" / "clips"
+from tests.paths import CLIPS_DIR
 
 
 def tone(frequency: float, seconds: float, rate: int) -> np.ndarray:
@@ -86,10 +85,10 @@ def test_stereo_audio_is_downmixed_to_mono(tmp_path: Path) -> None:
 
 
 def test_committed_speech_clips_load_and_resample(tmp_path: Path) -> None:
-    clips = load_audio_folder(COMMITTED_CLIPS, sample_rate=16000)
+    clips = load_audio_folder(CLIPS_DIR, sample_rate=16000)
     assert [c.id for c in clips] == ["fox", "narrowband", "numbers"]
     assert clips[0].text == "The quick brown fox jumps over the lazy dog."
-    native = {c.id: c for c in load_audio_folder(COMMITTED_CLIPS, sample_rate=None)}
+    native = {c.id: c for c in load_audio_folder(CLIPS_DIR, sample_rate=None)}
     assert native["narrowband"].sample_rate == 8000
     assert clips[1].duration_s == pytest.approx(native["narrowband"].duration_s, abs=1e-3)
     assert all(c.duration_s > 1.0 for c in clips)

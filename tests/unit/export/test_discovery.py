@@ -26,8 +26,9 @@ from pytest_onnxparity.export.folder import (
     human_size,
 )
 from pytest_onnxparity.export.naming import TIERS_BY_PRECISION, split_name, tier_of_tag
+from tests.paths import DATA
 
-CASES_TABLE = Path(__file__).parent / "data" / "discovery-cases.tsv"
+CASES_TABLE = DATA / "discovery-cases.tsv"
 
 
 def _read_cases() -> dict[str, list[dict[str, str]]]:

@@ -17,16 +17,10 @@ import pytest
 from pytest_onnxparity.diagnose.localize.config import LocalizeOptions
 from pytest_onnxparity.plugin.localize import LocalizeSettings, draw_plots, summary_lines
 from pytest_onnxparity.results.records import ResultCollector
+from tests.conftest import RunPytest
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ENCODER_MATMULS = {"/input_proj/MatMul", "/hidden_proj/MatMul", "/output_proj/MatMul"}
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """In-process for speed; xdist runs in a subprocess (its workers cannot start in-process)."""
-    if "-n" in args:
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA", *args)
-    return pytester.runpytest("-p", "no:cacheprovider", "-rA", *args)
 
 
 def damage_encoder_int8(export: Path) -> None:
@@ -46,13 +40,12 @@ def records(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def test_a_failing_variant_with_auto_localization_names_the_damaged_layer_first(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     damage_encoder_int8(export_copy)
     (export_copy / "parity.toml").write_text("[localize]\nauto = true\n")
     plots, out = pytester.path / "plots", pytester.path / "results.json"
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "-k",
@@ -88,21 +81,20 @@ def test_a_failing_variant_with_auto_localization_names_the_damaged_layer_first(
 
 
 def test_a_failing_variant_is_not_localized_unless_asked(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     damage_encoder_int8(export_copy)
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "encoder and int8")
+    result = run("--onnx-dir", str(export_copy), "-k", "encoder and int8")
     result.assert_outcomes(failed=1)
     assert "localization of" not in result.stdout.str()
     assert "onnxparity localize" not in result.stdout.str()
 
 
 def test_localize_flag_writes_one_plot_per_graph_and_the_json_references_it(
-    pytester: pytest.Pytester, export_copy: Path, plugin_args: list[str]
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path, plugin_args: list[str]
 ) -> None:
     out = pytester.path / "out" / "results.json"
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "--parity-localize",
@@ -129,11 +121,10 @@ def test_localize_flag_writes_one_plot_per_graph_and_the_json_references_it(
 
 
 def test_onnxruntime_quantizers_get_their_quantized_layers_ranked_first(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     out = pytester.path / "results.json"
     run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "-k",
@@ -161,12 +152,11 @@ def test_onnxruntime_quantizers_get_their_quantized_layers_ranked_first(
 
 
 def test_localization_never_changes_the_verdict_or_the_measured_numbers(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     plain, localized = pytester.path / "plain.json", pytester.path / "localized.json"
     for out, extra in ((plain, ()), (localized, ("--parity-localize",))):
         result = run(
-            pytester,
             "--onnx-dir",
             str(export_copy),
             "-k",
@@ -185,7 +175,7 @@ def test_localization_never_changes_the_verdict_or_the_measured_numbers(
 
 
 def test_svg_plots_and_the_optimisation_level_come_from_the_localize_table(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     damage_encoder_int8(export_copy)
     (export_copy / "parity.toml").write_text(
@@ -194,7 +184,6 @@ def test_svg_plots_and_the_optimisation_level_come_from_the_localize_table(
     )
     plots = pytester.path / "plots"
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "-k",
@@ -217,11 +206,10 @@ def test_svg_plots_and_the_optimisation_level_come_from_the_localize_table(
 
 
 def test_a_sweep_localizes_every_input_set_into_one_plot_per_graph(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     out = pytester.path / "results.json"
     run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "-k",
@@ -255,21 +243,19 @@ def test_a_sweep_localizes_every_input_set_into_one_plot_per_graph(
     ],
 )
 def test_a_bad_localize_table_is_a_usage_error_naming_the_key(
-    pytester: pytest.Pytester, export_copy: Path, table: str, message: str
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path, table: str, message: str
 ) -> None:
     (export_copy / "parity.toml").write_text(f"[localize]\n{table}\n")
-    result = run(pytester, "--onnx-dir", str(export_copy), "--collect-only")
+    result = run("--onnx-dir", str(export_copy), "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: onnxparity: {message}"])
 
 
 def test_the_localize_table_may_live_in_pyproject_and_its_errors_name_it(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     pytester.makepyprojecttoml("[tool.onnxparity.localize]\ntop_n = 0\n")
-    result = run(
-        pytester, "--onnx-dir", str(export_copy), "--rootdir", str(pytester.path), "--collect-only"
-    )
+    result = run("--onnx-dir", str(export_copy), "--rootdir", str(pytester.path), "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
@@ -280,11 +266,11 @@ def test_the_localize_table_may_live_in_pyproject_and_its_errors_name_it(
 
 
 def test_a_localize_dir_that_is_a_file_is_a_usage_error(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     taken = pytester.path / "taken"
     taken.write_text("")
-    result = run(pytester, "--onnx-dir", str(export_copy), "--parity-localize-dir", str(taken))
+    result = run("--onnx-dir", str(export_copy), "--parity-localize-dir", str(taken))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["*--parity-localize-dir: expected a folder for the drift plots, got *taken*"]

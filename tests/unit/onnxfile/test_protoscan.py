@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from pytest_onnxparity.onnxfile.protoscan import ProtoScanError, scan_model
+from tests.paths import EXAMPLE
 
 
 def external(name: str, location: str, shape: tuple[int, ...] = (2,)) -> TensorProto:
@@ -198,7 +199,7 @@ def test_signatures_read_without_onnx_match_onnx_own_reading(tmp_path: Path) -> 
     path = save(
         helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx"
     )
-    examples = sorted((Path(__file__).parents[1] / "fixtures" / "example").glob("*.onnx"))
+    examples = sorted((EXAMPLE).glob("*.onnx"))
 
     for model in [path, *examples]:
         assert read_signature(str(model)) == onnx_signature(model), model

@@ -15,17 +15,12 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
+from tests.conftest import RunPytest
+
 EXAMPLE_FILES = 8  # encoder and classifier: fp32 reference, fp16, int8, int4
 HEALTH_CHECKS = 6
 COVERED_VARIANTS = 6  # every variant but the references is stored narrower
 PARITY_TESTS = 6
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """In-process for speed; xdist runs in a subprocess (its workers cannot start in-process)."""
-    if "-n" in args:
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA", *args)
-    return pytester.runpytest("-p", "no:cacheprovider", "-rA", *args)
 
 
 def health_config(export: Path, text: str) -> None:
@@ -43,9 +38,9 @@ def records(path: Path) -> list[dict[str, Any]]:
 
 
 def test_a_healthy_export_passes_every_health_and_coverage_test_and_prints_the_coverage_table(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
-    result = run(pytester, "--onnx-dir", str(export_copy), "--parity-health-checks", "all", "-v")
+    result = run("--onnx-dir", str(export_copy), "--parity-health-checks", "all", "-v")
     health_tests = EXAMPLE_FILES * HEALTH_CHECKS + COVERED_VARIANTS
     result.assert_outcomes(passed=PARITY_TESTS + health_tests)
     result.stdout.fnmatch_lines(
@@ -70,23 +65,22 @@ def test_a_healthy_export_passes_every_health_and_coverage_test_and_prints_the_c
 
 
 def test_health_checks_are_off_until_a_health_table_or_the_option_asks_for_them(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
-    run(pytester, "--onnx-dir", str(export_copy)).assert_outcomes(passed=PARITY_TESTS)
+    run("--onnx-dir", str(export_copy)).assert_outcomes(passed=PARITY_TESTS)
     health_config(export_copy, "[health]\n")
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "health- or coverage[")
+    result = run("--onnx-dir", str(export_copy), "-k", "health- or coverage[")
     result.assert_outcomes(
         passed=EXAMPLE_FILES * HEALTH_CHECKS + COVERED_VARIANTS, deselected=PARITY_TESTS
     )
-    result = run(pytester, "--onnx-dir", str(export_copy), "--parity-health-checks", "none")
+    result = run("--onnx-dir", str(export_copy), "--parity-health-checks", "none")
     result.assert_outcomes(passed=PARITY_TESTS)
 
 
 def test_the_option_picks_the_checks_and_parity_marker_selects_them_by_name(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "--parity-health-checks",
@@ -103,10 +97,10 @@ def test_the_option_picks_the_checks_and_parity_marker_selects_them_by_name(
 
 
 def test_a_graph_table_narrows_the_checks_of_that_graph_only(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     health_config(export_copy, '[health.graphs.classifier]\nchecks = ["checker"]\n')
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "health- or coverage[")
+    result = run("--onnx-dir", str(export_copy), "-k", "health- or coverage[")
     encoder_tests = 4 * HEALTH_CHECKS + 3
     result.assert_outcomes(passed=encoder_tests + 4, deselected=PARITY_TESTS)
 
@@ -117,13 +111,13 @@ def test_a_graph_table_narrows_the_checks_of_that_graph_only(
 
 
 def test_an_fp16_variant_left_out_of_topological_order_fails_the_checker_with_the_fix(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = convert_float_to_float16(onnx.load(export_copy / "classifier.onnx"), keep_io_types=True)
     onnx.save(model, export_copy / "classifier_fp16.onnx")
-    result = run(pytester, "--onnx-dir", str(export_copy), "--parity-health-checks", "checker")
+    result = run("--onnx-dir", str(export_copy), "--parity-health-checks", "checker")
     result.assert_outcomes(passed=PARITY_TESTS + EXAMPLE_FILES - 1, failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -136,14 +130,14 @@ def test_an_fp16_variant_left_out_of_topological_order_fails_the_checker_with_th
 
 
 def test_a_variant_saved_at_another_opset_fails_the_released_opset(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     path = export_copy / "classifier_int8.onnx"
     model = onnx.load(path)
     model.opset_import[0].version = 21
     onnx.save(model, path)
     health_config(export_copy, '[health]\nchecks = ["opset"]\nopset = 17\nir_version = [8, 10]\n')
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "health-")
+    result = run("--onnx-dir", str(export_copy), "-k", "health-")
     result.assert_outcomes(passed=EXAMPLE_FILES - 1, failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -155,11 +149,11 @@ def test_a_variant_saved_at_another_opset_fails_the_released_opset(
 
 
 def test_com_microsoft_nodes_fail_an_ai_onnx_only_release_unless_their_tier_allows_them(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     config = '[health]\nchecks = ["domains"]\nallowed_domains = ["ai.onnx"]\n'
     health_config(export_copy, config)
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "health-")
+    result = run("--onnx-dir", str(export_copy), "-k", "health-")
     result.assert_outcomes(passed=EXAMPLE_FILES - 2, failed=2)
     result.stdout.fnmatch_lines(
         [
@@ -175,18 +169,16 @@ def test_com_microsoft_nodes_fail_an_ai_onnx_only_release_unless_their_tier_allo
         export_copy,
         config + '[health.variants.int4]\nallowed_domains = ["ai.onnx", "com.microsoft"]\n',
     )
-    run(pytester, "--onnx-dir", str(export_copy), "-k", "health-").assert_outcomes(
-        passed=EXAMPLE_FILES
-    )
+    run("--onnx-dir", str(export_copy), "-k", "health-").assert_outcomes(passed=EXAMPLE_FILES)
 
 
 def test_a_weight_zeroed_in_a_variant_fails_the_initializers_check(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     modelkit.damage_initializer(
         export_copy / "encoder.onnx", export_copy / "encoder.int8.onnx", "hidden_proj.weight"
     )
-    result = run(pytester, "--onnx-dir", str(export_copy), "--parity-health-checks", "initializers")
+    result = run("--onnx-dir", str(export_copy), "--parity-health-checks", "initializers")
     # The parity test of the zeroed variant fails too.
     result.assert_outcomes(passed=PARITY_TESTS - 1 + EXAMPLE_FILES - 1, failed=2)
     result.stdout.fnmatch_lines(
@@ -201,13 +193,12 @@ def test_a_weight_zeroed_in_a_variant_fails_the_initializers_check(
 
 
 def test_an_all_zero_weight_matrix_in_the_reference_is_a_warning_in_the_summary(
-    pytester: pytest.Pytester, export_copy: Path, tmp_path: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path, tmp_path: Path
 ) -> None:
     reference = export_copy / "encoder.onnx"
     zeroed = modelkit.damage_initializer(reference, tmp_path / "zeroed.onnx", "conv.weight")
     reference.write_bytes(zeroed.read_bytes())
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "--parity-health-checks",
@@ -227,7 +218,7 @@ def test_an_all_zero_weight_matrix_in_the_reference_is_a_warning_in_the_summary(
 
 
 def test_an_unused_initializer_and_another_output_type_fail_the_structure_check(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     import numpy as np
     from onnx import TensorProto
@@ -245,7 +236,6 @@ def test_an_unused_initializer_and_another_output_type_fail_the_structure_check(
     output.type.tensor_type.elem_type = TensorProto.INT64
     onnx.save(model, path)
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "--parity-health-checks",
@@ -266,7 +256,7 @@ def test_an_unused_initializer_and_another_output_type_fail_the_structure_check(
 
 
 def test_a_variant_whose_output_collapsed_to_a_constant_fails_the_outputs_check(
-    pytester: pytest.Pytester, export_copy: Path, tmp_path: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path, tmp_path: Path
 ) -> None:
     no_weight = modelkit.damage_initializer(
         export_copy / "classifier.onnx", tmp_path / "no_weight.onnx", "head.2.weight"
@@ -274,7 +264,7 @@ def test_a_variant_whose_output_collapsed_to_a_constant_fails_the_outputs_check(
     modelkit.damage_initializer(no_weight, export_copy / "classifier_int8.onnx", "head.2.bias")
     config = '[health]\nchecks = ["outputs"]\n'
     health_config(export_copy, config)
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "health-")
+    result = run("--onnx-dir", str(export_copy), "-k", "health-")
     result.assert_outcomes(passed=EXAMPLE_FILES - 1, failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -287,20 +277,18 @@ def test_a_variant_whose_output_collapsed_to_a_constant_fails_the_outputs_check(
     health_config(
         export_copy, config + '[health.graphs.classifier]\nconstant_output_ok = ["logits"]\n'
     )
-    run(pytester, "--onnx-dir", str(export_copy), "-k", "health-").assert_outcomes(
-        passed=EXAMPLE_FILES
-    )
+    run("--onnx-dir", str(export_copy), "-k", "health-").assert_outcomes(passed=EXAMPLE_FILES)
 
 
 def test_conv_weights_left_float_by_matmulnbits_fail_the_coverage_gates(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     health_config(
         export_copy,
         '[health]\nchecks = ["coverage"]\nmin_quantized_fraction = 0.6\n'
         '[health.variants.int8]\nrequire_quantized = ["MatMul", "Conv"]\n',
     )
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "coverage[")
+    result = run("--onnx-dir", str(export_copy), "-k", "coverage[")
     result.assert_outcomes(passed=COVERED_VARIANTS - 1, failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -315,7 +303,7 @@ def test_conv_weights_left_float_by_matmulnbits_fail_the_coverage_gates(
         ]
     )
     health_config(export_copy, '[health]\nchecks = ["coverage"]\nrequire_quantized = ["Conv"]\n')
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "coverage[")
+    result = run("--onnx-dir", str(export_copy), "-k", "coverage[")
     result.assert_outcomes(passed=COVERED_VARIANTS - 2, failed=2)
     result.stdout.fnmatch_lines(
         ["*encoder.int4.onnx: require_quantized: 1/1 Conv weights not quantized; quantize*"]
@@ -323,11 +311,10 @@ def test_conv_weights_left_float_by_matmulnbits_fail_the_coverage_gates(
 
 
 def test_a_file_discovery_could_not_read_fails_each_of_its_checks_with_the_reason(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     (export_copy / "classifier_int8.onnx").write_text("this is not a model")
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "--parity-health-checks",
@@ -351,11 +338,10 @@ def test_a_file_discovery_could_not_read_fails_each_of_its_checks_with_the_reaso
 
 
 def test_variants_of_an_unreadable_reference_fail_the_checks_that_compare_with_it(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     (export_copy / "encoder.onnx").write_text("")
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "--parity-health-checks",
@@ -379,14 +365,13 @@ def test_variants_of_an_unreadable_reference_fail_the_checks_that_compare_with_i
 
 
 def test_json_records_hold_the_coverage_of_dynamic_qdq_and_matmulnbits_variants(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     modelkit.quantize_qdq_static(
         export_copy / "classifier.onnx", export_copy / "classifier_int8_qdq.onnx"
     )
     out = pytester.path / "results.json"
     run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "--parity-health-checks",
@@ -424,13 +409,12 @@ def test_json_records_hold_the_coverage_of_dynamic_qdq_and_matmulnbits_variants(
 
 
 def test_serial_and_parallel_runs_write_the_same_health_records(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     documents = []
     for args in ([], ["-n", "2"]):
         out = pytester.path / f"results{len(args)}.json"
         run(
-            pytester,
             "--onnx-dir",
             str(export_copy),
             "--parity-health-checks",
@@ -480,19 +464,19 @@ def test_serial_and_parallel_runs_write_the_same_health_records(
     ids=["unknown-key", "unknown-graph", "scope-key", "bad-value"],
 )
 def test_a_bad_health_table_is_a_usage_error_naming_the_key(
-    pytester: pytest.Pytester, export_copy: Path, table: str, message: str
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path, table: str, message: str
 ) -> None:
     health_config(export_copy, table)
-    result = run(pytester, "--onnx-dir", str(export_copy))
+    result = run("--onnx-dir", str(export_copy))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
 
 
 def test_the_pyproject_health_table_is_named_in_its_errors(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     pytester.makepyprojecttoml('[tool.onnxparity.health]\nchecks = ["checkr"]\n')
-    result = run(pytester, "--onnx-dir", str(export_copy), "--rootdir", str(pytester.path))
+    result = run("--onnx-dir", str(export_copy), "--rootdir", str(pytester.path))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
@@ -503,9 +487,9 @@ def test_the_pyproject_health_table_is_named_in_its_errors(
 
 
 def test_an_unknown_check_on_the_command_line_is_a_usage_error(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
-    result = run(pytester, "--onnx-dir", str(export_copy), "--parity-health-checks", "chekcer")
+    result = run("--onnx-dir", str(export_copy), "--parity-health-checks", "chekcer")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["*--parity-health-checks: unknown check 'chekcer'; expected a comma list of checker*"]

@@ -24,8 +24,9 @@ from pytest_onnxparity.references.recorded import (
     write_test_data,
 )
 from pytest_onnxparity.runtime.inputs import InputSet
+from tests.paths import EXAMPLE
 
-EXAMPLE_REFERENCE = Path(__file__).parents[1] / "fixtures" / "example" / "reference"
+EXAMPLE_REFERENCE = EXAMPLE / "reference"
 
 
 def recorded_set(name: str = "default", seed: int = 0) -> RecordedSet:

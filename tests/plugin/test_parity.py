@@ -9,36 +9,33 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import RunPytest
+
 EXAMPLE_VARIANT_TESTS = 6  # encoder and classifier, each with fp16, int8 and int4
 
 
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """In-process for speed; xdist runs in a subprocess (its workers cannot start in-process)."""
-    if "-n" in args:
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA", *args)
-    return pytester.runpytest("-p", "no:cacheprovider", "-rA", *args)
-
-
 def test_every_variant_of_a_healthy_export_passes(
-    pytester: pytest.Pytester, export_copy: Path, plugin_args: list[str]
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path, plugin_args: list[str]
 ) -> None:
-    result = run(pytester, "--onnx-dir", str(export_copy), "-m", "parity", "-v", *plugin_args)
+    result = run("--onnx-dir", str(export_copy), "-m", "parity", "-v", *plugin_args)
     result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS)
     for graph in ("encoder", "classifier"):
         for variant in ("fp16", "int8", "int4"):
             assert f"export::{graph}::parity[{variant}]" in result.stdout.str()
 
 
-def test_header_lists_the_discovered_graphs(pytester: pytest.Pytester, export_copy: Path) -> None:
-    result = run(pytester, "--onnx-dir", str(export_copy), "--collect-only")
+def test_header_lists_the_discovered_graphs(
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    result = run("--onnx-dir", str(export_copy), "--collect-only")
     result.stdout.fnmatch_lines(["onnxparity: *export (seed 0, providers CPUExecutionProvider*"])
     assert "encoder" in result.stdout.str() and "classifier" in result.stdout.str()
 
 
 def test_summary_table_shows_each_variant_with_its_worst_gate(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
-    result = run(pytester, "--onnx-dir", str(export_copy))
+    result = run("--onnx-dir", str(export_copy))
     result.stdout.fnmatch_lines(
         [
             "*onnxparity*",
@@ -67,7 +64,7 @@ def test_run_without_onnx_dir_leaves_a_plain_project_untouched(pytester: pytest.
 
 
 def test_damaged_variant_fails_with_metric_limit_worst_element_and_next_step(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     import modelkit
 
@@ -75,7 +72,7 @@ def test_damaged_variant_fails_with_metric_limit_worst_element_and_next_step(
     modelkit.damage_initializer(
         export_copy / "encoder.onnx", target, "hidden_proj.weight", mode="scale", factor=3.0
     )
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "encoder and int8")
+    result = run("--onnx-dir", str(export_copy), "-k", "encoder and int8")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -90,7 +87,7 @@ def test_damaged_variant_fails_with_metric_limit_worst_element_and_next_step(
 
 
 def test_nan_in_a_variant_output_fails_whatever_the_tolerance(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     import modelkit
 
@@ -102,7 +99,6 @@ def test_nan_in_a_variant_output_fails_whatever_the_tolerance(
         factor=float("nan"),
     )
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "-k",
@@ -119,10 +115,10 @@ def test_nan_in_a_variant_output_fails_whatever_the_tolerance(
 
 
 def test_json_results_hold_every_measured_number(
-    pytester: pytest.Pytester, export_copy: Path, plugin_args: list[str]
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path, plugin_args: list[str]
 ) -> None:
     out = pytester.path / "results.json"
-    run(pytester, "--onnx-dir", str(export_copy), "--parity-json", str(out), *plugin_args)
+    run("--onnx-dir", str(export_copy), "--parity-json", str(out), *plugin_args)
     document = json.loads(out.read_text())
     assert document["schema_version"] == 1
     assert document["summary"] == {"records": 6, "passed": 6, "failed": 0}
@@ -140,42 +136,42 @@ def test_json_results_hold_every_measured_number(
 
 
 def test_serial_and_parallel_runs_write_the_same_records(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     documents = []
     for args in ([], ["-n", "2"]):
         out = pytester.path / f"results{len(args)}.json"
-        run(pytester, "--onnx-dir", str(export_copy), "--parity-json", str(out), *args)
+        run("--onnx-dir", str(export_copy), "--parity-json", str(out), *args)
         documents.append(json.loads(out.read_text())["records"])
     assert documents[0] == documents[1]
 
 
 def test_suggested_limits_calibrate_a_folder_config(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     snippet = pytester.path / "suggested.toml"
-    run(pytester, "--onnx-dir", str(export_copy), "--parity-suggest", str(snippet))
+    run("--onnx-dir", str(export_copy), "--parity-suggest", str(snippet))
     text = snippet.read_text()
     assert '[graphs."encoder".variants."int8".outputs."hidden"]' in text
     assert "measured" in text
     (export_copy / "parity.toml").write_text(text)
-    result = run(pytester, "--onnx-dir", str(export_copy))
+    result = run("--onnx-dir", str(export_copy))
     result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS)
 
 
 def test_a_folder_config_can_tighten_a_limit_until_it_fails(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     (export_copy / "parity.toml").write_text(
         "[graphs.encoder.variants.int4.outputs.logits]\nmax_abs = 1e-9\n"
     )
-    result = run(pytester, "--onnx-dir", str(export_copy))
+    result = run("--onnx-dir", str(export_copy))
     result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS - 1, failed=1)
     result.stdout.fnmatch_lines(["*output 'logits': max_abs=* violates <= 1e-09*"])
 
 
 def test_sweep_makes_one_test_id_per_size_for_generated_and_user_cases(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     pytester.makepyfile(
         test_user="""
@@ -189,7 +185,6 @@ def test_sweep_makes_one_test_id_per_size_for_generated_and_user_cases(
         """
     )
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "--parity-sweep",
@@ -211,14 +206,13 @@ def test_sweep_makes_one_test_id_per_size_for_generated_and_user_cases(
 
 
 def test_tied_length_input_follows_the_signal_dimension(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     (export_copy / "parity.toml").write_text(
         '[graphs.encoder.inputs.lengths]\ntie = "features:1"\n'
     )
     out = pytester.path / "r.json"
     run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "--parity-dim",
@@ -231,10 +225,11 @@ def test_tied_length_input_follows_the_signal_dimension(
     assert record["input_set"]["shapes"]["features"] == [1, 23, 16]
 
 
-def test_deterministic_cpu_mode_is_recorded(pytester: pytest.Pytester, export_copy: Path) -> None:
+def test_deterministic_cpu_mode_is_recorded(
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
+) -> None:
     out = pytester.path / "r.json"
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "--parity-deterministic",
@@ -247,7 +242,7 @@ def test_deterministic_cpu_mode_is_recorded(pytester: pytest.Pytester, export_co
 
 
 def test_user_test_gets_cases_sessions_and_assert_parity(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     pytester.makepyfile(
         """
@@ -275,7 +270,6 @@ def test_user_test_gets_cases_sessions_and_assert_parity(
         """
     )
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "-p",
@@ -289,19 +283,23 @@ def test_user_test_gets_cases_sessions_and_assert_parity(
     )
 
 
-def test_user_parity_tests_skip_without_an_export_folder(pytester: pytest.Pytester) -> None:
+def test_user_parity_tests_skip_without_an_export_folder(
+    run: RunPytest, pytester: pytest.Pytester
+) -> None:
     pytester.makepyfile(
         """
         def test_needs_export(parity_case):
             pass
         """
     )
-    result = run(pytester)
+    result = run()
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*pass --onnx-dir DIR*"])
 
 
-def test_unknown_marker_keyword_names_it_and_the_allowed_ones(pytester: pytest.Pytester) -> None:
+def test_unknown_marker_keyword_names_it_and_the_allowed_ones(
+    run: RunPytest, pytester: pytest.Pytester
+) -> None:
     pytester.makepyfile(
         """
         import pytest
@@ -311,7 +309,7 @@ def test_unknown_marker_keyword_names_it_and_the_allowed_ones(pytester: pytest.P
             pass
         """
     )
-    result = run(pytester)
+    result = run()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         ["*@pytest.mark.parity got unknown keyword(s) max_abz; allowed: graph, variant, tier*"]
@@ -321,54 +319,54 @@ def test_unknown_marker_keyword_names_it_and_the_allowed_ones(pytester: pytest.P
 # --- bad input: every one a clear one-line message naming the file and the fix ------------------
 
 
-def test_missing_onnx_dir_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    result = run(pytester, "--onnx-dir", "does-not-exist")
+def test_missing_onnx_dir_is_a_usage_error(run: RunPytest, pytester: pytest.Pytester) -> None:
+    result = run("--onnx-dir", "does-not-exist")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*onnxparity: --onnx-dir *does-not-exist: no such directory*"])
 
 
-def test_empty_onnx_dir_is_a_usage_error(pytester: pytest.Pytester) -> None:
+def test_empty_onnx_dir_is_a_usage_error(run: RunPytest, pytester: pytest.Pytester) -> None:
     empty = pytester.mkdir("empty")
-    result = run(pytester, "--onnx-dir", str(empty))
+    result = run("--onnx-dir", str(empty))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*onnxparity: *empty*"])
 
 
 def test_file_that_is_not_onnx_fails_its_test_with_the_file_named(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     (export_copy / "classifier_int8.onnx").write_text("this is not a model")
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "classifier and int8")
+    result = run("--onnx-dir", str(export_copy), "-k", "classifier and int8")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*classifier_int8.onnx*"])
     assert "Traceback" not in result.stdout.str()
 
 
 def test_truncated_model_fails_its_test_with_the_file_named(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     model = export_copy / "encoder.int4.onnx"
     model.write_bytes(model.read_bytes()[:500])
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "encoder and int4")
+    result = run("--onnx-dir", str(export_copy), "-k", "encoder and int4")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*encoder.int4.onnx*"])
 
 
 def test_missing_external_data_fails_with_the_sidecar_named(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     import modelkit
 
     target = export_copy / "classifier_int8.onnx"
     modelkit.save_with_external_data(export_copy / "classifier.onnx", target)
     Path(str(target) + ".data").unlink()
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "classifier and int8")
+    result = run("--onnx-dir", str(export_copy), "-k", "classifier and int8")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*classifier_int8.onnx*external data*"])
 
 
 def test_external_data_outside_the_folder_is_refused(
-    pytester: pytest.Pytester, export_copy: Path, tmp_path: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path, tmp_path: Path
 ) -> None:
     import onnx
 
@@ -388,13 +386,13 @@ def test_external_data_outside_the_folder_is_refused(
             if entry.key == "location":
                 entry.value = "../elsewhere/weights.bin"
     onnx.save_model(relocated, str(export_copy / "classifier_int8.onnx"))
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "classifier and int8")
+    result = run("--onnx-dir", str(export_copy), "-k", "classifier and int8")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*classifier_int8.onnx*outside the export folder*"])
 
 
 def test_variant_with_other_input_names_fails_with_both_named(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     import onnx
 
@@ -404,7 +402,7 @@ def test_variant_with_other_input_names_fails_with_both_named(
     for node in model.graph.node:
         node.input[:] = ["images" if name == old else name for name in node.input]
     onnx.save_model(model, str(export_copy / "classifier_int8.onnx"))
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "classifier and int8")
+    result = run("--onnx-dir", str(export_copy), "-k", "classifier and int8")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         ["*classifier_int8.onnx: inputs [[]'images'[]] differ from the reference's [[]'pixels'[]]*"]
@@ -412,7 +410,7 @@ def test_variant_with_other_input_names_fails_with_both_named(
 
 
 def test_variant_with_another_output_dtype_fails(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     import onnx
     from onnx import TensorProto, helper
@@ -425,13 +423,13 @@ def test_variant_with_another_output_dtype_fails(
     )
     output.type.tensor_type.elem_type = TensorProto.INT64
     onnx.save_model(model, str(export_copy / "classifier_int8.onnx"))
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "classifier and int8")
+    result = run("--onnx-dir", str(export_copy), "-k", "classifier and int8")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*output 'logits': variant dtype int64 cannot be compared*"])
 
 
 def test_variant_with_an_op_onnxruntime_lacks_fails_to_load(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     import onnx
     from onnx import helper
@@ -442,7 +440,7 @@ def test_variant_with_an_op_onnxruntime_lacks_fails_to_load(
     )
     model.opset_import.append(helper.make_opsetid("com.example", 1))
     onnx.save_model(model, str(export_copy / "classifier_int8.onnx"))
-    result = run(pytester, "--onnx-dir", str(export_copy), "-k", "classifier and int8")
+    result = run("--onnx-dir", str(export_copy), "-k", "classifier and int8")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*classifier_int8.onnx: onnxruntime cannot load this model*"])
 
@@ -456,18 +454,18 @@ def test_variant_with_an_op_onnxruntime_lacks_fails_to_load(
     ],
 )
 def test_bad_command_line_tolerance_is_a_usage_error(
-    pytester: pytest.Pytester, export_copy: Path, value: str, message: str
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path, value: str, message: str
 ) -> None:
-    result = run(pytester, "--onnx-dir", str(export_copy), "--parity-tolerance", value)
+    result = run("--onnx-dir", str(export_copy), "--parity-tolerance", value)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
 
 
 def test_bad_config_key_names_the_file_and_the_allowed_keys(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     (export_copy / "parity.toml").write_text("[graphs.encoder]\nrefrence = 'fp32'\n")
-    result = run(pytester, "--onnx-dir", str(export_copy))
+    result = run("--onnx-dir", str(export_copy))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["*parity.toml [[]graphs.encoder[]]: unknown key 'refrence'; allowed keys: reference, *"]
@@ -475,25 +473,27 @@ def test_bad_config_key_names_the_file_and_the_allowed_keys(
 
 
 def test_negative_tolerance_in_config_is_a_usage_error(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     (export_copy / "parity.toml").write_text("[tolerance]\nmax_abs = -0.5\n")
-    result = run(pytester, "--onnx-dir", str(export_copy))
+    result = run("--onnx-dir", str(export_copy))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*parity.toml*max_abs must be a finite, non-negative number*"])
 
 
 def test_dim_for_an_unknown_axis_names_the_known_ones(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
-    result = run(pytester, "--onnx-dir", str(export_copy), "--parity-dim", "T=97")
+    result = run("--onnx-dir", str(export_copy), "--parity-dim", "T=97")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["*dimension(s) T given by --parity-dim*named axes: batch (*), frames (*)*"]
     )
 
 
-def test_pyproject_section_configures_the_run(pytester: pytest.Pytester, export_copy: Path) -> None:
+def test_pyproject_section_configures_the_run(
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
+) -> None:
     pytester.makepyprojecttoml(
         """
         [tool.onnxparity]
@@ -503,7 +503,7 @@ def test_pyproject_section_configures_the_run(pytester: pytest.Pytester, export_
         rel_l2 = 1e-6
         """
     )
-    result = run(pytester, "--onnx-dir", str(export_copy), "--rootdir", str(pytester.path))
+    result = run("--onnx-dir", str(export_copy), "--rootdir", str(pytester.path))
     result.assert_outcomes(passed=4, failed=2)
     result.stdout.fnmatch_lines(["onnxparity: *(seed 7,*"])
 

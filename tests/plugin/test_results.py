@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 
 from pytest_onnxparity.results.records import schema_path
+from tests.conftest import RunPytest
 
 MODEL_FILES = 8  # encoder and classifier: the fp32 reference and fp16, int8, int4 each
 
@@ -19,13 +20,6 @@ MODEL_FILES = 8  # encoder and classifier: the fp32 reference and fp16, int8, in
 def no_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
     """A CI running this suite must not get our test runs in its own step summary."""
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """In-process for speed; xdist runs in a subprocess (its workers cannot start in-process)."""
-    if "-n" in args:
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
-    return pytester.runpytest("-p", "no:cacheprovider", *args)
 
 
 def outputs(pytester: pytest.Pytester, name: str) -> list[str]:
@@ -75,11 +69,11 @@ def validate(document: dict[str, Any]) -> None:
 
 
 def test_results_file_validates_against_the_shipped_schema(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     out = pytester.path / "results.json"
     args = ["--onnx-dir", str(export_copy), "--parity-json", str(out)]
-    result = run(pytester, *args, "--parity-health-checks", "all")
+    result = run(*args, "--parity-health-checks", "all")
     assert result.ret == pytest.ExitCode.OK
     document = json.loads(out.read_text())
     validate(document)
@@ -99,7 +93,7 @@ def test_results_file_validates_against_the_shipped_schema(
 
 
 def test_serial_and_parallel_runs_write_the_same_files_opening_each_session_once(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     # --dist loadscope: one graph's tests on one worker (see docs/results.md on loadgroup).
     runs = {
@@ -107,7 +101,7 @@ def test_serial_and_parallel_runs_write_the_same_files_opening_each_session_once
         "parallel": ("-n", "2", "--dist", "loadscope"),
     }
     for name, args in runs.items():
-        result = run(pytester, "--onnx-dir", str(export_copy), *outputs(pytester, name), *args)
+        result = run("--onnx-dir", str(export_copy), *outputs(pytester, name), *args)
         assert result.ret == pytest.ExitCode.OK
     read = {name: pytester.path / name for name in runs}
     serial, parallel = (json.loads((read[n] / "results.json").read_text()) for n in runs)
@@ -124,10 +118,10 @@ def test_serial_and_parallel_runs_write_the_same_files_opening_each_session_once
 
 
 def test_interrupted_write_leaves_the_previous_results_file_whole(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     out = pytester.path / "results.json"
-    run(pytester, "--onnx-dir", str(export_copy), "--parity-json", str(out))
+    run("--onnx-dir", str(export_copy), "--parity-json", str(out))
     previous = out.read_text()
     # Ctrl-C lands after the new document is in the temp file, before it replaces the old one.
     pytester.makeconftest(
@@ -150,12 +144,12 @@ def test_interrupted_write_leaves_the_previous_results_file_whole(
 
 
 def test_metadata_block_and_markdown_tables_describe_every_graph_and_variant(
-    pytester: pytest.Pytester, export_copy: Path, monkeypatch: pytest.MonkeyPatch
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     step_summary = pytester.path / "step-summary.md"
     step_summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
-    result = run(pytester, "--onnx-dir", str(export_copy), *outputs(pytester, "out"))
+    result = run("--onnx-dir", str(export_copy), *outputs(pytester, "out"))
     result.stdout.fnmatch_lines(
         [
             f"parity metadata written to {pytester.path / 'out' / 'metadata.json'}",
@@ -192,7 +186,7 @@ def test_metadata_block_and_markdown_tables_describe_every_graph_and_variant(
 
 
 def test_a_hook_edits_the_metadata_block_before_it_is_written(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     pytester.makeconftest(
         """
@@ -202,7 +196,7 @@ def test_a_hook_edits_the_metadata_block_before_it_is_written(
         """
     )
     out = pytester.path / "metadata.json"
-    run(pytester, "--onnx-dir", str(export_copy), "--parity-metadata", str(out))
+    run("--onnx-dir", str(export_copy), "--parity-metadata", str(out))
     block = json.loads(out.read_text())
     assert block["model"] == "org/tiny@v2"
     assert "cpu" not in block["toolchain"]
@@ -211,7 +205,7 @@ def test_a_hook_edits_the_metadata_block_before_it_is_written(
 
 
 def test_ini_keys_write_the_files_relative_to_the_rootdir(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     pytester.makeini(
         f"""
@@ -221,16 +215,16 @@ def test_ini_keys_write_the_files_relative_to_the_rootdir(
         parity_markdown = card/parity.md
         """
     )
-    run(pytester, "-q")
+    run("-q")
     assert json.loads((pytester.path / "card" / "metadata.json").read_text())["graphs"]
     assert (pytester.path / "card" / "parity.md").read_text().startswith("## ONNX parity")
 
 
 def test_summary_counts_tests_and_sessions_and_says_where_files_went(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     out = pytester.path / "results.json"
-    result = run(pytester, "--onnx-dir", str(export_copy), "--parity-json", str(out))
+    result = run("--onnx-dir", str(export_copy), "--parity-json", str(out))
     result.stdout.fnmatch_lines(
         [
             "*= onnxparity =*",
@@ -243,13 +237,12 @@ def test_summary_counts_tests_and_sessions_and_says_where_files_went(
 
 
 def test_a_regressed_variant_fails_the_session_and_each_regression_is_listed(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     baseline = pytester.path / "baseline.json"
-    run(pytester, "--onnx-dir", str(export_copy), "--parity-json", str(baseline))
+    run("--onnx-dir", str(export_copy), "--parity-json", str(baseline))
     damage_encoder_int8(export_copy, 1.05)
     result = run(
-        pytester,
         "--onnx-dir",
         str(export_copy),
         "--parity-baseline",
@@ -276,15 +269,15 @@ def test_a_regressed_variant_fails_the_session_and_each_regression_is_listed(
 
 
 def test_an_improved_variant_passes_and_the_improvement_is_shown(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     clean = export_copy.parent / "clean.int8.onnx"
     clean.write_bytes((export_copy / "encoder.int8.onnx").read_bytes())
     damage_encoder_int8(export_copy, 1.05)
     baseline = pytester.path / "metadata.json"
-    run(pytester, "--onnx-dir", str(export_copy), "--parity-metadata", str(baseline))
+    run("--onnx-dir", str(export_copy), "--parity-metadata", str(baseline))
     (export_copy / "encoder.int8.onnx").write_bytes(clean.read_bytes())
-    result = run(pytester, "--onnx-dir", str(export_copy), "--parity-baseline", str(baseline))
+    result = run("--onnx-dir", str(export_copy), "--parity-baseline", str(baseline))
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(
         [
@@ -298,14 +291,14 @@ def test_an_improved_variant_passes_and_the_improvement_is_shown(
 
 
 def test_a_results_file_from_before_the_graphs_section_is_read_as_a_baseline(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     baseline = pytester.path / "old.json"
-    run(pytester, "--onnx-dir", str(export_copy), "--parity-json", str(baseline))
+    run("--onnx-dir", str(export_copy), "--parity-json", str(baseline))
     old = json.loads(baseline.read_text())
     del old["graphs"], old["run"]
     baseline.write_text(json.dumps(old))
-    result = run(pytester, "--onnx-dir", str(export_copy), "--parity-baseline", str(baseline))
+    result = run("--onnx-dir", str(export_copy), "--parity-baseline", str(baseline))
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(
         [f"baseline {baseline}: 0 regression(s), 0 improvement(s) over 45 compared metric(s)*"]
@@ -313,11 +306,11 @@ def test_a_results_file_from_before_the_graphs_section_is_read_as_a_baseline(
 
 
 def test_a_baseline_from_a_newer_schema_is_refused_before_the_run(
-    pytester: pytest.Pytester, export_copy: Path
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     baseline = pytester.path / "new.json"
     baseline.write_text('{"schema": "pytest-onnxparity/results", "schema_version": 2}')
-    result = run(pytester, "--onnx-dir", str(export_copy), "--parity-baseline", str(baseline))
+    result = run("--onnx-dir", str(export_copy), "--parity-baseline", str(baseline))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
@@ -348,15 +341,15 @@ def test_a_baseline_from_a_newer_schema_is_refused_before_the_run(
     ],
 )
 def test_bad_baseline_options_are_usage_errors(
-    pytester: pytest.Pytester, export_copy: Path, args: list[str], message: str
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path, args: list[str], message: str
 ) -> None:
-    result = run(pytester, "--onnx-dir", str(export_copy), *args)
+    result = run("--onnx-dir", str(export_copy), *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
 
 
-def test_bad_ini_fail_spec_names_the_ini_key(pytester: pytest.Pytester) -> None:
+def test_bad_ini_fail_spec_names_the_ini_key(run: RunPytest, pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nparity_baseline_fail = max_abs:lots\n")
-    result = run(pytester)
+    result = run()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: onnxparity: ini parity_baseline_fail: expected METRIC*"])

@@ -15,9 +15,11 @@ import jiwer  # noqa: F401
 import pytest
 import scipy.signal  # noqa: F401
 import soundfile  # noqa: F401
-from seq_fixtures import CLIPS, SeqExport, conftest_text, write_export
 
-COMMITTED_CLIPS = Path(__file__).parent / "data" / "clips"
+from tests.conftest import RunPytest
+from tests.paths import CLIPS_DIR
+from tests.plugin.seq_fixtures import CLIPS, SeqExport, conftest_text, write_export
+
 RELEASE_GATES = """
 require_token_equality = false
 max_forced_argmax_mismatches = 1
@@ -32,13 +34,6 @@ variant_sets = { int8 = "int8", int4 = "int4", mixed = { decoder_init = "int4", 
 def seq_export(tmp_path_factory: pytest.TempPathFactory) -> SeqExport:
     """The sequence kit exported with int8/int4/damaged variants, clips and an audiofolder."""
     return write_export(tmp_path_factory.mktemp("seq"))
-
-
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """In-process for speed; xdist runs in a subprocess (its workers cannot start in-process)."""
-    if "-n" in args:
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA", *args)
-    return pytester.runpytest("-p", "no:cacheprovider", "-rA", *args)
 
 
 def project(
@@ -59,8 +54,8 @@ def project(
         pytester.makeconftest(conftest_text(sleep_for))
 
 
-def sequence_run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return run(pytester, "--onnx-dir", "export", "-k", "sequence", *args)
+def sequence_run(run: RunPytest, *args: str) -> pytest.RunResult:
+    return run("--onnx-dir", "export", "-k", "sequence", *args)
 
 
 def records(path: Path) -> list[dict[str, Any]]:
@@ -78,7 +73,7 @@ def records(path: Path) -> list[dict[str, Any]]:
 
 
 def test_identical_and_quantized_variant_sets_pass_clip_by_clip_and_as_a_corpus(
-    pytester: pytest.Pytester, seq_export: SeqExport
+    run: RunPytest, pytester: pytest.Pytester, seq_export: SeqExport
 ) -> None:
     table = (
         f'clips_dir = "{seq_export.clips}"\n'
@@ -92,7 +87,7 @@ def test_identical_and_quantized_variant_sets_pass_clip_by_clip_and_as_a_corpus(
         "max_token_edits = 0\n"
     )
     project(pytester, seq_export, table)
-    result = sequence_run(pytester, "-v")
+    result = sequence_run(run, "-v")
     result.assert_outcomes(passed=4 * (CLIPS + 1))
     result.stdout.fnmatch_lines(
         [
@@ -109,7 +104,7 @@ def test_identical_and_quantized_variant_sets_pass_clip_by_clip_and_as_a_corpus(
 
 
 def test_a_damaged_decoder_fails_the_token_and_wer_gates_with_the_per_clip_table(
-    pytester: pytest.Pytester, seq_export: SeqExport
+    run: RunPytest, pytester: pytest.Pytester, seq_export: SeqExport
 ) -> None:
     table = (
         f'clips_dir = "{seq_export.clips}"\n'
@@ -117,7 +112,7 @@ def test_a_damaged_decoder_fails_the_token_and_wer_gates_with_the_per_clip_table
         "max_wer = 0.05\n"
     )
     project(pytester, seq_export, table)
-    result = sequence_run(pytester)
+    result = sequence_run(run)
     outcomes = result.parseoutcomes()
     assert outcomes["failed"] >= 2  # the corpus and at least one clip
     assert outcomes["failed"] + outcomes.get("passed", 0) == CLIPS + 1
@@ -152,7 +147,7 @@ def test_a_damaged_decoder_fails_the_token_and_wer_gates_with_the_per_clip_table
 
 
 def test_each_gate_a_clip_is_held_to_fails_the_damaged_set_clip_by_clip(
-    pytester: pytest.Pytester, seq_export: SeqExport
+    run: RunPytest, pytester: pytest.Pytester, seq_export: SeqExport
 ) -> None:
     table = (
         f'clips_dir = "{seq_export.clips}"\n'
@@ -161,7 +156,7 @@ def test_each_gate_a_clip_is_held_to_fails_the_damaged_set_clip_by_clip(
         "min_first_divergence = 99\nmax_clip_wer = 0.0\nmax_token_edits = 0\n"
     )
     project(pytester, seq_export, table)
-    result = sequence_run(pytester)
+    result = sequence_run(run)
     result.stdout.fnmatch_lines(
         [
             "sequence gates failed for variant set 'damaged': 4 of 4 gates *",
@@ -174,7 +169,7 @@ def test_each_gate_a_clip_is_held_to_fails_the_damaged_set_clip_by_clip(
 
 
 def test_the_json_results_hold_each_clip_and_the_per_clip_table_of_each_set(
-    pytester: pytest.Pytester, seq_export: SeqExport
+    run: RunPytest, pytester: pytest.Pytester, seq_export: SeqExport
 ) -> None:
     project(
         pytester,
@@ -182,7 +177,7 @@ def test_the_json_results_hold_each_clip_and_the_per_clip_table_of_each_set(
         f'clips_dir = "{seq_export.clips}"\nvariant_sets = {{ int8 = "int8" }}\n{RELEASE_GATES}',
     )
     out = pytester.path / "results.json"
-    sequence_run(pytester, "--parity-json", str(out)).assert_outcomes(passed=CLIPS + 1)
+    sequence_run(run, "--parity-json", str(out)).assert_outcomes(passed=CLIPS + 1)
     found = {record["nodeid"].split("::")[-1]: record for record in records(out)}
     corpus = found["sequence[int8]"]
     assert (corpus["check"], corpus["graph"], corpus["variant"]) == ("sequence", "pipeline", "int8")
@@ -209,7 +204,7 @@ def test_the_json_results_hold_each_clip_and_the_per_clip_table_of_each_set(
 
 
 def test_a_parallel_run_writes_the_same_sequence_records_as_a_serial_one(
-    pytester: pytest.Pytester, seq_export: SeqExport
+    run: RunPytest, pytester: pytest.Pytester, seq_export: SeqExport
 ) -> None:
     project(
         pytester,
@@ -219,7 +214,7 @@ def test_a_parallel_run_writes_the_same_sequence_records_as_a_serial_one(
     documents = []
     for args in ([], ["-n", "2"]):
         out = pytester.path / f"results{len(args)}.json"
-        sequence_run(pytester, "--parity-json", str(out), *args)
+        sequence_run(run, "--parity-json", str(out), *args)
         documents.append(records(out))
     assert len(documents[0]) == 5 * (CLIPS + 1)
     assert documents[0] == documents[1]
@@ -231,11 +226,11 @@ def test_a_parallel_run_writes_the_same_sequence_records_as_a_serial_one(
 
 
 def test_parity_clips_limit_keeps_the_first_clips_and_variant_set_filters_the_sets(
-    pytester: pytest.Pytester, seq_export: SeqExport
+    run: RunPytest, pytester: pytest.Pytester, seq_export: SeqExport
 ) -> None:
     project(pytester, seq_export, f"{ALL_SETS}{RELEASE_GATES}")
     result = sequence_run(
-        pytester,
+        run,
         "--collect-only",
         "-q",
         f"--parity-clips={seq_export.clips}",
@@ -258,10 +253,10 @@ def test_parity_clips_limit_keeps_the_first_clips_and_variant_set_filters_the_se
 
 
 def test_the_variant_sets_default_to_the_tags_every_graph_has(
-    pytester: pytest.Pytester, seq_export: SeqExport
+    run: RunPytest, pytester: pytest.Pytester, seq_export: SeqExport
 ) -> None:
     project(pytester, seq_export, f'clips_dir = "{seq_export.clips}"\nlimit = 1\n')
-    result = sequence_run(pytester, "--collect-only", "-q")
+    result = sequence_run(run, "--collect-only", "-q")
     names = {line.split("::")[-1] for line in result.stdout.lines if "::sequence[" in line}
     assert names == {
         "sequence[int4-clip-000]",
@@ -272,7 +267,7 @@ def test_the_variant_sets_default_to_the_tags_every_graph_has(
 
 
 def test_a_local_audiofolder_dataset_streams_its_rows(
-    pytester: pytest.Pytester, seq_export: SeqExport
+    run: RunPytest, pytester: pytest.Pytester, seq_export: SeqExport
 ) -> None:
     table = (
         'text_column = "sentence"\nstreaming = true\nsplit = "test"\n'
@@ -280,7 +275,7 @@ def test_a_local_audiofolder_dataset_streams_its_rows(
     )
     project(pytester, seq_export, f'dataset = "unused/hub-name"\n{table}')
     result = sequence_run(
-        pytester,
+        run,
         "-v",
         f"--parity-dataset={seq_export.audiofolder}",
         "--parity-clips-limit",
@@ -296,14 +291,14 @@ def test_a_local_audiofolder_dataset_streams_its_rows(
 
 
 def test_the_committed_speech_clips_run_through_the_pipeline(
-    pytester: pytest.Pytester, seq_export: SeqExport
+    run: RunPytest, pytester: pytest.Pytester, seq_export: SeqExport
 ) -> None:
     project(
         pytester,
         seq_export,
         'variant_sets = { same = "fp32" }\nrequire_transcript_match = true\n',
     )
-    result = sequence_run(pytester, "-v", f"--parity-clips={COMMITTED_CLIPS}")
+    result = sequence_run(run, "-v", f"--parity-clips={CLIPS_DIR}")
     result.assert_outcomes(passed=3 + 1)
     result.stdout.fnmatch_lines(
         ["*sequence[[]same-fox] PASSED*", "*sequence[[]same-narrowband] PASSED*"]
@@ -316,7 +311,7 @@ def test_the_committed_speech_clips_run_through_the_pipeline(
 
 
 def test_a_slow_variant_set_fails_a_relative_rtf_budget(
-    pytester: pytest.Pytester, seq_export: SeqExport
+    run: RunPytest, pytester: pytest.Pytester, seq_export: SeqExport
 ) -> None:
     # 0.4 s of sleep per clip against ~20 ms of decoding: a 10x effect against a 3x budget.
     project(
@@ -326,7 +321,6 @@ def test_a_slow_variant_set_fails_a_relative_rtf_budget(
         sleep_for=("int8", 0.4),
     )
     result = run(
-        pytester,
         "--onnx-dir",
         "export",
         "-k",
@@ -361,10 +355,10 @@ def test_a_slow_variant_set_fails_a_relative_rtf_budget(
 
 
 def test_a_missing_adapter_is_one_failing_test_with_one_clear_line(
-    pytester: pytest.Pytester, seq_export: SeqExport
+    run: RunPytest, pytester: pytest.Pytester, seq_export: SeqExport
 ) -> None:
     project(pytester, seq_export, f'clips_dir = "{seq_export.clips}"\n', adapter=False)
-    result = sequence_run(pytester)
+    result = sequence_run(run)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -401,6 +395,7 @@ def test_a_missing_adapter_is_one_failing_test_with_one_clear_line(
     ids=["unknown-key", "no-clips", "bad-limit"],
 )
 def test_a_bad_sequence_config_is_a_usage_error_naming_the_key(
+    run: RunPytest,
     pytester: pytest.Pytester,
     seq_export: SeqExport,
     table: str,
@@ -408,7 +403,7 @@ def test_a_bad_sequence_config_is_a_usage_error_naming_the_key(
     message: str,
 ) -> None:
     project(pytester, seq_export, table)
-    result = sequence_run(pytester, *args)
+    result = sequence_run(run, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
 
@@ -436,6 +431,7 @@ def test_a_bad_sequence_config_is_a_usage_error_naming_the_key(
     ids=["missing-folder", "unknown-tag", "unknown-set"],
 )
 def test_clips_or_sets_that_resolve_to_nothing_fail_one_test_naming_the_fix(
+    run: RunPytest,
     pytester: pytest.Pytester,
     seq_export: SeqExport,
     table: str,
@@ -443,6 +439,6 @@ def test_clips_or_sets_that_resolve_to_nothing_fail_one_test_naming_the_fix(
     message: str,
 ) -> None:
     project(pytester, seq_export, table.format(clips=seq_export.clips))
-    result = sequence_run(pytester, *args)
+    result = sequence_run(run, *args)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*_ sequence _*", message, "FAILED export::sequence - *"])

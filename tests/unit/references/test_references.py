@@ -60,12 +60,11 @@ from pytest_onnxparity.run.real_inputs import (
 )
 from pytest_onnxparity.runtime.inputs import InputSet
 from pytest_onnxparity.runtime.sessions import SessionSettings, open_session
+from tests.paths import EXAMPLE, REPO
 
 ENCODER_INPUTS = ("features", "lengths")
 ENCODER_OUTPUTS = ("hidden", "logits")
 SETTINGS = SessionSettings()
-EXAMPLE = Path(__file__).parents[1] / "fixtures" / "example"
-REPO = Path(__file__).parents[1]
 
 
 class TinyDecoder(nn.Module):

@@ -12,13 +12,12 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).parents[1]
-EXAMPLE = ROOT / "fixtures" / "example"
+from tests.paths import EXAMPLE, REPO
 
 
 def load_benchmark() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
-        "bench_plugin", ROOT / "benchmarks" / "bench_plugin.py"
+        "bench_plugin", REPO / "benchmarks" / "bench_plugin.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
