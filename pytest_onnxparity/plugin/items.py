@@ -173,6 +173,12 @@ def failure_text(title: str, record: ParityRecord) -> str:
     )
     if first.metric == "finite":
         hint = "NaN/Inf cannot be tolerated: fix the variant (overflow in fp16? a broken scale?)"
+    elif first.metric == "reference_finite":
+        hint = (
+            "give the graph inputs its reference is defined on: a rule in "
+            f'[graphs."{record.graph}".inputs.<input>] (range, value) or real inputs '
+            f'([references."{record.graph}"] input_data); if the reference is broken, fix it'
+        )
     return failure_message(title, record.result.stats, record.result.gates, hint)
 
 

@@ -8,7 +8,12 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pytest_onnxparity.results.numbers import round_number
+from pytest_onnxparity.results.numbers import (
+    NONFINITE_COUNTS,
+    WORST_IS_MAX,
+    WORST_IS_MIN,
+    round_number,
+)
 from pytest_onnxparity.results.views import group_by_graph
 
 METADATA_SCHEMA = "pytest-onnxparity/metadata"
@@ -107,12 +112,15 @@ def _variant_block(view: Mapping[str, Any], reference_bytes: int | None) -> dict
             block["size_ratio"] = round_number("size_ratio", size / reference_bytes)
     if view.get("input_sets"):
         block["input_sets"] = sorted(view["input_sets"])
-    outputs = {
-        name: {key: round_number(key, value) for key, value in stats.items() if value is not None}
-        for name, stats in view.get("outputs", {}).items()
-    }
+    outputs = _outputs_block(view.get("outputs", {}))
     if outputs:
         block["outputs"] = outputs
+        if view.get("outputs_from"):
+            block["outputs_from"] = view["outputs_from"]
+    # Synthesized inputs' numbers beside the real ones', never mixed into one worst case.
+    synthesized = (view.get("outputs_by_origin") or {}).get("synthesized")
+    if synthesized and view.get("outputs_from") == "real":
+        block["outputs_synthesized"] = _outputs_block(synthesized)
     limits = _limits(view.get("gates", []))
     if limits:
         block["limits"] = limits
@@ -121,11 +129,24 @@ def _variant_block(view: Mapping[str, Any], reference_bytes: int | None) -> dict
     return block
 
 
+def _outputs_block(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Rounded numbers per output; a statistic a NaN/Inf made unmeasurable stays, as null."""
+    block = {}
+    for name, stats in outputs.items():
+        nonfinite = any(stats.get(count) for count in NONFINITE_COUNTS)
+        block[name] = {
+            key: round_number(key, value)
+            for key, value in stats.items()
+            if value is not None or (nonfinite and key in WORST_IS_MAX + WORST_IS_MIN)
+        }
+    return block
+
+
 def _limits(gates: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     """Each output's gate limits (the same on every input set; the strictest if not)."""
     limits: dict[str, dict[str, float]] = {}
     for gate in gates:
-        if gate["metric"] == "finite":
+        if gate["metric"] in ("finite", "reference_finite"):
             continue
         per_output = limits.setdefault(gate["output"], {})
         limit = gate["limit"]

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pytest_onnxparity.results.numbers import (
+    NONFINITE_COUNTS,
     OUTPUT_STATS,
     WORST_IS_MAX,
     WORST_IS_MIN,
@@ -19,6 +20,11 @@ ITEM_LABELS = ("clip_id", "input_set", "name")
 
 
 STATUS_ORDER = ("error", "failed", "passed", "not run")
+
+
+REAL, SYNTHESIZED = "real", "synthesized"
+"""Where a parity record's inputs came from: real ones (files, a hook, a recording, an upstream
+graph run on them) or synthesized ones. The two are never mixed into one worst case."""
 
 
 def group_by_graph(
@@ -85,12 +91,14 @@ def _variant_view(
         "records": [r["nodeid"] for r in records],
         "input_sets": {},
         "outputs": {},
+        "outputs_from": None,
+        "outputs_by_origin": {},
         "gates": [],
         "errors": [],
         "checks": {},
         "duration_s": round(sum(durations.get(r["nodeid"], 0.0) for r in records), 6),
     }
-    outputs: dict[str, list[Mapping[str, Any]]] = {}
+    by_origin: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
     checks: dict[str, list[Mapping[str, Any]]] = {}
     for record in records:
         if record["kind"] == "parity":
@@ -100,12 +108,20 @@ def _variant_view(
             if record.get("error"):
                 view["errors"].append(record["error"])
             parity = record.get("parity") or {}
+            outputs = by_origin.setdefault(input_origin(input_set), {})
             for stats in parity.get("outputs", []):
                 outputs.setdefault(stats["output"], []).append(stats)
             view["gates"].extend({"input_set": name, **gate} for gate in parity.get("gates", []))
         elif record["kind"] == "check":
             checks.setdefault(record["check"], []).append(record)
-    view["outputs"] = {name: worst_stats(stats) for name, stats in sorted(outputs.items())}
+    view["outputs_by_origin"] = {
+        origin: {name: worst_stats(stats) for name, stats in sorted(outputs.items())}
+        for origin, outputs in sorted(by_origin.items())
+    }
+    # The headline: the real inputs' worst where there are real inputs, else the synthesized.
+    headline = REAL if REAL in by_origin else (SYNTHESIZED if by_origin else None)
+    view["outputs_from"] = headline
+    view["outputs"] = view["outputs_by_origin"].get(headline, {}) if headline else {}
     view["checks"] = {name: check_view(name, runs) for name, runs in sorted(checks.items())}
     return view
 
@@ -142,17 +158,29 @@ def _label(record: Mapping[str, Any]) -> str:
     return str(record["nodeid"])
 
 
+def input_origin(input_set: Mapping[str, Any]) -> str:
+    """``synthesized`` or ``real``, from a record's ``input_set`` (files written before the
+    ``synthesized`` flag say so in ``source``)."""
+    synthesized = input_set.get("synthesized")
+    if synthesized is None:
+        synthesized = input_set.get("source", "synthesized") == "synthesized"
+    return SYNTHESIZED if synthesized else REAL
+
+
 def worst_stats(per_input_set: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One output's statistics over its input sets: the largest error, the lowest agreement,
-    the total mismatch count; None where no input set measured it."""
+    the total mismatch and NaN/Inf counts; None where no input set measured it, and for every
+    error statistic where an input set had a NaN or Inf (its errors are not measurable, so no
+    worst case is known)."""
 
     def values(key: str) -> list[float]:
         return [s[key] for s in per_input_set if is_finite_number(s.get(key))]
 
+    nonfinite = any(s.get(count) for s in per_input_set for count in NONFINITE_COUNTS)
     worst: dict[str, Any] = {}
     for key in OUTPUT_STATS:
         found = values(key)
-        if not found:
+        if not found or (nonfinite and key not in NONFINITE_COUNTS and key != "argmax_mismatches"):
             worst[key] = None
         elif key in WORST_IS_MAX:
             worst[key] = max(found)
