@@ -209,7 +209,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         one_shot = (
             isinstance(item, ParityItem)
             and item.case.graph.name in state.fitting_streams
-            and getattr(item.case, "input_set", None) is None
+            and item.case.synthesized
         )
         (deselected if one_shot else kept).append(item)
     if deselected:

@@ -160,6 +160,7 @@ class ParityEngine:
                         variant.tier, graph.name, variant.variant, output, marker_layer
                     ),
                     skip_outputs=graph_config.skip_outputs,
+                    inputs=inputs.arrays,
                 )
             except (OutputMismatchError, ShapeMismatchError) as mismatch:
                 raise type(mismatch)(self._mismatch_message(graph, variant, mismatch)) from None

@@ -128,7 +128,7 @@ def test_json_results_hold_every_measured_number(
         r for r in document["records"] if r["graph"] == "encoder" and r["variant"] == "int4"
     )
     assert record["tier"] == "int4"
-    assert record["input_set"]["shapes"] == {"features": [1, 16, 16], "lengths": [1]}
+    assert record["input_set"]["shapes"] == {"features": [4, 16, 16], "lengths": [4]}
     assert record["input_set"]["seed"] is not None
     hidden = next(o for o in record["parity"]["outputs"] if o["output"] == "hidden")
     assert 0 < hidden["rel_l2"] < 0.2
@@ -221,8 +221,8 @@ def test_tied_length_input_follows_the_signal_dimension(
         str(out),
     )
     record = next(r for r in json.loads(out.read_text())["records"] if r["graph"] == "encoder")
-    assert record["input_set"]["dims"] == {"batch": 1, "frames": 23}
-    assert record["input_set"]["shapes"]["features"] == [1, 23, 16]
+    assert record["input_set"]["dims"] == {"batch": 4, "frames": 23}
+    assert record["input_set"]["shapes"]["features"] == [4, 23, 16]
 
 
 def test_deterministic_cpu_mode_is_recorded(
