@@ -78,7 +78,7 @@ def positions_for(
         if choice not in inputs:
             raise MaskError(
                 f"output {output!r}: mask {choice!r} is not an input of this input set (inputs "
-                f"{sorted(inputs)}); name the attention mask input, or mask = \"none\""
+                f'{sorted(inputs)}); name the attention mask input, or mask = "none"'
             )
         mask = np.asarray(inputs[choice])
         if not _leads(mask.shape, shape):
@@ -90,7 +90,9 @@ def positions_for(
         candidates = {choice: mask}
     else:
         candidates = {
-            name: mask for name, mask in attention_masks(inputs).items() if _leads(mask.shape, shape)
+            name: mask
+            for name, mask in attention_masks(inputs).items()
+            if _leads(mask.shape, shape)
         }
         if len(candidates) > 1:
             # Several masks fit (encoder and decoder masks of equal shape): only a config knows.

@@ -132,7 +132,7 @@ def parse_mask(raw: object, where: str) -> str:
         return NO_MASK
     if not isinstance(raw, str) or not raw:
         raise ToleranceError(
-            f"{where}: mask must be the name of an attention-mask input, or \"none\" (or "
+            f'{where}: mask must be the name of an attention-mask input, or "none" (or '
             f"false) to compare every position, got {raw!r}"
         )
     return raw

@@ -115,6 +115,8 @@ class ParityReporter:
         self.written: list[tuple[str, Path]] = []
         self.appended: list[Path] = []
         self.comparison: BaselineComparison | None = None
+        self.suggest_lines: list[str] = []
+        _check_suggest_destination(config)
         # ``--dist loadgroup`` appends ``@group`` to node ids; records are stored without it.
         self.group_suffixes = config.getoption("dist", None) == "loadgroup"
         if config.pluginmanager.hasplugin("xdist"):
@@ -133,7 +135,6 @@ class ParityReporter:
 
         settings = ensure_settings(self.config)
         from pytest_onnxparity.files.atomic import write_json_atomic
-        from pytest_onnxparity.results.terminal import suggest_toml
 
         if not self.config.pluginmanager.hasplugin("dsession"):
             from pytest_onnxparity.plugin.results import process_output
@@ -150,10 +151,26 @@ class ParityReporter:
                 if self.outputs.baseline is not None:
                     self._compare_baseline(session, metadata)
         if settings.suggest_path is not None:
-            text = suggest_toml(self.collector.records, settings.suggest_margin)
-            settings.suggest_path.parent.mkdir(parents=True, exist_ok=True)
-            settings.suggest_path.write_text(text, encoding="utf-8")
-            self.written.append(("suggested limits", settings.suggest_path))
+            self._write_suggestion(session, settings.suggest_path, settings)
+
+    def _write_suggestion(self, session: pytest.Session, path: Path, settings: Any) -> None:
+        """``--parity-suggest``: limits per input set, never for damaged variants, written
+        atomically and only over a file it wrote before (or with ``--parity-suggest-force``)."""
+        from pytest_onnxparity.files.atomic import write_text_atomic
+        from pytest_onnxparity.results.suggest import SuggestError, check_destination, suggest
+
+        suggestion = suggest(self.collector.records, settings.suggest_margin)
+        self.suggest_lines = suggestion.lines()
+        try:
+            check_destination(path, settings.suggest_force)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(path, suggestion.render(path))
+        except (SuggestError, OSError) as error:
+            self.suggest_lines.append(f"suggested limits not written: {error}")
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
+        self.written.append(("suggested limits", path))
 
     def _metadata(self, document: Mapping[str, Any]) -> dict[str, Any]:
         """The metadata block of this run, after ``pytest_onnxparity_update_metadata`` hooks."""
@@ -226,7 +243,12 @@ class ParityReporter:
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.collector.records and not self.written and self.comparison is None:
+        if (
+            not self.collector.records
+            and not self.written
+            and self.comparison is None
+            and not self.suggest_lines
+        ):
             return  # an inert run: nothing to say, and nothing heavy (numpy) to import
         from pytest_onnxparity.results.terminal import check_lines, counts_line, summary_lines
 
@@ -236,7 +258,7 @@ class ParityReporter:
         if lines and checks:
             lines.append("")
         lines.extend(checks)
-        if not lines and not self.written and self.comparison is None:
+        if not lines and not self.written and self.comparison is None and not self.suggest_lines:
             return
         terminalreporter.section("onnxparity")
         # line(), not write_line(): the latter first ends the progress line, a blank line here.
@@ -248,10 +270,25 @@ class ParityReporter:
             for number, line in enumerate(self.comparison.lines()):
                 red = (number == 0 and self.comparison.failed) or line.startswith("  REGRESSED")
                 terminalreporter.line(line, red=red, green=line.startswith("  improved"))
+        for line in self.suggest_lines:
+            terminalreporter.line(line, yellow=True)
         for what, path in self.written:
             terminalreporter.line(f"{what} written to {path}")
         for path in self.appended:
             terminalreporter.line(f"markdown appended to {path} ({STEP_SUMMARY_ENV})")
+
+
+def _check_suggest_destination(config: pytest.Config) -> None:
+    """Before anything runs: ``--parity-suggest`` will not replace a hand-written file."""
+    path = config.option.parity_suggest
+    if not path:
+        return
+    from pytest_onnxparity.results.suggest import SuggestError, check_destination
+
+    try:
+        check_destination(Path(path).resolve(), bool(config.option.parity_suggest_force))
+    except SuggestError as error:
+        raise pytest.UsageError(f"onnxparity: {error}") from None
 
 
 class WorkerOutputs:

@@ -1,12 +1,11 @@
-"""Terminal rendering: the summary table of a run and the ``--parity-suggest`` snippet."""
+"""Terminal rendering: the summary table of a run, its failed checks and its counts."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_onnxparity.compare.gates import pressure, round_up
+from pytest_onnxparity.compare.gates import pressure
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -80,45 +79,6 @@ def _worst_text(record: Mapping[str, Any]) -> str:
 
 def _worst_gate(gates: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     return max(gates, key=lambda g: pressure(g["metric"], g["value"], g["limit"], g["passed"]))
-
-
-def suggest_toml(records: Sequence[Mapping[str, Any]], margin: float) -> str:
-    """A ``parity.toml`` snippet with each measured error times ``margin``, per graph × variant.
-
-    Upper-bound metrics become ``measured × margin``; lower bounds (cosine, argmax agreement)
-    keep ``1 - (1 - measured) × margin``. The worst value over input sets and outputs is used.
-    """
-    worst: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
-    for record in records:
-        if record["kind"] != "parity" or not record.get("parity"):
-            continue
-        per_output = worst.setdefault((record["graph"], record["variant"]), {})
-        for stats in record["parity"]["outputs"]:
-            measured = per_output.setdefault(stats["output"], {})
-            for key, metric in (
-                ("max_abs", "max_abs"),
-                ("mean_abs", "mean_abs"),
-                ("p99_abs", "p99_abs"),
-                ("rel_l2", "rel_l2"),
-            ):
-                measured[key] = max(measured.get(key, 0.0), stats[metric])
-            measured["min_cosine"] = min(measured.get("min_cosine", 1.0), stats["cosine"])
-    lines = [
-        f"# Suggested by pytest-onnxparity --parity-suggest: measured values x {margin:g}.",
-        "# Review before committing: a limit should encode what you accept, not what you got.",
-    ]
-    for (graph, variant), outputs in sorted(worst.items()):
-        for output, measured in sorted(outputs.items()):
-            lines.append("")
-            lines.append(f'[graphs."{graph}".variants."{variant}".outputs."{output}"]')
-            for key, value in measured.items():
-                if key.startswith("min_"):
-                    # Rounded down, so the limit never rounds up past the measured value.
-                    limit = math.floor(max(0.0, 1.0 - (1.0 - value) * margin) * 1e9) / 1e9
-                    lines.append(f"{key} = {limit:.9f}  # measured {value:.9f}")
-                else:
-                    lines.append(f"{key} = {round_up(value * margin):.3g}  # measured {value:.3g}")
-    return "\n".join(lines) + "\n"
 
 
 def counts_line(

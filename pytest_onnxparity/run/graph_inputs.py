@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pytest_onnxparity.export.folder import Graph, ModelFile
+from pytest_onnxparity.onnxfile.index_tables import index_table_sizes
 from pytest_onnxparity.onnxfile.signature import TensorSpec, read_signature
 from pytest_onnxparity.references.base import Reference, ReferenceError
 from pytest_onnxparity.references.config import ReferenceSpec
@@ -22,7 +23,6 @@ from pytest_onnxparity.run.real_inputs import (
     read_input_data,
     run_upstream,
 )
-from pytest_onnxparity.onnxfile.index_tables import index_table_sizes
 from pytest_onnxparity.runtime.inputs import (
     DEFAULT_SET,
     InputError,

@@ -69,7 +69,9 @@ def input_roles(
     roles: dict[str, InputRole] = {}
     for spec in specs:
         name, dtype = spec.name, spec.dtype
-        if is_attention_mask_name(name) and (is_integer(dtype) or is_float(dtype) or dtype == "bool"):
+        if is_attention_mask_name(name) and (
+            is_integer(dtype) or is_float(dtype) or dtype == "bool"
+        ):
             roles[name] = InputRole(MASK)
         elif is_integer(dtype) and _TOKEN_TYPES.search(name):
             roles[name] = InputRole(TOKEN_TYPES)
@@ -113,9 +115,7 @@ def batch_symbols(specs: Sequence[TensorSpec]) -> set[str]:
 def has_dynamic_batch(specs: Sequence[TensorSpec]) -> bool:
     """Some input has a dynamic axis 0 (named or not) that is a batch."""
     symbols = batch_symbols(specs)
-    return any(
-        spec.shape and (spec.shape[0] is None or spec.shape[0] in symbols) for spec in specs
-    )
+    return any(spec.shape and (spec.shape[0] is None or spec.shape[0] in symbols) for spec in specs)
 
 
 def past_symbols(specs: Sequence[TensorSpec], roles: Mapping[str, InputRole]) -> set[str]:
@@ -124,7 +124,9 @@ def past_symbols(specs: Sequence[TensorSpec], roles: Mapping[str, InputRole]) ->
     elsewhere: set[str] = set()
     for spec in specs:
         names = {dim for dim in spec.shape or () if isinstance(dim, str)}
-        (in_past if roles.get(spec.name, InputRole(PLAIN)).kind == PAST else elsewhere).update(names)
+        (in_past if roles.get(spec.name, InputRole(PLAIN)).kind == PAST else elsewhere).update(
+            names
+        )
     return in_past - elsewhere - batch_symbols(specs)
 
 

@@ -133,10 +133,10 @@ def patterns(
     roles = input_roles(specs)
     for spec in specs:
         rule = rules.get(spec.name)
-        if roles[spec.name].kind == MASK and len(spec.shape or ()) == 2:
-            if rule is None or (rule.value == 1 and rule.range is None and rule.tie is None):
-                found.append(PADDED)
-                break
+        ones = rule is None or (rule.value == 1 and rule.range is None and rule.tie is None)
+        if roles[spec.name].kind == MASK and len(spec.shape or ()) == 2 and ones:
+            found.append(PADDED)
+            break
     if not has_dynamic_batch(specs):
         found += [f"{DRAW}{number}" for number in range(2, plan.draws + 1)]
     return found
@@ -325,7 +325,9 @@ def _pad(
     if not masks:
         return
     batch, length = arrays[masks[0]].shape
-    keep = np.array([max(1, math.ceil(length * (batch - row) / (batch + 1))) for row in range(batch)])
+    keep = np.array(
+        [max(1, math.ceil(length * (batch - row) / (batch + 1))) for row in range(batch)]
+    )
     padding = np.arange(length)[None, :] >= keep[:, None]
     lengths = ", ".join(str(int(k)) for k in keep)
     for name in masks:

@@ -152,11 +152,60 @@ def test_suggested_limits_calibrate_a_folder_config(
     snippet = pytester.path / "suggested.toml"
     run("--onnx-dir", str(export_copy), "--parity-suggest", str(snippet))
     text = snippet.read_text()
-    assert '[graphs."encoder".variants."int8".outputs."hidden"]' in text
+    assert '[graphs."encoder".variants."int8".input_sets."default".outputs."hidden"]' in text
     assert "measured" in text
     (export_copy / "parity.toml").write_text(text)
     result = run("--onnx-dir", str(export_copy))
     result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS)
+
+
+def test_suggest_gives_a_damaged_variant_no_limits_and_says_why(
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    import modelkit
+
+    modelkit.damage_initializer(
+        export_copy / "encoder.onnx",
+        export_copy / "encoder.int8.onnx",
+        "hidden_proj.weight",
+        mode="scale",
+        factor=-1.0,
+    )
+    snippet = pytester.path / "suggested.toml"
+
+    result = run("--onnx-dir", str(export_copy), "--parity-suggest", str(snippet))
+
+    result.stdout.fnmatch_lines(
+        [
+            "no limits for encoder/int8: output 'hidden' has rel_l2 0.8* on 'default', past what "
+            "a healthy int8 variant gives (>= 0.6): damaged, not a tolerance",
+            f"suggested limits written to {snippet}",
+        ]
+    )
+    tables = [line for line in snippet.read_text().splitlines() if line.startswith("[")]
+    assert not any('variants."int8"' in line and "encoder" in line for line in tables)
+    assert any('"encoder".variants."int4"' in line for line in tables)
+
+
+def test_suggest_never_replaces_a_hand_written_file_without_force(
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    mine = export_copy / "parity.toml"
+    mine.write_text("[tiers.int8]\nrel_l2 = 0.2\n")
+
+    refused = run("--onnx-dir", str(export_copy), "--parity-suggest", str(mine))
+    forced = mine.read_text()
+    run("--onnx-dir", str(export_copy), "--parity-suggest", str(mine), "--parity-suggest-force")
+
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(
+        [
+            "*--parity-suggest *parity.toml: the file exists and was not written by "
+            "--parity-suggest*--parity-suggest-force*"
+        ]
+    )
+    assert forced == "[tiers.int8]\nrel_l2 = 0.2\n"
+    assert mine.read_text().startswith("# Suggested by pytest-onnxparity --parity-suggest")
 
 
 def test_a_folder_config_can_tighten_a_limit_until_it_fails(

@@ -167,9 +167,7 @@ def test_resolve_applies_layers_weakest_first() -> None:
 def test_a_layer_sets_only_the_keys_it_names() -> None:
     tolerance = resolve("fp32", [{"argmax_axis": 0}, {}])
 
-    assert tolerance == Tolerance(
-        max_abs_rel=1e-3, rel_l2=1e-5, min_cosine=0.99999, argmax_axis=0
-    )
+    assert tolerance == Tolerance(max_abs_rel=1e-3, rel_l2=1e-5, min_cosine=0.99999, argmax_axis=0)
 
 
 def test_a_zero_layer_value_overrides_a_looser_default() -> None:
