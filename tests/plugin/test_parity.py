@@ -332,6 +332,37 @@ def test_user_test_gets_cases_sessions_and_assert_parity(
     )
 
 
+def test_assert_parity_on_an_all_nan_reference_fails_and_records_no_perfect_numbers(
+    run: RunPytest, pytester: pytest.Pytester
+) -> None:
+    pytester.makepyfile(
+        """
+        import numpy as np
+
+        def test_nan_reference(assert_parity):
+            ref = {"y": np.full((2, 3), np.nan, dtype=np.float32)}
+            var = {"y": np.zeros((2, 3), dtype=np.float32)}
+            assert_parity(ref, var, tier="int8", rel_l2=1.0, min_cosine=0.0)
+        """
+    )
+    out = pytester.path / "r.json"
+
+    result = run("--parity-json", str(out))
+
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "custom[[]custom[]]: 3 gate(s) failed",
+            "  output 'y': the reference itself gives 6 NaN/Inf value(s) on these inputs*",
+            "  first NaN/Inf of 'y' at [[]0, 0[]]: reference=nan variant=0",
+        ]
+    )
+    (record,) = json.loads(out.read_text())["records"]
+    stats = record["parity"]["outputs"][0]
+    assert (stats["max_abs"], stats["rel_l2"], stats["cosine"]) == (None, None, None)
+    assert stats["nonfinite_in_reference"] == 6 and not record["passed"]
+
+
 def test_user_parity_tests_skip_without_an_export_folder(
     run: RunPytest, pytester: pytest.Pytester
 ) -> None:
