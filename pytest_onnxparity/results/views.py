@@ -180,7 +180,7 @@ def worst_stats(per_input_set: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     worst: dict[str, Any] = {}
     for key in OUTPUT_STATS:
         found = values(key)
-        if not found or (nonfinite and key not in NONFINITE_COUNTS and key != "argmax_mismatches"):
+        if not found or (nonfinite and key not in NONFINITE_COUNTS):
             worst[key] = None
         elif key in WORST_IS_MAX:
             worst[key] = max(found)
