@@ -257,3 +257,8 @@ def check_destination(path: Path, force: bool) -> None:
             "(a hand-written config?); pass a new path and copy the tables you want, or add "
             "--parity-suggest-force to replace it"
         )
+
+
+def suggest_toml(records: Sequence[Mapping[str, Any]], margin: float) -> str:
+    """Release 0.1's name: the ``parity.toml`` text of :func:`suggest`."""
+    return suggest(records, margin).render(Path("parity.toml"))
