@@ -58,6 +58,9 @@ class Settings:
                 "dims": dict(self.plan.dims),
                 "default_dim": self.plan.default_dim,
                 "sweep": {name: list(sizes) for name, sizes in self.plan.sweep.items()},
+                "batch": self.plan.batch,
+                "draws": self.plan.draws,
+                "past_length": self.plan.past_length,
             },
             "session": self.session.to_json(),
             "cli_tolerances": [
