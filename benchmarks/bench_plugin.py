@@ -236,7 +236,7 @@ def measure_speed(
         "python_empty": ((sys.executable, "-c", "pass"), (0,)),
         # pytest with every installed plugin but ours: the start-up the plugin cannot avoid.
         "pytest_empty": ((*PYTEST, "-p", "no:onnxparity", str(workspace.empty)), (5,)),
-        "plugin": ((*PYTEST, "--onnx-dir", str(folder)), (0, 1)),
+        "plugin": ((*PYTEST, f"--onnx-dir={folder}"), (0, 1)),
         "handwritten": ((sys.executable, str(HANDWRITTEN), str(folder)), (0, 1)),
         "handwritten_ort_defaults": (
             (sys.executable, str(HANDWRITTEN), str(folder), "--ort-defaults"),
@@ -432,7 +432,7 @@ print(json.dumps({"until_main": {"cpu_s": ready}, "inside": {
 def measure_phases(folder: Path, workspace: Workspace, repeats: int) -> dict[str, Any]:
     """Where each side's time goes: start-up, sessions, inference, comparison (medians)."""
     phases_file = workspace.root / "phases.json"
-    plugin = (*PYTEST, "-p", "phase_timer", "--onnx-dir", str(folder))
+    plugin = (*PYTEST, "-p", "phase_timer", f"--onnx-dir={folder}")
     script = (sys.executable, "-c", HANDWRITTEN_PHASES, str(HANDWRITTEN), str(folder))
     plugin_runs, script_runs = [], []
     for _ in range(repeats):
@@ -505,12 +505,12 @@ def summarize_events(events_dir: Path, folder: Path) -> dict[str, Any]:
 def measure_reads(folder: Path, workspace: Workspace, xdist: bool) -> dict[str, Any]:
     """Count reads and sessions per process in each way of running the folder."""
     commands: dict[str, Sequence[str]] = {
-        "serial": (*PYTEST, "--onnx-dir", str(folder)),
+        "serial": (*PYTEST, f"--onnx-dir={folder}"),
         "handwritten": (sys.executable, str(HANDWRITTEN), str(folder)),
     }
     if xdist:
         for mode, args in XDIST_MODES.items():
-            commands[mode] = (*PYTEST, "--onnx-dir", str(folder), *args)
+            commands[mode] = (*PYTEST, f"--onnx-dir={folder}", *args)
     files = sum(1 for _ in folder.rglob("*.onnx"))
     result: dict[str, Any] = {"files": files}
     for label, command in commands.items():

@@ -11,6 +11,7 @@ import pytest
 from pytest_onnxparity.compare.gates import failure_message
 from pytest_onnxparity.export.folder import Graph
 from pytest_onnxparity.plugin import keys
+from pytest_onnxparity.plugin.markers import mark_generated
 from pytest_onnxparity.results.records import CheckResult, ParityRecord, encode_property
 from pytest_onnxparity.run.cases import ParityCase
 from pytest_onnxparity.run.engine import ParityEngine
@@ -67,8 +68,7 @@ class ParityItem(pytest.Item):
         super().__init__(**kwargs)
         self.case = case
         self.engine = engine
-        self.add_marker("parity")
-        self.add_marker(pytest.mark.xdist_group(case.graph.name))
+        mark_generated(self, case.graph.name)
 
     def runtest(self) -> None:
         record = self.engine.check(self.case, self.nodeid)
@@ -118,8 +118,7 @@ class CheckItem(pytest.Item):
         self.check = check
         self.graph = graph
         self.model_path = model_path
-        self.add_marker("parity")
-        self.add_marker(pytest.mark.xdist_group(graph.name))
+        mark_generated(self, graph.name)
 
     def runtest(self) -> None:
         record_and_gate(self, self.check())
@@ -145,8 +144,7 @@ class LoadItem(pytest.Item):
         super().__init__(**kwargs)
         self.graph = graph
         self.engine = engine
-        self.add_marker("parity")
-        self.add_marker(pytest.mark.xdist_group(graph.name))
+        mark_generated(self, graph.name)
 
     def runtest(self) -> None:
         from pytest_onnxparity.runtime.sessions import ModelLoadError
@@ -181,6 +179,10 @@ def collect_export_dir(path: Path, parent: pytest.Collector) -> ExportDirNode | 
     engine = parent.config.stash.get(keys.ENGINE, None)
     if engine is None or path != engine.folder.root:
         return None
+    if not path.is_relative_to(parent.config.rootpath):
+        # Outside the rootdir pytest would give the folder an empty node id (its items
+        # ``::encoder::parity[int8]``); its own name reads like the ids inside a project.
+        return ExportDirNode.from_parent(parent, path=path, nodeid=path.name)
     return ExportDirNode.from_parent(parent, path=path)
 
 

@@ -19,3 +19,5 @@ SETTINGS: pytest.StashKey[Settings] = pytest.StashKey()
 ENGINE: pytest.StashKey[ParityEngine] = pytest.StashKey()
 # The controller's collector of every record (absent on xdist workers).
 COLLECTOR: pytest.StashKey[ResultCollector] = pytest.StashKey()
+# True when --onnx-dir without test paths made the export folder the only collection argument.
+FOLDER_ONLY: pytest.StashKey[bool] = pytest.StashKey()

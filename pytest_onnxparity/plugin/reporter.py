@@ -228,6 +228,7 @@ class ParityReporter:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.collector.records and not self.written and self.comparison is None:
             return  # an inert run: nothing to say, and nothing heavy (numpy) to import
+        from pytest_onnxparity.plugin.run import shown_path
         from pytest_onnxparity.results.terminal import check_lines, counts_line, summary_lines
 
         records = self.collector.records
@@ -249,7 +250,7 @@ class ParityReporter:
                 red = (number == 0 and self.comparison.failed) or line.startswith("  REGRESSED")
                 terminalreporter.line(line, red=red, green=line.startswith("  improved"))
         for what, path in self.written:
-            terminalreporter.line(f"{what} written to {path}")
+            terminalreporter.line(f"{what} written to {shown_path(path, self.config)}")
         for path in self.appended:
             terminalreporter.line(f"markdown appended to {path} ({STEP_SUMMARY_ENV})")
 

@@ -23,8 +23,13 @@ MARKER_SELECTORS = ("graph", "variant", "tier")
 MARKER_KEYS = (*MARKER_SELECTORS, *TOLERANCE_KEYS)
 
 
-def start_run(config: pytest.Config, onnx_dir: Path) -> ParityEngine:
-    """Resolve settings, discover the folder and stash the engine; bad input is a UsageError."""
+def start_run(config: pytest.Config, onnx_dir: Path, *, from_command_line: bool) -> ParityEngine:
+    """Resolve settings, discover the folder and stash the engine; bad input is a UsageError.
+
+    ``--onnx-dir`` on a command line that names no test paths collects the export folder alone
+    (not the project's ``testpaths`` or working directory, whose tests it would only deselect);
+    the ini key ``parity_onnx_dir`` adds the folder to a normal run.
+    """
     try:
         if not onnx_dir.is_dir():
             raise DiscoveryError(
@@ -40,9 +45,13 @@ def start_run(config: pytest.Config, onnx_dir: Path) -> ParityEngine:
         raise pytest.UsageError(f"onnxparity: {error}") from None
     config.stash[keys.SETTINGS] = settings
     config.stash[keys.ENGINE] = engine
-    # The folder becomes one more collection argument, so its tests are collected (and counted,
-    # listed by --collect-only, selected by -m/-k) like any test directory.
-    if str(folder.root) not in config.args:
+    # The folder becomes a collection argument, so its tests are collected (and counted, listed
+    # by --collect-only, selected by -m/-k) like any test directory.
+    if from_command_line and config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args[:] = [str(folder.root)]
+        config.args_source = pytest.Config.ArgsSource.ARGS
+        config.stash[keys.FOLDER_ONLY] = True
+    elif str(folder.root) not in config.args:
         config.args.append(str(folder.root))
     return engine
 
@@ -104,11 +113,13 @@ def discovery_overrides(parity_config: ParityConfig) -> DiscoveryOverrides:
     )
 
 
-def header_lines(engine: ParityEngine) -> list[str]:
+def header_lines(config: pytest.Config) -> list[str]:
+    engine = config.stash[keys.ENGINE]
     settings = engine.settings
     session = settings.session
+    folder = shown_path(engine.folder.root, config)
     lines = [
-        f"onnxparity: {engine.folder.root} (seed {settings.plan.seed}, "
+        f"onnxparity: {folder} (seed {settings.plan.seed}, "
         f"providers {', '.join(session.providers)}, threads {session.intra_op_threads or 'auto'}, "
         f"graph opt {session.graph_optimization_level}"
         f"{', deterministic' if session.deterministic else ''})",
@@ -116,7 +127,18 @@ def header_lines(engine: ParityEngine) -> list[str]:
     if settings.config.sources:
         lines.append(f"onnxparity config: {'; '.join(settings.config.sources)}")
     lines.extend(f"  {line}" for line in engine.folder.table_lines())
+    if config.stash.get(keys.FOLDER_ONLY, False):
+        lines.append(
+            f"onnxparity: collecting {folder} only (name test paths on the command line to "
+            "collect them too)"
+        )
     return lines
+
+
+def shown_path(path: Path, config: pytest.Config) -> str:
+    """``path`` relative to the working directory when it lies inside it, else absolute."""
+    base = config.invocation_params.dir
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
 
 
 def marker_problem(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
