@@ -241,9 +241,9 @@ def _custom_record(
 def _finish(request: pytest.FixtureRequest, record: Any) -> None:
     __tracebackhide__ = True
     from pytest_onnxparity.plugin.items import failure_text
-    from pytest_onnxparity.results.records import encode_property
+    from pytest_onnxparity.plugin.results import attach_record
 
-    request.node.user_properties.append(encode_property(record.to_json()))
+    attach_record(request.node, record.to_json())
     title = f"{record.graph}[{record.variant}]"
     if record.error is not None:
         pytest.fail(f"{title}: {record.error}", pytrace=False)

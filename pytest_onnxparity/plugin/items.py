@@ -12,7 +12,8 @@ from pytest_onnxparity.compare.gates import failure_message
 from pytest_onnxparity.export.folder import Graph
 from pytest_onnxparity.plugin import keys
 from pytest_onnxparity.plugin.markers import mark_generated
-from pytest_onnxparity.results.records import CheckResult, ParityRecord, encode_property
+from pytest_onnxparity.plugin.results import attach_record
+from pytest_onnxparity.results.records import CheckResult, ParityRecord
 from pytest_onnxparity.run.cases import ParityCase
 from pytest_onnxparity.run.engine import ParityEngine
 from pytest_onnxparity.runtime.inputs import DEFAULT_SET
@@ -79,8 +80,7 @@ class ParityItem(pytest.Item):
                 item=self, record=record_json
             ):
                 details.extend(lines or [])
-        self.ihook.pytest_onnxparity_update_record(record=record_json, item=self)
-        self.user_properties.append(encode_property(record_json))
+        attach_record(self, record_json)
         if record.error is not None:
             pytest.fail(f"{self._title()}: {record.error}", pytrace=False)
         if not record.passed:
@@ -131,8 +131,7 @@ def record_and_gate(item: pytest.Item, result: CheckResult) -> None:
     """Attach ``result`` to ``item``'s report as a plain-JSON record; fail the test if it must."""
     __tracebackhide__ = True
     record = {"kind": "check", "nodeid": item.nodeid, **result.to_json()}
-    item.ihook.pytest_onnxparity_update_record(record=record, item=item)
-    item.user_properties.append(encode_property(record))
+    attach_record(item, record)
     if not result.passed and result.enforced:
         pytest.fail(result.message or f"{result.check} failed", pytrace=False)
 

@@ -121,9 +121,12 @@ class ParityReporter:
             config.pluginmanager.register(WorkerOutputs(self.collector), "onnxparity-workers")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        from pytest_onnxparity.plugin.results import report_records
+
+        records = report_records(report)
+        if records:
             suffix = _group_suffix(report.nodeid) if self.group_suffixes else ""
-            self.collector.add_from_properties(report.user_properties, report.duration, suffix)
+            self.collector.add_from_report(records, report.duration, suffix)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -6,7 +6,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_onnxparity.compare.gates import pressure, round_up
+from pytest_onnxparity.compare.gates import round_up
+from pytest_onnxparity.results.records import worst_gate
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -72,14 +73,10 @@ def _worst_text(record: Mapping[str, Any]) -> str:
     parity = record.get("parity")
     if not parity or not parity["gates"]:
         return "no gates"
-    gate = _worst_gate(parity["gates"])
+    gate = worst_gate(parity["gates"])
     value = "n/a" if gate["value"] is None else f"{gate['value']:.3g}"
     relation = ">=" if gate["metric"].startswith("min_") else "<="
     return f"{gate['output']}.{gate['metric']} {value} {relation} {gate['limit']:.3g}"
-
-
-def _worst_gate(gates: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-    return max(gates, key=lambda g: pressure(g["metric"], g["value"], g["limit"], g["passed"]))
 
 
 def suggest_toml(records: Sequence[Mapping[str, Any]], margin: float) -> str:

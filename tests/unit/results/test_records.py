@@ -16,7 +16,6 @@ from pytest_onnxparity.results.records import (
     SCHEMA_VERSION,
     CheckResult,
     ResultCollector,
-    encode_property,
     schema_path,
     toolchain_versions,
 )
@@ -62,7 +61,7 @@ def test_records_come_out_sorted_whatever_order_they_arrived_in() -> None:
 def test_a_record_added_again_replaces_the_first_and_keeps_its_duration() -> None:
     collector = ResultCollector()
     record = _check_record("export::encoder::size[int8]", size_mb=1.0)
-    collector.add_from_properties([encode_property(record), ("other", "x")], duration=0.25)
+    collector.add_from_report([record], duration=0.25)
     collector.add({**record, "details": {"size_mb": 2.0}})
     assert [r["details"] for r in collector.records] == [{"size_mb": 2.0}]
     assert collector.durations == {"export::encoder::size[int8]": 0.25}
@@ -72,7 +71,7 @@ def test_a_record_added_again_replaces_the_first_and_keeps_its_duration() -> Non
 def test_the_loadgroup_suffix_is_taken_off_node_ids() -> None:
     collector = ResultCollector()
     record = _check_record("export::encoder::size[int8]@encoder")
-    collector.add_from_properties([encode_property(record)], nodeid_suffix="@encoder")
+    collector.add_from_report([record], nodeid_suffix="@encoder")
     assert collector.records[0]["nodeid"] == "export::encoder::size[int8]"
 
 
