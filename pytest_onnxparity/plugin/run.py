@@ -92,12 +92,11 @@ def settings_from_options(
     )
 
 
-def _int_ini(value: Any) -> int | None:
-    if value in (None, ""):
-        return None
-    if not str(value).isdigit():
+def _int_ini(value: int | None) -> int | None:
+    """The typed ini ``parity_threads`` (pytest parsed it), checked for a negative value."""
+    if value is not None and value < 0:
         raise ConfigError(f"ini parity_threads must be a non-negative integer, got {value!r}")
-    return int(value)
+    return value
 
 
 def discovery_overrides(parity_config: ParityConfig) -> DiscoveryOverrides:

@@ -112,3 +112,47 @@ def test_conftest_hooks_not_marked_optional_stop_a_run_without_the_plugin(
 
     assert result.ret != pytest.ExitCode.OK
     assert "unknown hook 'pytest_onnxparity_update_record'" in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    "config_file",
+    [
+        ("pyproject.toml", "[tool.pytest]\nparity_threads = 1\nparity_timing_repeats = 2\n"),
+        ("pyproject.toml", '[tool.pytest.ini_options]\nparity_threads = "1"\n'),
+        ("pytest.ini", "[pytest]\nparity_threads = 1\nparity_timing_repeats = 2\n"),
+    ],
+    ids=["native-toml-integers", "ini-options-strings", "ini-file"],
+)
+def test_numeric_ini_keys_are_integers_in_every_config_format(
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path, config_file: tuple[str, str]
+) -> None:
+    name, text = config_file
+    (pytester.path / name).write_text(text)
+
+    result = run("--onnx-dir", str(export_copy))
+
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["onnxparity: * threads 1, graph opt all)"])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[tool.pytest]\nparity_threads = 1.5\n", "*'parity_threads' expects an int, got float*"),
+        ('[tool.pytest]\nparity_threads = "two"\n', "*'parity_threads' expects an int*"),
+        (
+            "[tool.pytest]\nparity_threads = -1\n",
+            "*ini parity_threads must be a non-negative integer, got -1",
+        ),
+    ],
+    ids=["float", "string", "negative"],
+)
+def test_a_bad_numeric_ini_value_is_a_usage_error_naming_the_key(
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path, text: str, message: str
+) -> None:
+    (pytester.path / "pyproject.toml").write_text(text)
+
+    result = run("--onnx-dir", str(export_copy))
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
