@@ -198,7 +198,8 @@ class ResultCollector:
 def plain_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """``record`` as plain JSON types, as it will cross to the controller (execnet refuses a
     ``numpy.float64``); a NaN or a value JSON cannot hold is a ``ValueError`` / ``TypeError``."""
-    return json.loads(json.dumps(record, allow_nan=False))  # type: ignore[no-any-return]
+    plain: dict[str, Any] = json.loads(json.dumps(record, allow_nan=False))
+    return plain
 
 
 def dashboard_properties(record: Mapping[str, Any]) -> list[tuple[str, str | float]]:
