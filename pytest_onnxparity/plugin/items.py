@@ -11,6 +11,7 @@ import pytest
 from pytest_onnxparity.compare.gates import failure_message
 from pytest_onnxparity.export.folder import Graph
 from pytest_onnxparity.plugin import keys
+from pytest_onnxparity.plugin.hints import next_step
 from pytest_onnxparity.plugin.markers import mark_generated
 from pytest_onnxparity.plugin.results import attach_record
 from pytest_onnxparity.results.records import CheckResult, ParityRecord
@@ -157,19 +158,10 @@ class LoadItem(pytest.Item):
         return self.graph.reference_file.path, None, f"{self.graph.name}::{self.name}"
 
 
-def failure_text(title: str, record: ParityRecord) -> str:
+def failure_text(title: str, record: ParityRecord, **where_limits_came_from: Any) -> str:
+    """The failure message of ``record``; keywords as :func:`~plugin.hints.next_step`'s."""
     assert record.result is not None
-    failed = [gate for gate in record.result.gates if not gate.passed]
-    first = failed[0]
-    scope = f"{record.graph}/{record.variant}"
-    hint = (
-        f"if this drift is acceptable, raise the limit: --parity-tolerance "
-        f"{scope}/{first.output}:{first.metric}=<limit>, or in parity.toml "
-        f'[graphs."{record.graph}".variants."{record.variant}".outputs."{first.output}"]; '
-        "--parity-suggest PATH writes limits from measured values"
-    )
-    if first.metric == "finite":
-        hint = "NaN/Inf cannot be tolerated: fix the variant (overflow in fp16? a broken scale?)"
+    hint = next_step(record, **where_limits_came_from)
     return failure_message(title, record.result.stats, record.result.gates, hint)
 
 

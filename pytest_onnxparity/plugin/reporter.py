@@ -232,10 +232,16 @@ class ParityReporter:
         if not self.collector.records and not self.written and self.comparison is None:
             return  # an inert run: nothing to say, and nothing heavy (numpy) to import
         from pytest_onnxparity.plugin.run import shown_path
-        from pytest_onnxparity.results.terminal import check_lines, counts_line, summary_lines
+        from pytest_onnxparity.results.terminal import (
+            check_lines,
+            counts_line,
+            summary_lines,
+            suspect_reference_lines,
+        )
 
         records = self.collector.records
         lines = summary_lines(records)
+        lines.extend(suspect_reference_lines(records))
         checks = check_lines(records)
         if lines and checks:
             lines.append("")

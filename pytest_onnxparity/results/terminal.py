@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_onnxparity.compare.gates import round_up
+from pytest_onnxparity.compare.gates import round_up, shown_limit, shown_value
 from pytest_onnxparity.results.records import worst_gate
 
 
@@ -46,6 +46,33 @@ def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return table(headers, rows)
 
 
+UNRELATED_COSINE = 0.5
+"""At or below this cosine an output is unrelated to its reference rather than drifted from it
+(``plugin.hints`` says so per test); a damaged weight that still drifts stays well above it."""
+
+
+def suspect_reference_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A line per graph whose every variant failed with every output's cosine near 0: one
+    broken variant is possible, all of them at once points at the reference."""
+    by_graph: dict[str, list[float]] = {}
+    failed_graphs: dict[str, bool] = {}
+    for record in records:
+        if record["kind"] != "parity" or not record.get("parity"):
+            continue
+        graph = record["graph"]
+        cosines = [stats["cosine"] for stats in record["parity"]["outputs"]]
+        unrelated = not record["passed"] and all(c <= UNRELATED_COSINE for c in cosines)
+        failed_graphs[graph] = failed_graphs.get(graph, True) and unrelated
+        by_graph.setdefault(graph, []).extend(cosines)
+    return [
+        f"every variant of {graph} fails with cosine <= {UNRELATED_COSINE} on every output (at "
+        f"most {max(by_graph[graph]):.3g}): the reference is the suspect (weights not loaded? "
+        "inputs mapped to the wrong arguments?), not the variants"
+        for graph, all_unrelated in sorted(failed_graphs.items())
+        if all_unrelated
+    ]
+
+
 def check_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
     """A row per failed or not-enforced check; passing checks are counted by name on one line,
     so a run with health checks or a 200-clip WER set stays readable."""
@@ -74,9 +101,10 @@ def _worst_text(record: Mapping[str, Any]) -> str:
     if not parity or not parity["gates"]:
         return "no gates"
     gate = worst_gate(parity["gates"])
-    value = "n/a" if gate["value"] is None else f"{gate['value']:.3g}"
+    limit = gate["limit"]
+    value = "n/a" if gate["value"] is None else shown_value(gate["value"], limit)
     relation = ">=" if gate["metric"].startswith("min_") else "<="
-    return f"{gate['output']}.{gate['metric']} {value} {relation} {gate['limit']:.3g}"
+    return f"{gate['output']}.{gate['metric']} {value} {relation} {shown_limit(limit)}"
 
 
 def suggest_toml(records: Sequence[Mapping[str, Any]], margin: float) -> str:

@@ -156,3 +156,123 @@ def test_a_bad_numeric_ini_value_is_a_usage_error_naming_the_key(
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+# --- the next step names where the failing limit can be raised -----------------------------------
+
+HINT_TESTS = """
+import numpy as np
+import pytest
+
+
+@pytest.mark.parity(graph="encoder", variant="int8", rel_l2=1e-9)
+def test_marker_limit(parity_case, assert_parity):
+    assert_parity(parity_case)
+
+
+@pytest.mark.parity(graph="encoder", variant="int8")
+def test_call_limit(parity_case, assert_parity):
+    assert_parity(parity_case, rel_l2=1e-9)
+
+
+def test_dict_form(assert_parity):
+    reference = {"y": np.linspace(0.0, 1.0, 8, dtype=np.float32)}
+    assert_parity(reference, {"y": reference["y"] + np.float32(0.01)}, tier="fp32")
+"""
+
+
+def test_the_next_step_points_at_the_marker_the_call_or_the_dict_form(
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    pytester.makepyfile(test_hints=HINT_TESTS)
+
+    result = run("--onnx-dir", str(export_copy), "test_hints.py", "-k", "not parity[")
+
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_marker_limit*",
+            "  next step: if this drift is acceptable, raise rel_l2 in this test's "
+            "@pytest.mark.parity(..., rel_l2=<limit>): a marker's limit overrides "
+            "--parity-tolerance and the config files",
+            "*test_call_limit*",
+            "  next step: if this drift is acceptable, raise rel_l2 in this test's "
+            "assert_parity(..., rel_l2=<limit>) call: its keywords override every other limit",
+            "*test_dict_form*",
+            "  next step: if this drift is acceptable, pass the limit to this call: "
+            "assert_parity(reference, variant, tier=..., max_abs=<limit>), or set it in "
+            "@pytest.mark.parity(max_abs=...)",
+        ]
+    )
+    assert "custom/custom" not in result.stdout.str()
+
+
+def test_the_next_step_of_a_generated_test_names_the_flag_and_the_config_table(
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    result = run("--onnx-dir", str(export_copy), "--parity-tolerance", "encoder/int8:rel_l2=1e-9")
+
+    result.stdout.fnmatch_lines(
+        [
+            "  next step: if this drift is acceptable, raise the limit: --parity-tolerance "
+            "encoder/int8/*:rel_l2=<limit>, or in parity.toml "
+            '[[]graphs."encoder".variants."int8".outputs."*"[]]; --parity-suggest PATH writes '
+            "limits from measured values"
+        ]
+    )
+
+
+def unload_weights(model: Path) -> None:
+    """Every weight replaced by seeded noise of the same spread: a reference whose trained
+    weights were never loaded."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(model)
+    rng = np.random.default_rng(1)
+    for tensor in graph.graph.initializer:
+        values = numpy_helper.to_array(tensor)
+        noise = (rng.standard_normal(values.shape) * values.std()).astype(values.dtype)
+        tensor.CopyFrom(numpy_helper.from_array(noise, tensor.name))
+    onnx.save(graph, model)
+
+
+def test_every_variant_unrelated_to_its_reference_points_at_the_reference(
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    unload_weights(export_copy / "encoder.onnx")
+
+    result = run("--onnx-dir", str(export_copy))
+
+    result.assert_outcomes(passed=3, failed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "  next step: cosine * (<= 0.5) says the outputs are unrelated, not drifted: do not "
+            "raise a limit; if every variant of 'encoder' fails like this, the reference is the "
+            "suspect (weights not loaded? inputs mapped to the wrong arguments?)",
+            "every variant of encoder fails with cosine <= 0.5 on every output (at most *): the "
+            "reference is the suspect (weights not loaded? inputs mapped to the wrong "
+            "arguments?), not the variants",
+        ]
+    )
+    assert "every variant of classifier" not in result.stdout.str()
+
+
+def test_a_drifted_variant_still_gets_the_raise_the_limit_hint(
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    import modelkit
+
+    modelkit.damage_initializer(
+        export_copy / "encoder.onnx",
+        export_copy / "encoder.int8.onnx",
+        "hidden_proj.weight",
+        mode="scale",
+        factor=3.0,
+    )
+
+    result = run("--onnx-dir", str(export_copy), "-k", "encoder and int8")
+
+    result.stdout.fnmatch_lines(["  next step: if this drift is acceptable, raise the limit:*"])
+    assert "suspect" not in result.stdout.str()
