@@ -18,6 +18,7 @@ from pytest_onnxparity.plugin.suites import fit_run_config, suite_base
 from pytest_onnxparity.run.engine import ParityEngine
 from pytest_onnxparity.run.settings import Settings, build_settings
 from pytest_onnxparity.runtime.inputs import InputError
+from pytest_onnxparity.runtime.ort import OnnxRuntimeMissingError, require_onnxruntime
 
 MARKER_SELECTORS = ("graph", "variant", "tier")
 MARKER_KEYS = (*MARKER_SELECTORS, *TOLERANCE_KEYS)
@@ -35,13 +36,20 @@ def start_run(config: pytest.Config, onnx_dir: Path, *, from_command_line: bool)
             raise DiscoveryError(
                 f"--onnx-dir {onnx_dir}: no such directory; pass the folder your export wrote"
             )
+        require_onnxruntime()
         parity_config = run_config(config, onnx_dir)
         folder = discover(onnx_dir, discovery_overrides(parity_config))
         parity_config = fit_run_config(config, parity_config, folder)
         settings = settings_from_options(config, onnx_dir, parity_config)
         engine = ParityEngine(settings, folder)
         engine.check_dims()
-    except (ConfigError, DiscoveryError, ToleranceError, InputError) as error:
+    except (
+        ConfigError,
+        DiscoveryError,
+        ToleranceError,
+        InputError,
+        OnnxRuntimeMissingError,
+    ) as error:
         raise pytest.UsageError(f"onnxparity: {error}") from None
     config.stash[keys.SETTINGS] = settings
     config.stash[keys.ENGINE] = engine

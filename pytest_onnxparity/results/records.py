@@ -243,6 +243,13 @@ def toolchain_versions(providers: Iterable[str] = ()) -> dict[str, Any]:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             packages[name] = None
+    # onnxruntime-gpu (or another build) provides the module: its version under "onnxruntime",
+    # and the distribution under its own name.
+    runtime = installed_distribution("onnxruntime")
+    if runtime is not None:
+        distribution, version = runtime
+        packages["onnxruntime"] = version
+        packages[distribution] = version
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -251,6 +258,18 @@ def toolchain_versions(providers: Iterable[str] = ()) -> dict[str, Any]:
         "providers": sorted(providers),
         "executable": sys.executable,
     }
+
+
+def installed_distribution(module: str) -> tuple[str, str] | None:
+    """``(distribution, version)`` of the installed package that provides ``module``
+    (``onnxruntime`` comes from ``onnxruntime``, ``onnxruntime-gpu``, …), or None."""
+    names = metadata.packages_distributions().get(module) or [module]
+    for name in names:
+        try:
+            return name, metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def cpu_model() -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from pytest_onnxparity.onnxfile.signature import TensorSpec
+from pytest_onnxparity.runtime.ort import import_onnxruntime
 
 GRAPH_OPT_LEVELS = {
     "disable": "ORT_DISABLE_ALL",
@@ -49,7 +50,7 @@ class SessionSettings:
         }
 
     def session_options(self) -> Any:
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -146,7 +147,7 @@ def _freeing_run_options() -> Any:
     """Run options that shrink the session's CPU memory arena after the run (whatever its
     providers, a session allocates on the CPU too; where that allocator is no arena,
     onnxruntime refuses and :meth:`OnnxRunner.run` goes on without)."""
-    import onnxruntime as ort
+    ort = import_onnxruntime()
 
     options = ort.RunOptions()
     options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
@@ -163,7 +164,7 @@ def _as_input(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
 
 def open_session(path: Path, settings: SessionSettings) -> OnnxRunner:
     """Load ``path`` into an ONNX Runtime session, turning its errors into one-line messages."""
-    import onnxruntime as ort
+    ort = import_onnxruntime()
 
     available = ort.get_available_providers()
     missing = [p for p in settings.providers if p not in available]

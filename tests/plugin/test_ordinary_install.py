@@ -188,3 +188,35 @@ def test_rootdir_on_the_command_line_is_a_choice(
     )
 
     result.assert_outcomes(passed=6)
+
+
+NO_ONNXRUNTIME = """
+import importlib.abc, sys
+
+class NoOnnxRuntime(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "onnxruntime" or name.startswith("onnxruntime."):
+            raise ModuleNotFoundError("No module named 'onnxruntime' (blocked)", name=name)
+
+sys.meta_path.insert(0, NoOnnxRuntime())
+"""
+
+
+def test_a_run_without_any_onnxruntime_stops_with_one_line_naming_both_builds(
+    pytester: pytest.Pytester, export_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = pytester.mkdir("no-onnxruntime")
+    (blocker / "sitecustomize.py").write_text(NO_ONNXRUNTIME)
+    monkeypatch.setenv("PYTHONPATH", str(blocker))
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--onnx-dir={export_copy}")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: onnxparity: no ONNX Runtime is installed: pip install onnxruntime (CPU) or "
+            "onnxruntime-gpu (CUDA); any other onnxruntime build (onnxruntime-directml, "
+            "onnxruntime-openvino, ...) works too"
+        ]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()

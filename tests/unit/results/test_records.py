@@ -184,3 +184,25 @@ def test_results_files_are_as_readable_as_a_plain_write_would_make_them(tmp_path
     os.chmod(target, 0o640)
     write_json_atomic(target, {"a": 2})
     assert target.stat().st_mode & 0o777 == 0o640
+
+
+def test_the_toolchain_names_the_onnxruntime_build_that_is_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from importlib import metadata
+
+    real_version = metadata.version
+
+    def version(name: str) -> str:
+        if name == "onnxruntime":
+            raise metadata.PackageNotFoundError(name)
+        return "1.20.1" if name == "onnxruntime-gpu" else real_version(name)
+
+    monkeypatch.setattr(
+        metadata, "packages_distributions", lambda: {"onnxruntime": ["onnxruntime-gpu"]}
+    )
+    monkeypatch.setattr(metadata, "version", version)
+
+    packages = toolchain_versions()["packages"]
+
+    assert packages["onnxruntime"] == packages["onnxruntime-gpu"] == "1.20.1"
