@@ -538,12 +538,12 @@ def measure_memory(
         "whole_folder": source,
     }
     commands: dict[str, Callable[[Path], tuple[Sequence[str], dict[str, str]]]] = {
-        "plugin": lambda f: ((*PYTEST, "--onnx-dir", str(f)), clean_env()),
+        "plugin": lambda f: ((*PYTEST, f"--onnx-dir={f}"), clean_env()),
         "handwritten": lambda f: ((sys.executable, str(HANDWRITTEN), str(f)), clean_env()),
     }
     if keep_probe:
         commands["plugin_keep_sessions"] = lambda f: (
-            (*PYTEST, "-p", "keep_sessions", "--onnx-dir", str(f)),
+            (*PYTEST, "-p", "keep_sessions", f"--onnx-dir={f}"),
             clean_env(probes=True),
         )
     peaks: dict[str, dict[str, float]] = defaultdict(dict)

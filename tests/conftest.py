@@ -57,9 +57,9 @@ def run(pytester: pytest.Pytester) -> RunPytest:
     in-process. A module that needs more common arguments overrides ``run`` with a fixture that
     calls this one.
 
-    ``"--onnx-dir", DIR`` is passed as ``--onnx-dir=DIR``: the export copies lie outside
-    ``pytester.path``, and written with a space the folder would choose pytest's rootdir (the
-    plugin stops such a run; tests/plugin/test_ordinary_install.py shows it)."""
+    ``"--onnx-dir", DIR`` is passed as ``--onnx-dir=DIR`` (and so every path option): the export
+    copies lie outside ``pytester.path``, and written with a space the folder would choose
+    pytest's rootdir (the plugin stops such a run; tests/plugin/test_ordinary_install.py)."""
 
     def run_pytest(*args: str) -> pytest.RunResult:
         args = equals_form(args)
@@ -72,11 +72,14 @@ def run(pytester: pytest.Pytester) -> RunPytest:
 
 
 def equals_form(args: tuple[str, ...]) -> tuple[str, ...]:
-    """``("--onnx-dir", DIR, ...)`` as ``("--onnx-dir=DIR", ...)``."""
+    """``("--onnx-dir", DIR, ...)`` as ``("--onnx-dir=DIR", ...)``, and so for every path option
+    of the plugin (``plugin/rootdir.PATH_FLAGS``)."""
+    from pytest_onnxparity.plugin.rootdir import PATH_FLAGS
+
     joined: list[str] = []
     for arg in args:
-        if joined and joined[-1] == "--onnx-dir":
-            joined[-1] = f"--onnx-dir={arg}"
+        if joined and joined[-1] in PATH_FLAGS:
+            joined[-1] = f"{joined[-1]}={arg}"
         else:
             joined.append(arg)
     return tuple(joined)

@@ -57,6 +57,11 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
+    from pytest_onnxparity.plugin.rootdir import rootdir_problem
+
+    problem = rootdir_problem(config)
+    if problem:
+        raise pytest.UsageError(f"onnxparity: {problem}")
     from pytest_onnxparity.plugin import fixtures
 
     config.pluginmanager.register(fixtures, "onnxparity-fixtures")
@@ -83,11 +88,6 @@ def _onnx_dir(config: pytest.Config) -> tuple[Path | None, bool]:
     the working directory; the ini key to the rootdir."""
     cli = config.getoption("onnx_dir")
     if cli:
-        from pytest_onnxparity.plugin.rootdir import rootdir_problem
-
-        problem = rootdir_problem(config)
-        if problem:
-            raise pytest.UsageError(f"onnxparity: {problem}")
         return Path(cli).resolve(), True
     ini = config.getini("parity_onnx_dir")
     return ((config.rootpath / str(ini)).resolve() if ini else None), False

@@ -1,11 +1,12 @@
-"""``--onnx-dir DIR`` written with a space, and the rootdir pytest chose from it.
+"""Path options written with a space (``--onnx-dir DIR``), and the rootdir pytest chose from them.
 
 pytest finds its rootdir and config file before it loads plugins, so at that moment it does not
 know ``--onnx-dir`` takes a value: ``pytest --onnx-dir /elsewhere/out`` reads ``/elsewhere/out`` as
 a test path, and the rootdir (with its ``[tool.pytest]`` settings and the ``pyproject.toml`` whose
 ``[tool.onnxparity]`` the plugin reads) comes from the export folder instead of the project the
 command runs in. ``--onnx-dir=/elsewhere/out`` does not have the problem. A plugin cannot redo
-that choice, so a run whose rootdir the export folder may have chosen stops with the fix.
+that choice, so a run whose rootdir such a value may have chosen stops with the fix. The same
+holds for every option of the plugin whose value is a path that exists (a baseline, clips...).
 """
 
 from __future__ import annotations
@@ -16,23 +17,39 @@ from pathlib import Path
 
 import pytest
 
-FLAG = "--onnx-dir"
+PATH_FLAGS = (
+    "--onnx-dir",
+    "--parity-reference-dir",
+    "--parity-baseline",
+    "--parity-clips",
+    "--parity-dataset",
+    "--parity-suite",
+    "--parity-json",
+    "--parity-metadata",
+    "--parity-markdown",
+    "--parity-suggest",
+    "--parity-localize-dir",
+)
+"""The plugin's options whose value may name a path (only one that exists misleads pytest)."""
 
 
-def space_form_value(args: Sequence[str]) -> str | None:
-    """The value of ``--onnx-dir VALUE`` (space form) in ``args`` when it is the one argparse
-    keeps (the last ``--onnx-dir`` of either form), else None."""
-    value = None
+def space_form_values(args: Sequence[str]) -> list[tuple[str, str]]:
+    """``(flag, value)`` for each path flag whose kept value (argparse keeps the last one, of
+    either form) was written with a space."""
+    kept: dict[str, str | None] = {}
     for index, arg in enumerate(args):
-        if arg == FLAG and index + 1 < len(args):
-            value = args[index + 1]
-        elif arg.startswith(f"{FLAG}="):
-            value = None
-    return value
+        flag, equals, _ = arg.partition("=")
+        if flag not in PATH_FLAGS:
+            continue
+        if equals:
+            kept[flag] = None
+        elif index + 1 < len(args):
+            kept[flag] = args[index + 1]
+    return [(flag, value) for flag, value in kept.items() if value is not None]
 
 
 def rootdir_problem(config: pytest.Config) -> str | None:
-    """Why this run's rootdir may have come from a space-form ``--onnx-dir`` value, or None.
+    """Why this run's rootdir may have come from a path option written with a space, or None.
 
     With ``--onnx-dir=DIR`` pytest searches for its config from the working folder (and the
     command line's test paths). The space form adds ``DIR`` to that search; it changes nothing
@@ -40,26 +57,26 @@ def rootdir_problem(config: pytest.Config) -> str | None:
     (no config file between ``DIR`` and it). ``--rootdir`` and ``-c`` choose the rootdir on
     purpose.
     """
-    value = space_form_value(list(config.invocation_params.args))
-    if value is None or config.option.rootdir or config.option.inifilename:
+    if config.option.rootdir or config.option.inifilename:
         return None
     invocation = config.invocation_params.dir
-    folder = Path(os.path.abspath(invocation / value))
-    if not folder.exists():
-        return None  # pytest skipped it too: it only looks at paths that exist
     bases = [invocation, *_test_paths(config)]
     rootpath = config.rootpath
-    if any(_within(folder, base) for base in bases) and any(
-        _within(base, rootpath) for base in bases
-    ):
-        return None
-    ini = config.inipath if config.inipath is not None else "none"
-    return (
-        f"{FLAG} {value} is written with a space, so pytest read the folder as a test path when "
-        f"it chose its rootdir ({rootpath}) and config file ({ini}), and the project's pytest "
-        f"and [tool.onnxparity] settings in {invocation} may not apply: write {FLAG}={value} "
-        "(or choose with --rootdir)"
-    )
+    rootdir_explained = any(_within(base, rootpath) for base in bases)
+    for flag, value in space_form_values(list(config.invocation_params.args)):
+        path = Path(os.path.abspath(invocation / value))
+        if not path.exists():
+            continue  # pytest skipped it too: it only looks at paths that exist
+        if rootdir_explained and any(_within(path, base) for base in bases):
+            continue
+        ini = config.inipath if config.inipath is not None else "none"
+        return (
+            f"{flag} {value} is written with a space, so pytest read it as a test path when it "
+            f"chose its rootdir ({rootpath}) and config file ({ini}), and the project's pytest "
+            f"and [tool.onnxparity] settings in {invocation} may not apply: write "
+            f"{flag}={value} (or choose with --rootdir)"
+        )
+    return None
 
 
 def _within(path: Path, folder: Path) -> bool:

@@ -127,7 +127,7 @@ def test_onnx_dir_with_a_space_outside_the_project_stops_with_the_equals_form(
     result.stderr.fnmatch_lines(
         [
             f"ERROR: onnxparity: --onnx-dir {export_copy} is written with a space, so pytest read "
-            "the folder as a test path when it chose its rootdir (*) and config file (none), and "
+            "it as a test path when it chose its rootdir (*) and config file (none), and "
             f"the project's pytest and [[]tool.onnxparity[]] settings in {project} may not apply: "
             f"write --onnx-dir={export_copy} (or choose with --rootdir)"
         ]
@@ -220,3 +220,18 @@ def test_a_run_without_any_onnxruntime_stops_with_one_line_naming_both_builds(
         ]
     )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_any_path_option_with_a_space_outside_the_project_stops_too(
+    pytester: pytest.Pytester, project: Path, export_copy: Path, tmp_path: Path
+) -> None:
+    baseline = tmp_path / "old" / "results.json"
+    baseline.parent.mkdir()
+    baseline.write_text("{}")
+
+    result = pytester.runpytest_subprocess(
+        f"--onnx-dir={export_copy}", "--parity-baseline", str(baseline)
+    )
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*write --parity-baseline={baseline} (or choose with --rootdir)"])
