@@ -30,7 +30,8 @@ def _native_modules_imported_once() -> None:
     import pytest_onnxparity
 
     for module in pkgutil.walk_packages(pytest_onnxparity.__path__, "pytest_onnxparity."):
-        importlib.import_module(module.name)
+        if not module.name.endswith(".__main__"):  # importing it runs the command line
+            importlib.import_module(module.name)
 
 
 @pytest.fixture

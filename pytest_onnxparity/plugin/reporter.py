@@ -232,28 +232,15 @@ class ParityReporter:
         if not self.collector.records and not self.written and self.comparison is None:
             return  # an inert run: nothing to say, and nothing heavy (numpy) to import
         from pytest_onnxparity.plugin.run import shown_path
-        from pytest_onnxparity.results.terminal import (
-            check_lines,
-            counts_line,
-            summary_lines,
-            suspect_reference_lines,
-        )
+        from pytest_onnxparity.results.terminal import report_lines
 
-        records = self.collector.records
-        lines = summary_lines(records)
-        lines.extend(suspect_reference_lines(records))
-        checks = check_lines(records)
-        if lines and checks:
-            lines.append("")
-        lines.extend(checks)
+        lines = report_lines(self.collector.records, self.collector.workers)
         if not lines and not self.written and self.comparison is None:
             return
         terminalreporter.section("onnxparity")
         # line(), not write_line(): the latter first ends the progress line, a blank line here.
         for line in lines:
             terminalreporter.line(line)
-        if records:
-            terminalreporter.line(counts_line(records, self.collector.workers))
         if self.comparison is not None:
             for number, line in enumerate(self.comparison.lines()):
                 red = (number == 0 and self.comparison.failed) or line.startswith("  REGRESSED")

@@ -1,4 +1,5 @@
-"""Terminal rendering: the summary table of a run and the ``--parity-suggest`` snippet."""
+"""Terminal rendering: the summary of a run (the pytest summary section and ``python -m
+pytest_onnxparity render`` print the same lines) and the ``--parity-suggest`` snippet."""
 
 from __future__ import annotations
 
@@ -21,6 +22,21 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
         return "  ".join(padded).rstrip()
 
     return [line(headers), line(["-" * w for w in widths]), *(line(row) for row in rows)]
+
+
+def report_lines(
+    records: Sequence[Mapping[str, Any]], workers: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """The run's summary: the parity table, a suspect reference, the checks, the counts."""
+    lines = summary_lines(records)
+    lines.extend(suspect_reference_lines(records))
+    checks = check_lines(records)
+    if lines and checks:
+        lines.append("")
+    lines.extend(checks)
+    if records:
+        lines.append(counts_line(records, workers))
+    return lines
 
 
 def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
