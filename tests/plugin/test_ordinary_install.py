@@ -126,10 +126,11 @@ def test_onnx_dir_with_a_space_outside_the_project_stops_with_the_equals_form(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            f"ERROR: onnxparity: --onnx-dir {export_copy} is written with a space, so pytest read "
-            "it as a test path when it chose its rootdir (*) and config file (none), and "
-            f"the project's pytest and [[]tool.onnxparity[]] settings in {project} may not apply: "
-            f"write --onnx-dir={export_copy} (or choose with --rootdir)"
+            f"ERROR: onnxparity: --onnx-dir {export_copy} is written with a space, so pytest "
+            f"took it for a test path and chose rootdir {export_copy.parent.parent} (no config "
+            f"file) instead of the project's ({project / 'pyproject.toml'}), whose pytest and "
+            f"[[]tool.onnxparity[]] settings would not apply; write --onnx-dir={export_copy} "
+            "(or choose with --rootdir)"
         ]
     )
 
@@ -142,8 +143,8 @@ def test_onnx_dir_with_a_space_inside_another_checkout_stops_too(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
-            f"*chose its rootdir ({checkout.parent}) and config file "
-            f"({checkout.parent / 'pyproject.toml'})*"
+            f"*chose rootdir {checkout.parent} ({checkout.parent / 'pyproject.toml'}) instead of "
+            f"the project's ({project / 'pyproject.toml'})*"
         ]
     )
 
@@ -178,6 +179,20 @@ def test_a_config_file_inside_the_export_folder_cannot_take_the_rootdir(
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*write --onnx-dir=out (or choose with --rootdir)"])
+
+
+def test_an_outside_path_that_leaves_the_project_config_in_place_runs(
+    pytester: pytest.Pytester, project: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(EXAMPLE, project / "out", ignore=shutil.ignore_patterns("reference"))
+    results = tmp_path / "elsewhere" / "results.json"  # exists: the second run of a CI job
+    results.parent.mkdir()
+    results.write_text("{}")
+
+    result = pytester.runpytest_subprocess("--onnx-dir", "out", "--parity-json", str(results))
+
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines([f"rootdir: {project}"])
 
 
 def test_rootdir_on_the_command_line_is_a_choice(
