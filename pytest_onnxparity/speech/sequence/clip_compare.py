@@ -44,7 +44,16 @@ def compare_variant_set(
 
 
 def token_levenshtein(a: Sequence[int], b: Sequence[int]) -> int:
-    """Edit distance (insertions, deletions, substitutions) between two token sequences."""
+    """Edit distance (insertions, deletions, substitutions) between two token sequences
+    (rapidfuzz's ``Levenshtein.distance``, which jiwer installs; plain Python without it)."""
+    try:
+        from rapidfuzz.distance import Levenshtein
+    except ImportError:
+        return _levenshtein(a, b)
+    return int(Levenshtein.distance(list(a), list(b)))
+
+
+def _levenshtein(a: Sequence[int], b: Sequence[int]) -> int:
     previous = list(range(len(b) + 1))
     for i, token_a in enumerate(a, start=1):
         current = [i]
