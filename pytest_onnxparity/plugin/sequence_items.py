@@ -281,6 +281,7 @@ def rtf_items(
             context=context,
             release=release,
             release_key=("sequence", id(engine)),
+            metric="rtf",
         )
         for variant_set in timed
     ]

@@ -70,7 +70,8 @@ def _sequence_counts(counts: Mapping[str, Any]) -> dict[str, Any]:
 
 def timing_numbers(details: Mapping[str, Any]) -> dict[str, Any]:
     """A ``latency`` or ``rtf`` check: the median figure under its metric's name
-    (``latency_ms``, ``rtf``), the reference's figure, the rounds and the threads."""
+    (``latency_ms``, ``rtf``), the reference's figure, the ratio to it (the median of the
+    interleaved pairs, with their IQR, when it was timed in pairs), the rounds and the threads."""
     measurement = details.get("measurement") or {}
     metric, value = measurement.get("metric"), measurement.get("value")
     if not isinstance(metric, str) or not is_finite_number(value):
@@ -81,6 +82,11 @@ def timing_numbers(details: Mapping[str, Any]) -> dict[str, Any]:
         numbers[f"reference_{metric}"] = reference
         if reference:
             numbers["vs_reference"] = value / reference
+    paired = details.get("paired") or {}
+    if is_finite_number(paired.get("median")):
+        numbers["vs_reference"] = paired["median"]
+        if is_finite_number(paired.get("iqr")):
+            numbers["vs_reference_iqr"] = paired["iqr"]
     for key in ("repeats", "warmup"):
         if is_finite_number(measurement.get(key)):
             numbers[key] = measurement[key]

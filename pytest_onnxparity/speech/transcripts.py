@@ -120,7 +120,7 @@ def _normalizer(
         except ImportError:
             raise ImportError(
                 f"normalization preset {preset!r} needs transformers (Whisper's text "
-                "normaliser): pip install transformers, or use preset = \"default\""
+                'normaliser): pip install transformers, or use preset = "default"'
             ) from None
         whisper: Callable[[str], str] = (
             module.EnglishTextNormalizer({})
@@ -159,7 +159,7 @@ def parse_normalization(raw: Mapping[str, Any], where: str) -> TextNormalization
                 raise ConfigError(f"{where}: {key} must be true or false, got {raw[key]!r}")
             if preset != "default":
                 raise ConfigError(
-                    f"{where}: {key} switches a step of preset \"default\"; preset {preset!r} "
+                    f'{where}: {key} switches a step of preset "default"; preset {preset!r} '
                     f"has fixed steps ({PRESETS[preset]}): drop {key} or the preset"
                 )
             flags[key] = raw[key]

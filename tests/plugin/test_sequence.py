@@ -340,8 +340,8 @@ def test_a_slow_variant_set_fails_a_relative_rtf_budget(
     result.stdout.fnmatch_lines(
         [
             "*_ pipeline::rtf[[]int8] _*",
-            "pipeline[[]int8] rtf * is *x the reference fp32's *, above 3x = * "
-            "(budget int8:rtf<=3x from --parity-speed-budget)",
+            "pipeline[[]int8] rtf * is *x the reference fp32's (median of interleaved pairs; "
+            "reference median *), above 3x (budget int8:rtf<=3x from --parity-speed-budget)",
             "  measured: median of 1 passes over the clips after 0 warm-up *",
             "  slowest clip: clip-000 rtf *",
             "  context: CPUExecutionProvider, intra-op threads *, onnxruntime *",
