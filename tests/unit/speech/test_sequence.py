@@ -751,7 +751,7 @@ def test_an_empty_sequence_table_has_default_gates_and_no_source() -> None:
         ),
         (
             {"normalization": {"preset": "whisper", "lowercase": False}},
-            "*normalization: lowercase switches a step of preset \"default\"*",
+            '*normalization: lowercase switches a step of preset "default"*',
         ),
         (
             {"normalization": {"remove": "uh"}},
