@@ -87,7 +87,9 @@ class ClipComparison:
     ``argmax_mismatches_free`` compares each step's argmax of the free-running decodes (after a
     first divergence the inputs differ, so it counts consequences too);
     ``argmax_mismatches_forced`` compares them when the variant is fed the reference tokens
-    (None when not measured). Error counts are None when a text is missing.
+    (None when not measured); ``reference_steps`` is how many steps the reference's argmax has
+    (the N of "n/N mismatches"). ``first_step_agrees`` says the first decoder step chose the
+    same token (end-of-sequence included). Error counts are None when a text is missing.
     """
 
     clip_id: str
@@ -105,6 +107,8 @@ class ClipComparison:
     cer_vs_reference: ErrorCounts | None
     wer_vs_truth: ErrorCounts | None
     reference_wer_vs_truth: ErrorCounts | None
+    reference_steps: int = 0
+    first_step_agrees: bool = True
 
     @property
     def tokens_equal(self) -> bool:
@@ -159,6 +163,7 @@ def compare_clip(
             # row has no counterpart among them.
             forced_steps = forced_steps[: len(reference.tokens)]
         forced_mismatches = argmax_mismatches(reference.step_argmax, forced_steps)
+    reference_steps, variant_steps = reference.step_argmax, variant.step_argmax
     both_texts = reference.text is not None and variant.text is not None
     truth = clip.text
     return ClipComparison(
@@ -171,7 +176,7 @@ def compare_clip(
         ground_truth=truth,
         token_edits=token_levenshtein(reference.tokens, variant.tokens),
         first_divergence=first_divergence(reference.tokens, variant.tokens),
-        argmax_mismatches_free=argmax_mismatches(reference.step_argmax, variant.step_argmax),
+        argmax_mismatches_free=argmax_mismatches(reference_steps, variant_steps),
         argmax_mismatches_forced=forced_mismatches,
         wer_vs_reference=(
             word_errors(reference.text, variant.text, norm)  # type: ignore[arg-type]
@@ -193,4 +198,6 @@ def compare_clip(
             if truth is not None and reference.text is not None
             else None
         ),
+        reference_steps=len(reference_steps),
+        first_step_agrees=reference_steps[:1] == variant_steps[:1],
     )

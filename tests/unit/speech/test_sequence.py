@@ -408,7 +408,7 @@ def test_each_gate_fails_on_a_diverging_clip_with_value_and_limit(
         [
             "sequence gates failed for variant set 'int4': 1 of 1 gates on 2 clips",
             line,
-            "per clip, reference vs variant:",
+            "per clip, fp32 ONNX reference vs variant:",
             "clip*dur_s*reference*variant*match*wer*edits*diverges",
             "a*1.00*three four*three four*yes*0*0*-",
             "b*1.00*three four five*three six five*NO*0.333*1*1",
