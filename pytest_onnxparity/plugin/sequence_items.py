@@ -95,6 +95,7 @@ def sequence_items(
     context = {
         "reference_files": reference.to_json()["files"],
         "clip_source": settings.source.describe(settings.base_dir),
+        "dataset": settings.source.dataset_card(settings.base_dir),
         "normalization": options.normalization.to_json(),
     }
     release = partial(_release, engine, reference)

@@ -109,6 +109,8 @@ class ClipComparison:
     reference_wer_vs_truth: ErrorCounts | None
     reference_steps: int = 0
     first_step_agrees: bool = True
+    cer_vs_truth: ErrorCounts | None = None
+    reference_cer_vs_truth: ErrorCounts | None = None
 
     @property
     def tokens_equal(self) -> bool:
@@ -200,4 +202,14 @@ def compare_clip(
         ),
         reference_steps=len(reference_steps),
         first_step_agrees=reference_steps[:1] == variant_steps[:1],
+        cer_vs_truth=(
+            char_errors(truth, variant.text, norm)
+            if truth is not None and variant.text is not None
+            else None
+        ),
+        reference_cer_vs_truth=(
+            char_errors(truth, reference.text, norm)
+            if truth is not None and reference.text is not None
+            else None
+        ),
     )
