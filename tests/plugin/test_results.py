@@ -174,9 +174,10 @@ def test_metadata_block_and_markdown_tables_describe_every_graph_and_variant(
         [
             "## ONNX parity",
             "### Parity per graph × variant",
-            "| graph | variant | tier | size | status | output | max_abs | rel_l2 | cosine *",
-            "| classifier | fp16 | fp16 | * kB (0.55×) | ✅ pass | logits | * |",
-            "| encoder | int8 | int8 | * | ✅ pass | hidden | * |",
+            "| graph | variant | tier | size | status | inputs | output | max_abs | mean_abs *",
+            "| classifier | fp16 | fp16 | * kB (1.83x smaller) | ✅ pass | synthesized: default "
+            "| logits | * |",
+            "| encoder | int8 | int8 | * | ✅ pass | synthesized: default | hidden | * |",
             "### Graph inputs and outputs",
             "| encoder | input | features | float32 | [[]batch, frames, 16[]] |",
             "Measured with pytest-onnxparity * · Python * · onnxruntime *",

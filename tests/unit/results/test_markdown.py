@@ -1,4 +1,4 @@
-"""Unit tests for the Markdown card rendered from the parity metadata block: one test per section."""
+"""The Markdown card rendered from the parity metadata block: one test per section."""
 
 from __future__ import annotations
 
