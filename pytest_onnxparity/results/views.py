@@ -23,6 +23,10 @@ from pytest_onnxparity.results.numbers import (
 ITEM_LABELS = ("clip_id", "input_set", "name")
 
 
+PER_ITEM_CHECKS = frozenset({"sequence-clip"})
+"""Checks run once per item (clip): their view lists every run under ``items``, even one."""
+
+
 REAL, SYNTHESIZED = "real", "synthesized"
 INPUT_KINDS = (REAL, SYNTHESIZED)
 """Kinds of input sets, the headline first."""
@@ -159,7 +163,7 @@ def check_view(check: str, records: Sequence[Mapping[str, Any]]) -> dict[str, An
     about = check_about(check, records[0].get("details") or {}) if records else {}
     if about:
         view["about"] = about
-    if len(records) == 1:
+    if len(records) == 1 and check not in PER_ITEM_CHECKS:
         view["numbers"] = numbers[0]
         return view
     view["numbers"] = {
