@@ -96,8 +96,10 @@ def test_serial_and_parallel_runs_write_the_same_files_opening_each_session_once
     run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     # --dist loadscope: one graph's tests on one worker (see docs/results.md on loadgroup).
+    # Both in fresh processes (-n 0 runs serially in a subprocess): the toolchain lists the
+    # optional packages a run imported, and an in-process run shares this process's imports.
     runs = {
-        "serial": (),
+        "serial": ("-n", "0"),
         "parallel": ("-n", "2", "--dist", "loadscope"),
     }
     for name, args in runs.items():
