@@ -6,6 +6,9 @@ every inline weight); onnxruntime then reads the file again to build its session
 walks the protobuf wire format over a memory map instead, descending only into the messages that
 can hold tensors and stepping over everything else, so weight bytes are never touched.
 
+:func:`scan_format` reads the same way what a model card states about a file: IR version,
+opset imports, producer (the exporter) and the operator domains its nodes use.
+
 Field numbers are those of onnx.proto (stable since IR version 3).
 """
 
@@ -19,7 +22,10 @@ from pathlib import Path
 # Wire types.
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
 
+MODEL_IR_VERSION, MODEL_PRODUCER_NAME, MODEL_PRODUCER_VERSION = 1, 2, 3
 MODEL_GRAPH, MODEL_OPSET_IMPORT, MODEL_FUNCTIONS = 7, 8, 25
+OPSET_DOMAIN, OPSET_VERSION = 1, 2
+NODE_OP_TYPE, NODE_DOMAIN = 4, 7
 GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_SPARSE_INITIALIZER = 1, 5, 15
 GRAPH_INPUT, GRAPH_OUTPUT = 11, 12
 VALUE_INFO_NAME, VALUE_INFO_TYPE = 1, 2
@@ -59,6 +65,105 @@ class ValueInfo:
     name: str
     elem_type: int
     shape: tuple[int | str | None, ...] | None
+
+
+@dataclass(frozen=True)
+class ModelFormat:
+    """What a model card states about one file: ``opset_imports`` maps each domain (``""`` is
+    ai.onnx) to its version; ``ops_by_domain`` counts every node's op type per domain,
+    subgraphs and local functions included."""
+
+    ir_version: int | None
+    producer_name: str
+    producer_version: str
+    opset_imports: tuple[tuple[str, int], ...]
+    ops_by_domain: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
+
+    def to_json(self) -> dict[str, object]:
+        imports = {domain or "ai.onnx": version for domain, version in self.opset_imports}
+        return {
+            "ir_version": self.ir_version,
+            "opset": imports.get("ai.onnx"),
+            "opset_imports": imports,
+            "producer": " ".join(p for p in (self.producer_name, self.producer_version) if p),
+            "ops_by_domain": {domain or "ai.onnx": dict(ops) for domain, ops in self.ops_by_domain},
+        }
+
+
+def scan_format(path: Path) -> ModelFormat:
+    """IR version, producer, opset imports and op types per domain of ``path``, weights unread.
+
+    Raises ProtoScanError when the file is not a protobuf message."""
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        view = memoryview(data)
+        try:
+            return _format(view)
+        finally:
+            view.release()
+
+
+def _format(buffer: memoryview) -> ModelFormat:
+    ir_version: int | None = None
+    producer = {MODEL_PRODUCER_NAME: "", MODEL_PRODUCER_VERSION: ""}
+    imports: list[tuple[str, int]] = []
+    ops: dict[str, dict[str, int]] = {}
+    for number, wire, start, end in _fields(buffer, 0, len(buffer)):
+        if number == MODEL_IR_VERSION and wire == VARINT:
+            ir_version = start
+        elif wire != LENGTH_DELIMITED:
+            continue
+        elif number in producer:
+            producer[number] = _text(buffer, start, end)
+        elif number == MODEL_OPSET_IMPORT:
+            domain, version = "", 0
+            for field, field_wire, field_start, field_end in _fields(buffer, start, end):
+                if field == OPSET_DOMAIN and field_wire == LENGTH_DELIMITED:
+                    domain = _text(buffer, field_start, field_end)
+                elif field == OPSET_VERSION and field_wire == VARINT:
+                    version = field_start
+            imports.append(("" if domain == "ai.onnx" else domain, version))
+        elif number == MODEL_GRAPH:
+            _count_ops(buffer, start, end, GRAPH_NODE, ops)
+        elif number == MODEL_FUNCTIONS:
+            _count_ops(buffer, start, end, FUNCTION_NODE, ops)
+    return ModelFormat(
+        ir_version=ir_version,
+        producer_name=producer[MODEL_PRODUCER_NAME],
+        producer_version=producer[MODEL_PRODUCER_VERSION],
+        opset_imports=tuple(sorted(imports)),
+        ops_by_domain=tuple(
+            (domain, tuple(sorted(counts.items()))) for domain, counts in sorted(ops.items())
+        ),
+    )
+
+
+def _count_ops(
+    buffer: memoryview, start: int, end: int, node_field: int, ops: dict[str, dict[str, int]]
+) -> None:
+    """Count the op types of a graph's (or function's) nodes by domain, into ``ops``."""
+    for number, wire, node_start, node_end in _fields(buffer, start, end):
+        if number != node_field or wire != LENGTH_DELIMITED:
+            continue
+        op_type = domain = ""
+        for field, field_wire, field_start, field_end in _fields(buffer, node_start, node_end):
+            if field_wire != LENGTH_DELIMITED:
+                continue
+            if field == NODE_OP_TYPE:
+                op_type = _text(buffer, field_start, field_end)
+            elif field == NODE_DOMAIN:
+                domain = _text(buffer, field_start, field_end)
+            elif field == NODE_ATTRIBUTE:
+                for kind, kind_wire, kind_start, kind_end in _fields(
+                    buffer, field_start, field_end
+                ):
+                    if (
+                        kind in (ATTRIBUTE_GRAPH, ATTRIBUTE_GRAPHS)
+                        and kind_wire == LENGTH_DELIMITED
+                    ):
+                        _count_ops(buffer, kind_start, kind_end, GRAPH_NODE, ops)
+        domain = "" if domain == "ai.onnx" else domain
+        per_domain = ops.setdefault(domain, {})
+        per_domain[op_type] = per_domain.get(op_type, 0) + 1
 
 
 def scan_signature(path: Path) -> tuple[tuple[ValueInfo, ...], tuple[ValueInfo, ...]]:

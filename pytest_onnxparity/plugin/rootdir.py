@@ -35,6 +35,7 @@ PATH_FLAGS = (
     "--parity-json",
     "--parity-metadata",
     "--parity-markdown",
+    "--parity-model-index",
     "--parity-suggest",
     "--parity-localize-dir",
 )

@@ -45,3 +45,38 @@ def test_without_pytest_settings_the_first_pyproject_is_the_config(tmp_path: Pat
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "a" / "pyproject.toml").write_text("[tool.onnxparity]\nseed = 1\n")
     assert project_config(tmp_path / "a" / "b") == tmp_path / "a" / "pyproject.toml"
+
+
+def test_every_path_option_of_the_plugin_is_watched() -> None:
+    """Each option whose metavar names a path or folder is in ``PATH_FLAGS``."""
+    import argparse
+
+    from pytest_onnxparity.plugin.options import add_options
+    from pytest_onnxparity.plugin.rootdir import PATH_FLAGS
+
+    class Group:
+        def __init__(self) -> None:
+            self.parser = argparse.ArgumentParser()
+
+        def addoption(self, *names: str, **kwargs: object) -> None:
+            self.parser.add_argument(*names, **kwargs)  # type: ignore[arg-type]
+
+    class Parser:
+        group = Group()
+
+        def getgroup(self, *args: object) -> Group:
+            return self.group
+
+        def addini(self, *args: object, **kwargs: object) -> None:
+            pass
+
+    parser = Parser()
+    add_options(parser)
+    path_like = {
+        option
+        for action in parser.group.parser._actions
+        for option in action.option_strings
+        if any(word in str(action.metavar) for word in ("PATH", "DIR", ".json"))
+    }
+    assert path_like
+    assert path_like <= set(PATH_FLAGS)
