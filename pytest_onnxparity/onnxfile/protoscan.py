@@ -21,6 +21,7 @@ VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
 
 MODEL_GRAPH, MODEL_OPSET_IMPORT, MODEL_FUNCTIONS = 7, 8, 25
 GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_SPARSE_INITIALIZER = 1, 5, 15
+NODE_INPUT, NODE_OUTPUT, NODE_NAME, NODE_OP_TYPE = 1, 2, 3, 4
 GRAPH_INPUT, GRAPH_OUTPUT = 11, 12
 VALUE_INFO_NAME, VALUE_INFO_TYPE = 1, 2
 TYPE_TENSOR = 1
@@ -49,6 +50,9 @@ class ModelScan:
     has_graph: bool
     has_opset_import: bool
     external_data_locations: tuple[str, ...]
+    wiring_problem: str | None = None
+    """How the main graph's nodes are miswired (a node reading a value no earlier node, input or
+    initializer makes), or None. onnxruntime may crash rather than refuse such a file."""
 
 
 @dataclass(frozen=True)
@@ -152,19 +156,96 @@ def scan_model(path: Path) -> ModelScan:
 
 
 def _scan(buffer: memoryview) -> ModelScan:
-    has_graph = has_opset = False
+    has_opset = False
     locations: list[str] = []
+    graph_spans: list[tuple[int, int]] = []
     for number, wire, start, end in _fields(buffer, 0, len(buffer)):
         if wire != LENGTH_DELIMITED:
             continue
         if number == MODEL_GRAPH:
-            has_graph = True
+            graph_spans.append((start, end))
             locations.extend(_graph_locations(buffer, start, end))
         elif number == MODEL_OPSET_IMPORT:
             has_opset = True
         elif number == MODEL_FUNCTIONS:
             locations.extend(_function_locations(buffer, start, end))
-    return ModelScan(has_graph, has_opset, tuple(locations))
+    wiring = _wiring_problem(buffer, graph_spans) if graph_spans else None
+    return ModelScan(bool(graph_spans), has_opset, tuple(locations), wiring)
+
+
+def _wiring_problem(buffer: memoryview, graph_spans: list[tuple[int, int]]) -> str | None:
+    """The first node input no earlier node, graph input or initializer makes, or a graph output
+    nothing makes. Several graph fields are merged, as protobuf parsers do. Subgraphs may read
+    outer values, so only the main graph's own node list is checked."""
+    available: set[str] = {""}  # an empty name is an omitted optional input
+    nodes: list[tuple[int, int]] = []
+    outputs: list[str] = []
+    for start, end in graph_spans:
+        for number, wire, field_start, field_end in _fields(buffer, start, end):
+            if wire != LENGTH_DELIMITED:
+                continue
+            if number == GRAPH_NODE:
+                nodes.append((field_start, field_end))
+            elif number == GRAPH_INPUT:
+                available.add(_value_info_name(buffer, field_start, field_end))
+            elif number == GRAPH_OUTPUT:
+                outputs.append(_value_info_name(buffer, field_start, field_end))
+            elif number == GRAPH_INITIALIZER:
+                available.add(_tensor_name(buffer, field_start, field_end))
+            elif number == GRAPH_SPARSE_INITIALIZER:
+                available.update(_sparse_names(buffer, field_start, field_end))
+    wiring = [_node_wiring(buffer, start, end) for start, end in nodes]
+    made_later = {name: label for label, _, made in wiring for name in made}
+    for index, (label, reads, made) in enumerate(wiring):
+        for name in reads:
+            if name not in available:
+                return _miswired(label, name, made_later.get(name), index)
+        available.update(made)
+    missing = [name for name in outputs if name not in available]
+    if missing:
+        return f"graph output {missing[0]!r} is made by no node, input or initializer"
+    return None
+
+
+def _miswired(label: str, name: str, producer: str | None, index: int) -> str:
+    if producer is None:
+        return f"node {index} ({label}) reads {name!r}, which no node, input or initializer makes"
+    return (
+        f"node {index} ({label}) reads {name!r} before {producer} makes it: the nodes are not "
+        "in topological order"
+    )
+
+
+def _node_wiring(buffer: memoryview, start: int, end: int) -> tuple[str, list[str], list[str]]:
+    reads: list[str] = []
+    made: list[str] = []
+    name = op_type = ""
+    for number, wire, field_start, field_end in _fields(buffer, start, end):
+        if wire != LENGTH_DELIMITED:
+            continue
+        if number == NODE_INPUT:
+            reads.append(_text(buffer, field_start, field_end))
+        elif number == NODE_OUTPUT:
+            made.append(_text(buffer, field_start, field_end))
+        elif number == NODE_NAME:
+            name = _text(buffer, field_start, field_end)
+        elif number == NODE_OP_TYPE:
+            op_type = _text(buffer, field_start, field_end)
+    label = f"{op_type} {name!r}" if name else op_type or "an unnamed node"
+    return label, reads, [output for output in made if output]
+
+
+def _value_info_name(buffer: memoryview, start: int, end: int) -> str:
+    for number, wire, field_start, field_end in _fields(buffer, start, end):
+        if number == VALUE_INFO_NAME and wire == LENGTH_DELIMITED:
+            return _text(buffer, field_start, field_end)
+    return ""
+
+
+def _sparse_names(buffer: memoryview, start: int, end: int) -> Iterator[str]:
+    for number, wire, field_start, field_end in _fields(buffer, start, end):
+        if number == SPARSE_VALUES and wire == LENGTH_DELIMITED:
+            yield _tensor_name(buffer, field_start, field_end)
 
 
 def _graph_locations(buffer: memoryview, start: int, end: int) -> Iterator[str]:

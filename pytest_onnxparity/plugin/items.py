@@ -155,6 +155,14 @@ class LoadItem(pytest.Item):
             self.engine.runner(self.graph.reference_file)
         except ModelLoadError as error:
             pytest.fail(str(error), pytrace=False)
+        config = self.engine.settings.config
+        if config.require_variants:
+            pytest.fail(
+                f"{self.graph.reference_file.path}: graph {self.graph.name} has no variant to "
+                f"compare, and require_variants = true ({' + '.join(config.sources)}); add the "
+                'variant files, check exclude, or map a file to it with [files."<path>"] graph',
+                pytrace=False,
+            )
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.graph.reference_file.path, None, f"{self.graph.name}::{self.name}"

@@ -606,7 +606,7 @@ def test_table_lines_show_each_graph_with_sidecars_counted_once_per_graph(tmp_pa
         "encoder    fp32       int8      2 + 1 data  1.5 MB",
         f"encoder-x  fp32       preq      2           {2 * model_bytes} B",
         "unknown tag 'preq' in encoder-x.preq.onnx: taken as a variant of encoder-x with its "
-        "reference's tier fp32",
+        'reference\'s tier fp32 (set [tags] "preq" = "int8" or another tier if it differs)',
     ]
 
 
