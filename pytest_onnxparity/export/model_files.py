@@ -91,8 +91,8 @@ def _miswired(relpath: str, problem: str) -> str:
     # Checked before onnxruntime sees the file: some builds crash on such graphs instead of
     # refusing them, which would take the whole run down.
     fix = (
-        "sort the nodes topologically (e.g. onnx-graphsurgeon's graph.toposort()) and save again, "
-        "or re-export it"
+        "sort its nodes topologically (onnxruntime.transformers.onnx_model.OnnxModel(model)."
+        "topological_sort(), then save) or re-export it"
         if "topological" in problem
         else "re-export it"
     )

@@ -19,11 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from pytest_onnxparity.plugin.items import ExportDirNode
+from pytest_onnxparity.plugin import keys
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectReport | None:
+    if keys.ENGINE not in collector.config.stash:
+        return None  # no export folder: leave pytest alone (and numpy unimported)
+    from pytest_onnxparity.plugin.items import ExportDirNode
+
     if not isinstance(collector, ExportDirNode):
         return None
     call = pytest.CallInfo.from_call(

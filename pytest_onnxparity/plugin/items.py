@@ -11,13 +11,14 @@ import pytest
 from pytest_onnxparity.compare.gates import failure_message
 from pytest_onnxparity.export.folder import Graph
 from pytest_onnxparity.plugin import keys
+from pytest_onnxparity.plugin.folder_hooks import FolderHooks
 from pytest_onnxparity.results.records import CheckResult, ParityRecord, encode_property
 from pytest_onnxparity.run.cases import ParityCase
 from pytest_onnxparity.run.engine import ParityEngine
 from pytest_onnxparity.runtime.inputs import DEFAULT_SET
 
 
-class ExportDirNode(pytest.Directory):
+class ExportDirNode(FolderHooks, pytest.Directory):
     """The ``--onnx-dir`` folder, collected like a test directory: its children are graphs."""
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
@@ -31,7 +32,7 @@ class ExportDirNode(pytest.Directory):
         return nodes
 
 
-class GraphNode(pytest.Collector):
+class GraphNode(FolderHooks, pytest.Collector):
     """One graph of the folder; its items are the variants' checks."""
 
     def __init__(self, *, graph: Graph, engine: ParityEngine, **kwargs: Any) -> None:
@@ -60,7 +61,7 @@ class GraphNode(pytest.Collector):
         return items
 
 
-class ParityItem(pytest.Item):
+class ParityItem(FolderHooks, pytest.Item):
     """A variant against its graph's reference on one input set."""
 
     def __init__(self, *, case: ParityCase, engine: ParityEngine, **kwargs: Any) -> None:
@@ -99,7 +100,7 @@ class ParityItem(pytest.Item):
         return self.case.variant.path, None, f"{self.case.graph.name}::{self.name}"
 
 
-class CheckItem(pytest.Item):
+class CheckItem(FolderHooks, pytest.Item):
     """A non-numeric check of one graph variant: runs ``check()`` and gates on its result.
 
     Feature modules make these from ``pytest_onnxparity_graph_items``. A result that is not
@@ -138,7 +139,7 @@ def record_and_gate(item: pytest.Item, result: CheckResult) -> None:
         pytest.fail(result.message or f"{result.check} failed", pytrace=False)
 
 
-class LoadItem(pytest.Item):
+class LoadItem(FolderHooks, pytest.Item):
     """A graph without variants: still proven loadable, so a broken lone file never passes."""
 
     def __init__(self, *, graph: Graph, engine: ParityEngine, **kwargs: Any) -> None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_onnxparity.plugin import keys
+from pytest_onnxparity.plugin.folder_hooks import FolderHooks
 from pytest_onnxparity.plugin.sequence_items import SequenceItem, sequence_items
 from pytest_onnxparity.plugin.sequence_settings import SEQUENCE, SequenceSettings
 
@@ -76,7 +77,7 @@ class MissingClipsError(ValueError):
 MISSING_CLIPS: pytest.StashKey[str] = pytest.StashKey()
 
 
-class MissingClipsItem(pytest.Item):
+class MissingClipsItem(FolderHooks, pytest.Item):
     """``sequence[clips]``: the sequence gates were asked for without clips to run them on."""
 
     def __init__(self, *, problem: str, **kwargs: Any) -> None:
