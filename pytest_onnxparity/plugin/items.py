@@ -182,6 +182,11 @@ def failure_text(title: str, record: ParityRecord) -> str:
     )
     if first.metric == "finite":
         hint = "NaN/Inf cannot be tolerated: fix the variant (overflow in fp16? a broken scale?)"
+    elif first.metric == "reference_finite":
+        hint = (
+            "NaN/Inf cannot be compared: fix the reference, or give inputs it handles "
+            "([graphs.<graph>.inputs] ranges, real inputs)"
+        )
     return failure_message(title, record.result.stats, record.result.gates, hint)
 
 
