@@ -907,3 +907,30 @@ def test_a_crash_while_loading_names_the_model_file(
     )
     assert completed.returncode != 0
     assert f"<onnxparity loading {export_copy / 'classifier_int8.onnx'}>" in completed.stderr
+
+
+def test_results_name_the_metadata_written_with_them_and_old_temporaries_go(
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    import hashlib
+
+    results, metadata = pytester.path / "results.json", pytester.path / "parity-metadata.json"
+    stale = pytester.path / ".results.json.0123abcd.tmp"  # left by a run killed mid-write
+    stale.write_text("{")
+    result = run(
+        f"--onnx-dir={export_copy}",
+        "-k",
+        "encoder and int8",
+        "--parity-json",
+        str(results),
+        "--parity-metadata",
+        str(metadata),
+    )
+    assert result.ret == OK
+    companion = json.loads(results.read_text())["run"]["companions"]["parity metadata"]
+    assert companion == {
+        "path": str(metadata),
+        "sha256": hashlib.sha256(metadata.read_bytes()).hexdigest(),
+    }
+    assert not stale.exists()
+    assert not [path.name for path in pytester.path.iterdir() if path.name.endswith(".tmp")]
