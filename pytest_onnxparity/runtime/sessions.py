@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -231,22 +233,43 @@ def open_session(path: Path, settings: SessionSettings) -> OnnxRunner:
             f"(available: {', '.join(available)}); install the matching onnxruntime package "
             "or pass --parity-provider CPUExecutionProvider"
         )
+    # onnxruntime prints a banner and retries when a session fails; the failure itself is what
+    # the message reports, and a retry that succeeded fell back to other providers.
+    banner = io.StringIO()
     try:
-        session = call_naming(
-            path,
-            "loading",
-            ort.InferenceSession,
-            str(path),
-            settings.session_options(),
-            list(settings.providers),
-        )
+        with contextlib.redirect_stdout(banner):
+            session = call_naming(
+                path,
+                "loading",
+                ort.InferenceSession,
+                str(path),
+                settings.session_options(),
+                list(settings.providers),
+            )
     except Exception as error:  # onnxruntime raises Fail/InvalidGraph/NotImplemented, untyped
         reason = cause(error)
         raise ModelLoadError(
             f"{path}: onnxruntime cannot load this model ({reason}); "
             f"{load_fix(reason, _sidecar_names(path))}"
         ) from None
+    if banner.getvalue():
+        # The requested providers failed and onnxruntime fell back to others: the run would
+        # measure another execution provider than the one asked for.
+        reason = _fallback_reason(banner.getvalue())
+        raise ModelLoadError(
+            f"{path}: onnxruntime could not build a session with {list(settings.providers)} and "
+            f"fell back to {session.get_providers()} ({reason}); fix the provider's "
+            "installation or pass --parity-provider CPUExecutionProvider"
+        )
     return OnnxRunner(path=path, settings=settings, session=session)
+
+
+def _fallback_reason(banner: str) -> str:
+    """The error in onnxruntime's fallback banner (``EP Error <error> when using [...]``)."""
+    for line in banner.splitlines():
+        if line.startswith("EP Error") and "****" not in line:
+            return cause(line.removeprefix("EP Error").lstrip(": ").split(" when using ")[0])
+    return "no reason given"
 
 
 def _sidecar_names(path: Path) -> list[str]:
