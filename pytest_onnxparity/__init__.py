@@ -25,6 +25,7 @@ PUBLIC: dict[str, str] = {
     "resample": "speech.audio.clips",
     "PipelineAdapter": "speech.sequence.pipeline",
     "PipelineOutput": "speech.sequence.pipeline",
+    "ReferencePipeline": "speech.sequence.pipeline",
     "AdapterError": "speech.sequence.pipeline",
     # running graphs and their inputs
     "OnnxRunner": "runtime.sessions",
@@ -74,6 +75,7 @@ __all__ = [
     "PipelineOutput",
     "Reference",
     "ReferenceError",
+    "ReferencePipeline",
     "SessionSettings",
     "SpeedSubject",
     "TimingItem",
@@ -105,6 +107,7 @@ if TYPE_CHECKING:
         AdapterError,
         PipelineAdapter,
         PipelineOutput,
+        ReferencePipeline,
     )
     from pytest_onnxparity.speed.measure import MeasurementContext, TimingPlan, measure_rtf
     from pytest_onnxparity.speed.verdict import SpeedSubject

@@ -153,6 +153,13 @@ def _add_results_options(group: Any, parser: Any) -> None:
     )
     parser.addini("parity_markdown", "default for --parity-markdown", default=None)
     group.addoption(
+        "--parity-model-index",
+        metavar="PATH",
+        help="write the Hugging Face Hub's model-index (WER/CER of each pipeline against ground "
+        "truth) as YAML front matter (.json: JSON); validated with huggingface_hub if installed",
+    )
+    parser.addini("parity_model_index", "default for --parity-model-index", default=None)
+    group.addoption(
         "--parity-baseline",
         metavar="OLD.json",
         help="compare this run with a stored --parity-json or --parity-metadata file; a metric "

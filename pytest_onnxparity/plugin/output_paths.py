@@ -5,7 +5,7 @@ a usage error before any test runs, not a traceback after all of them."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -26,6 +26,8 @@ class ResultsPaths(Protocol):
     def markdown_path(self) -> Path | None: ...
     @property
     def baseline_path(self) -> Path | None: ...
+    @property
+    def model_index_path(self) -> Path | None: ...
 
 
 def check_named_outputs(config: pytest.Config, outputs: ResultsPaths) -> None:
@@ -63,6 +65,8 @@ def named_outputs(config: pytest.Config, outputs: ResultsPaths) -> list[NamedOut
         named.append(NamedOutput("--parity-metadata", outputs.metadata_path))
     if outputs.markdown_path is not None:
         named.append(NamedOutput("--parity-markdown", outputs.markdown_path))
+    if outputs.model_index_path is not None:
+        named.append(NamedOutput("--parity-model-index", outputs.model_index_path))
     if option.parity_suggest:
         named.append(
             NamedOutput(
@@ -102,3 +106,35 @@ def _inputs(config: pytest.Config, outputs: ResultsPaths) -> tuple[list[Path], l
     if suite and Path(suite).is_file():
         files.append(Path(suite).resolve())
     return files, folders
+
+
+def results_bytes(document: dict[str, Any], companions: list[tuple[str, Path, bytes]]) -> bytes:
+    """The results document, naming the SHA-256 of each file written with it."""
+    import hashlib
+    import json
+
+    if companions:
+        document["run"]["companions"] = {
+            what: {"path": str(path), "sha256": hashlib.sha256(data).hexdigest()}
+            for what, path, data in companions
+        }
+    return (json.dumps(document, indent=2, allow_nan=False) + "\n").encode("utf-8")
+
+
+def write_together(files: list[tuple[str, Path, bytes]]) -> str | None:
+    """Write every output in one step, the first (the results) last since it names the hashes
+    of the others (:func:`~pytest_onnxparity.files.atomic.write_files_atomic`); the reason as
+    one line when the write failed (and nothing was replaced)."""
+    from pytest_onnxparity.files.atomic import write_files_atomic
+
+    if not files:
+        return None
+    try:
+        write_files_atomic([(path, data) for _, path, data in files[1:] + files[:1]])
+    except OSError as error:
+        return (
+            f"onnxparity: could not write {error.filename or 'the outputs'} "
+            f"({error.strerror or type(error).__name__}); nothing was replaced, the old files "
+            "are intact"
+        )
+    return None

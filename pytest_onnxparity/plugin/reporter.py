@@ -33,6 +33,7 @@ class ResultsOutputs:
 
     metadata_path: Path | None = None
     markdown_path: Path | None = None
+    model_index_path: Path | None = None
     baseline_path: Path | None = None
     baseline: Mapping[str, Any] | None = None
     """The baseline document as read (results or metadata)."""
@@ -42,7 +43,12 @@ class ResultsOutputs:
 
     @property
     def needs_metadata(self) -> bool:
-        return bool(self.metadata_path or self.markdown_path or self.baseline is not None)
+        return bool(
+            self.metadata_path
+            or self.markdown_path
+            or self.model_index_path
+            or self.baseline is not None
+        )
 
 
 def resolve_outputs(config: pytest.Config) -> ResultsOutputs:
@@ -69,6 +75,7 @@ def resolve_outputs(config: pytest.Config) -> ResultsOutputs:
         return ResultsOutputs(
             metadata_path=path("parity_metadata"),
             markdown_path=path("parity_markdown"),
+            model_index_path=path("parity_model_index"),
             baseline_path=None,
             baseline=None,
             rules=(),
@@ -96,6 +103,7 @@ def resolve_outputs(config: pytest.Config) -> ResultsOutputs:
     return ResultsOutputs(
         metadata_path=path("parity_metadata"),
         markdown_path=path("parity_markdown"),
+        model_index_path=path("parity_model_index"),
         baseline_path=baseline_path,
         baseline=baseline,
         rules=tuple(rules),
@@ -119,6 +127,8 @@ class ParityReporter:
         self.appended: list[Path] = []
         self.comparison: BaselineComparison | None = None
         self.write_failure: str | None = None
+        self.notes: list[tuple[str, bool]] = []
+        """Lines for the summary about the written files: (text, is_a_problem)."""
         # ``--dist loadgroup`` appends ``@group`` to node ids; records are stored without it.
         self.group_suffixes = config.getoption("dist", None) == "loadgroup"
         if config.pluginmanager.hasplugin("xdist"):
@@ -136,6 +146,7 @@ class ParityReporter:
         from pytest_onnxparity.plugin.run import ensure_settings
 
         settings = ensure_settings(self.config)
+        from pytest_onnxparity.plugin.output_paths import results_bytes
         from pytest_onnxparity.results.terminal import suggest_toml
 
         if not self.config.pluginmanager.hasplugin("dsession"):
@@ -150,29 +161,21 @@ class ParityReporter:
                 metadata = self._metadata(document)
                 files = self._metadata_files(metadata)
             if settings.json_path is not None:
-                files.insert(0, ("results", settings.json_path, _results_bytes(document, files)))
+                files.insert(0, ("results", settings.json_path, results_bytes(document, files)))
         if settings.suggest_path is not None:
             text = suggest_toml(self.collector.records, settings.suggest_margin)
             files.append(("suggested limits", settings.suggest_path, text.encode("utf-8")))
         self._write(session, files)
+        if metadata is not None and self.outputs.model_index_path is not None:
+            self._write_model_index(metadata, document)
         if metadata is not None and self.outputs.baseline is not None:
             self._compare_baseline(session, metadata)
 
     def _write(self, session: pytest.Session, files: list[tuple[str, Path, bytes]]) -> None:
-        """Write every output in one step: the results last, naming the hashes of the others
-        (see :func:`~pytest_onnxparity.files.atomic.write_files_atomic`)."""
-        from pytest_onnxparity.files.atomic import write_files_atomic
+        from pytest_onnxparity.plugin.output_paths import write_together
 
-        if not files:
-            return
-        try:
-            write_files_atomic([(path, data) for _, path, data in files[1:] + files[:1]])
-        except OSError as error:
-            self.write_failure = (
-                f"onnxparity: could not write {error.filename or 'the outputs'} "
-                f"({error.strerror or type(error).__name__}); nothing was replaced, the old "
-                "files are intact"
-            )
+        self.write_failure = write_together(files)
+        if self.write_failure is not None:
             if session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
@@ -208,6 +211,36 @@ class ParityReporter:
             files.append(("markdown", outputs.markdown_path, text.encode("utf-8")))
         return files
 
+    def _write_model_index(self, metadata: Mapping[str, Any], document: Mapping[str, Any]) -> None:
+        """The Hub's evaluation results (WER/CER against ground truth), validated with
+        huggingface_hub when it is installed; named after ``metadata["model"]`` (set it in
+        ``pytest_onnxparity_update_metadata``), else the export folder."""
+        from pytest_onnxparity.files.atomic import write_text_atomic
+        from pytest_onnxparity.results.model_index import (
+            ModelIndexError,
+            build_model_index,
+            dumps_model_index,
+            validate_model_index,
+        )
+
+        path = self.outputs.model_index_path
+        assert path is not None
+        folder = (document.get("settings") or {}).get("onnx_dir") or "model"
+        name = str(metadata.get("model") or Path(folder).name)
+        index = build_model_index(metadata, name)
+        write_text_atomic(path, dumps_model_index(index, as_json=path.suffix == ".json"))
+        self.written.append(("model-index", path))
+        results = sum(len(entry["metrics"]) for entry in index[0]["results"])
+        try:
+            version = validate_model_index(index)
+        except ModelIndexError as error:
+            self.notes.append((f"model-index {path}: {error}", True))
+            return
+        checked = f"accepted by huggingface_hub {version}" if version else "not validated"
+        if not results:
+            checked += "; no WER/CER against ground truth in this run, so no results"
+        self.notes.append((f"model-index: {results} metric(s), {checked}", False))
+
     def _compare_baseline(self, session: pytest.Session, metadata: Mapping[str, Any]) -> None:
         """Compare with the baseline; a regression fails the session (the summary lists it)."""
         from pytest_onnxparity.results.baseline import compare
@@ -235,20 +268,22 @@ class ParityReporter:
         )
 
     def document(self) -> dict[str, Any]:
-        from pytest_onnxparity.results.records import toolchain_versions
+        from pytest_onnxparity.results.records import imported_packages, toolchain_versions
 
         settings = self.config.stash[keys.SETTINGS]
         engine = self.config.stash.get(keys.ENGINE, None)
         providers = {
             p for r in self.collector.records for p in r.get("session", {}).get("providers", [])
         }
+        used = set(imported_packages()) | self.collector.imported
         return self.collector.document(
             command_line=list(self.config.invocation_params.args),
             settings=settings.to_json(),
             export=None if engine is None else engine.folder.to_json(),
-            toolchain=toolchain_versions(providers),
+            toolchain=toolchain_versions(providers, used),
             io=None if engine is None else graph_io(engine),
             distributed=self.config.pluginmanager.hasplugin("dsession"),
+            formats=None if engine is None else file_formats(engine),
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -277,6 +312,8 @@ class ParityReporter:
                 terminalreporter.line(line, red=red, green=line.startswith("  improved"))
         for what, path in self.written:
             terminalreporter.line(f"{what} written to {path}")
+        for text, problem in self.notes:
+            terminalreporter.line(text, red=problem)
         for path in self.appended:
             terminalreporter.line(f"markdown appended to {path} ({STEP_SUMMARY_ENV})")
         if self.write_failure is not None:
@@ -297,25 +334,29 @@ class WorkerOutputs:
             self.collector.add_worker(str(node.workerinput["workerid"]), output)
 
 
-def _results_bytes(document: dict[str, Any], companions: list[tuple[str, Path, bytes]]) -> bytes:
-    """The results document, naming the SHA-256 of each file written with it."""
-    import hashlib
-    import json
-
-    if companions:
-        document["run"]["companions"] = {
-            what: {"path": str(path), "sha256": hashlib.sha256(data).hexdigest()}
-            for what, path, data in companions
-        }
-    return (json.dumps(document, indent=2, allow_nan=False) + "\n").encode("utf-8")
-
-
 def _group_suffix(nodeid: str) -> str:
     """The ``@group`` that ``--dist loadgroup`` appended to a node id, or ''."""
     _, at, group = nodeid.rpartition("@")
     if not at or any(char in group for char in "[]:/"):
         return ""
     return at + group
+
+
+def file_formats(engine: ParityEngine) -> dict[str, Any]:
+    """Each file's IR version, opsets, producer and op types per domain, by relative path (read
+    from the file's bytes: no onnx import, no weights)."""
+    from pytest_onnxparity.onnxfile.protoscan import scan_format
+
+    formats: dict[str, Any] = {}
+    for graph in engine.folder.graphs:
+        for model in graph.files:
+            if model.problem:
+                continue
+            try:
+                formats[model.relpath] = scan_format(model.path).to_json()
+            except (OSError, ValueError):  # its own test already failed with the file named
+                continue
+    return formats
 
 
 def graph_io(engine: ParityEngine) -> dict[str, Any]:

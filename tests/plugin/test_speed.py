@@ -268,10 +268,13 @@ def test_a_deliberately_slowed_variant_fails_a_relative_real_time_gate_its_peers
     )
     result.stdout.fnmatch_lines(
         [
-            "encoder[[]int4[]] rtf * is *x the reference fp32's *, above 3x = * "
-            "(budget rtf<=3x from --parity-speed-budget)",
-            "  measured: median of 3 passes over the clips after 1 warm-up *",
-            "  reference fp32: median of 3 passes over the clips after 1 warm-up *",
+            "encoder[[]int4[]] rtf * is *x the reference fp32's (median of interleaved pairs; "
+            "reference median *), above 3x (budget rtf<=3x from --parity-speed-budget)",
+            "  measured: median of 3 passes over the clips after 1 warm-up "
+            "(*; timer pytest-benchmark, interleaved with the reference)",
+            "  reference fp32: median of 3 passes over the clips after 1 warm-up "
+            "(*; timer time.perf_counter, interleaved with the variant)",
+            "  variant / reference, pair by pair: *x (IQR *-* over 3 pairs)",
             "  slowest clip: clip* rtf * (* ms for 1 s of audio)",
         ]
     )
@@ -280,6 +283,10 @@ def test_a_deliberately_slowed_variant_fails_a_relative_real_time_gate_its_peers
     assert measurement["audio_s"] == 2.0
     assert [clip["clip"] for clip in measurement["clips"]] == ["clip0", "clip1"]
     assert int4["details"]["budgets"][0]["ratio_to_reference"] > 3
+    paired = int4["details"]["paired"]
+    assert len(paired["ratios"]) == 3
+    assert paired["q1"] <= paired["median"] <= paired["q3"]
+    assert int4["details"]["budgets"][0]["ratio_to_reference"] == paired["median"]
 
 
 # ---------------------------------------------------------------------------------------------

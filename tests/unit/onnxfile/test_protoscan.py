@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_onnxparity.onnxfile.protoscan import ProtoScanError, scan_model
+from pytest_onnxparity.onnxfile.protoscan import ProtoScanError, scan_format, scan_model
 from tests.paths import EXAMPLE
 
 
@@ -264,3 +264,32 @@ def test_subgraphs_may_read_outer_values_and_every_example_is_well_wired(tmp_pat
     assert scan.wiring_problem is None
     for path in sorted(EXAMPLE.glob("*.onnx")):
         assert scan_model(path).wiring_problem is None, path
+
+
+def test_the_format_scan_reads_ir_version_opsets_producer_and_ops_per_domain(
+    tmp_path: Path,
+) -> None:
+    model = model_with_tensors_everywhere()
+    model.producer_name, model.producer_version = "pytorch", "2.13.0"
+    model.ir_version = 8
+
+    found = scan_format(save(model, tmp_path / "model.onnx")).to_json()
+
+    assert found["ir_version"] == 8
+    assert (found["opset"], found["opset_imports"]) == (17, {"ai.onnx": 17, "local": 1})
+    assert found["producer"] == "pytorch 2.13.0"
+    # Subgraph and local-function nodes are counted; the custom domain stands apart.
+    assert found["ops_by_domain"] == {
+        "ai.onnx": {"Constant": 4, "Identity": 1, "If": 1},
+        "local": {"Scale": 1},
+    }
+
+
+def test_the_format_of_the_example_int4_file_names_its_com_microsoft_ops() -> None:
+    found = scan_format(EXAMPLE / "encoder.int4.onnx").to_json()
+    reference = scan_format(EXAMPLE / "encoder.onnx").to_json()
+    assert found["ops_by_domain"]["com.microsoft"] == {"MatMulNBits": 3}
+    assert list(reference["ops_by_domain"]) == ["ai.onnx"]
+    onnx_model = onnx.load(str(EXAMPLE / "encoder.onnx"), load_external_data=False)
+    assert reference["ir_version"] == onnx_model.ir_version
+    assert sum(reference["ops_by_domain"]["ai.onnx"].values()) == len(onnx_model.graph.node)
