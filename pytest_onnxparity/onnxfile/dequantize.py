@@ -34,9 +34,11 @@ def read_array(tensor: Any, base_dir: Path) -> np.ndarray:
         detached = TensorProto()
         detached.CopyFrom(tensor)
         tensor = detached
+    from onnx.checker import ValidationError  # a sidecar onnx refuses (a symbolic link)
+
     try:
         return numpy_helper.to_array(tensor, base_dir=str(base_dir))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, ValidationError) as error:
         raise TensorReadError(
             f"{base_dir}: cannot read tensor {tensor.name!r} ({error}); copy the complete "
             "external data file(s) next to the model"

@@ -118,12 +118,13 @@ def test_an_fp16_variant_left_out_of_topological_order_fails_the_checker_with_th
     model = convert_float_to_float16(onnx.load(export_copy / "classifier.onnx"), keep_io_types=True)
     onnx.save(model, export_copy / "classifier_fp16.onnx")
     result = run("--onnx-dir", str(export_copy), "--parity-health-checks", "checker")
-    result.assert_outcomes(passed=PARITY_TESTS + EXAMPLE_FILES - 1, failed=1)
+    # The parity test fails too, before onnxruntime sees the file (some builds crash on it).
+    result.assert_outcomes(passed=PARITY_TESTS + EXAMPLE_FILES - 2, failed=2)
     result.stdout.fnmatch_lines(
         [
-            "*classifier_fp16.onnx: onnx.checker rejects the model; sort its nodes topologically "
-            "(onnxruntime.transformers.onnx_model.OnnxModel(model).topological_sort(), then save)",
-            "*Nodes in a graph must be topologically sorted*",
+            "*classifier_fp16.onnx: not a valid ONNX graph (node * reads * before * makes it: "
+            "the nodes are not in topological order); sort its nodes topologically "
+            "(onnxruntime.transformers.onnx_model.OnnxModel(model).topological_sort(), then save)*",
         ]
     )
     result.stdout.fnmatch_lines(["FAILED *export::classifier::health-checker[[]fp16[]]*"])

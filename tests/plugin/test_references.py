@@ -207,7 +207,7 @@ def test_a_damaged_variant_fails_against_the_torch_module_named_in_the_title(
         (
             'raise RuntimeError("no model")',
             "*the pytest_onnxparity_reference hook raised RuntimeError for graph 'encoder' at "
-            "conftest.py:*: no model; fix the hook in conftest.py",
+            "conftest.py:*: no model; fix the hook (conftest.py:*)",
         ),
         (
             "return 42",
