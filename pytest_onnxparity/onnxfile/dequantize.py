@@ -189,17 +189,22 @@ def _parameter_names(
     index: GraphIndex,
 ) -> tuple[str, str]:
     """Where the scale and zero point of a form are: the op's own inputs, the DequantizeLinear
-    that quantize_dynamic puts after an integer Gather, or onnxruntime's naming convention."""
+    that quantize_dynamic puts after an integer Gather, or onnxruntime's naming convention
+    (``W_scale`` / ``W_zero_point`` beside ``W_quantized``)."""
     if node.op_type == "Gather":
         for reader, slot in index.consumers.get(node.output[0], ()):
             if reader.op_type == "DequantizeLinear" and slot == 0:
                 return _input(reader, 1), _input(reader, 2)
     scale = _input(node, scale_slot) if scale_slot is not None else ""
     zero_point = _input(node, zero_point_slot) if zero_point_slot is not None else ""
-    base = form.reference_name
-    return scale or f"{base}_scale", zero_point or (
-        "" if zero_point_slot is not None else f"{base}_zero_point"
-    )
+    bases = [form.tensor.removesuffix("_quantized"), form.reference_name]
+    if not scale:
+        scale = next((f"{b}_scale" for b in bases if f"{b}_scale" in index.initializers), "")
+    if not zero_point and zero_point_slot is None:
+        zero_point = next(
+            (f"{b}_zero_point" for b in bases if f"{b}_zero_point" in index.initializers), ""
+        )
+    return scale or f"{bases[0]}_scale", zero_point
 
 
 def _broadcast(

@@ -266,6 +266,22 @@ def _prefix_owner(name: str, reference_names: Mapping[str, Any]) -> str | None:
     return None
 
 
+def storage_of(
+    node: Any, slot: int, tensor: Any, reference_type: int, floats: Mapping[int, str]
+) -> str | None:
+    """How ``node`` reading ``tensor`` at ``slot`` stores a weight whose name the variant
+    changed: as for a tensor of the weight's own name, but a float tensor read as a quantized
+    op's scale or zero point is not the weight."""
+    quantized_op = node.op_type in QUANTIZED_DATA_SLOTS
+    if (
+        tensor.data_type in floats
+        and quantized_op
+        and slot not in QUANTIZED_DATA_SLOTS[node.op_type]
+    ):
+        return None
+    return _storage(node, slot, tensor, True, reference_type, floats)
+
+
 def _storage(
     node: Any,
     slot: int,

@@ -93,25 +93,40 @@ def matching_read(variant_read: Read | None, reference_reads: list[Read]) -> Rea
 
 
 def to_reference_layout(
-    values: np.ndarray, reference_read: Read | None, reference_shape: tuple[int, ...]
-) -> tuple[np.ndarray, str | None] | str:
-    """Values as read by their op, put in the reference's stored layout: the values and a layout
-    problem (None when there is none), or why the two cannot be compared at all."""
+    values: np.ndarray,
+    variant_read: Read | None,
+    reference_read: Read | None,
+    reference_shape: tuple[int, ...],
+) -> tuple[np.ndarray, str | None, str | None] | str:
+    """Values as read by their op, put in the reference's stored layout: the values, a layout
+    problem and a note (None when there is none), or why the two cannot be compared at all.
+
+    A layout that differs only by a transpose is a problem when both files read the weight
+    with the same kind of op (then its orientation is known); otherwise (the reference slices
+    an LSTM's weight, say) the values are compared transposed and a note says so.
+    """
     values = as_read(values, reference_read)
     if values.shape == reference_shape:
-        return values, None
+        return values, None, None
     if values.size != math.prod(reference_shape):
         return f"shape {list(values.shape)} does not match the reference's {list(reference_shape)}"
+    known = (
+        variant_read is not None
+        and reference_read is not None
+        and variant_read.kind == reference_read.kind
+    )
     if values.ndim == 2 and values.T.shape == reference_shape:
+        if not known:
+            return values.T, None, "compared transposed (the two files read it differently)"
         problem = (
             f"stored transposed: its op reads {list(values.shape)}, the reference's reads "
             f"{list(reference_shape)}"
         )
-        return values.T, problem
+        return values.T, problem, None
     if [d for d in values.shape if d != 1] == [d for d in reference_shape if d != 1]:
-        return values.reshape(reference_shape), None
+        return values.reshape(reference_shape), None, None
     problem = f"stored as {list(values.shape)}, the reference as {list(reference_shape)}"
-    return values.reshape(reference_shape), problem
+    return values.reshape(reference_shape), problem, None
 
 
 def smooth_quant_scale(

@@ -2,9 +2,10 @@
 
 A weight is judged at the tier of the form the variant stores it in: float32/float64 is
 ``fp32``, float16 ``fp16``, bfloat16 ``bf16``, 8-bit and wider integers and float8 ``int8``, 4-
-and 2-bit data ``int4`` — or at the file's tier when that is looser, since a quantizer may adjust
-the float tensors it keeps (bias correction). So an int8 file's MatMulNBits weights are held to
-the int4 limits, and an fp32 re-export's weights must stay identical.
+and 2-bit data ``int4``. The float tensors that are not read as weights (biases, norm gains) are
+judged at the file's tier when that is looser, since quantizers adjust them (nncf's bias
+correction). So an int8 file's MatMulNBits weights are held to the int4 limits, a MatMul weight
+an int8 file keeps at float32 must be identical, and its biases may move within int8's limits.
 
 The defaults come from a corpus of real models (all-MiniLM-L6-v2, silero-vad, Whisper tiny.en)
 with healthy and damaged variants; ``docs/weights.md`` lists the measurements. Worst healthy
@@ -25,7 +26,7 @@ from pytest_onnxparity.config.tables import ConfigError, check_keys, string_list
 from pytest_onnxparity.config.tolerances import TIERS, ToleranceError, parse_limit
 
 LIMIT_KEYS = ("rel_l2", "max_abs_over_range", "min_cosine")
-SETTING_KEYS = ("enabled", "skip", "max_unmatched_fraction")
+SETTING_KEYS = ("enabled", "skip", "skip_variants", "max_unmatched_fraction")
 WEIGHTS_KEYS = (*SETTING_KEYS, *TIERS)
 """The keys of the ``[weights]`` table: the settings, and one sub-table of limits per tier."""
 
@@ -64,8 +65,8 @@ WEIGHT_TIERS = ("fp32", "fp16", "bf16", "int8", "int4")
 
 
 def storage_tier(bits: int, float_type: str | None, file_tier: str | None = None) -> str:
-    """The tier a stored form is judged at: by its float type, else by its bits per value; the
-    file's tier when that is looser (a quantized file may adjust the float tensors it keeps:
+    """The tier a stored form is judged at: by its float type, else by its bits per value; or
+    ``file_tier`` when that is looser (pass it for the float tensors a quantizer may adjust:
     nncf's bias correction changes biases by about 1% in an int8 file)."""
     if float_type is not None:
         tier = {"float16": "fp16", "bfloat16": "bf16"}.get(float_type, "fp32")
@@ -79,11 +80,12 @@ def storage_tier(bits: int, float_type: str | None, file_tier: str | None = None
 @dataclass(frozen=True)
 class WeightSettings:
     """The resolved ``[weights]`` table (with ``--parity-weights``): whether the check runs,
-    the reference weights it leaves out (names or globs), the share of weight elements that
-    may go unmatched, and the limits of each tier."""
+    the reference weights it leaves out (names or globs), the variant tags or tiers it leaves
+    out, the share of weight elements that may go unmatched, and the limits of each tier."""
 
     enabled: bool = True
     skip: tuple[str, ...] = ()
+    skip_variants: tuple[str, ...] = ()
     max_unmatched_fraction: float = DEFAULT_MAX_UNMATCHED_FRACTION
     limits: Mapping[str, WeightLimits] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
 
@@ -93,10 +95,24 @@ class WeightSettings:
     def skips(self, name: str) -> bool:
         return any(name == pattern or fnmatch.fnmatchcase(name, pattern) for pattern in self.skip)
 
+    def checks(self, variant: str, tier: str) -> bool:
+        """Whether the file of this variant tag and tier gets a weights test."""
+        return self.enabled and variant not in self.skip_variants and tier not in self.skip_variants
+
+    def check_variants(self, known: list[str], where: str) -> None:
+        """A ``skip_variants`` entry naming no tag or tier of the folder is a typo."""
+        for name in self.skip_variants:
+            if name not in known:
+                raise ConfigError(
+                    f"{where}: skip_variants names {name!r}, not a variant tag or tier of the "
+                    f"export folder; known: {', '.join(known) or 'none'}"
+                )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "enabled": self.enabled,
             "skip": list(self.skip),
+            "skip_variants": list(self.skip_variants),
             "max_unmatched_fraction": self.max_unmatched_fraction,
             "limits": {tier: limits.to_json() for tier, limits in self.limits.items()},
         }
@@ -132,6 +148,7 @@ def parse_weights_settings(
     return WeightSettings(
         enabled=enabled if enabled_override is None else enabled_override,
         skip=tuple(string_list(raw.get("skip", []), f"{where} skip")),
+        skip_variants=tuple(string_list(raw.get("skip_variants", []), f"{where} skip_variants")),
         max_unmatched_fraction=float(fraction),
         limits=limits,
     )

@@ -4,7 +4,8 @@ Matching reads graph structure only (no weight values). A variant tensor belongs
 initializer by name, as quantizers keep it (``W``, ``W_quantized``, ``W_Q4``, ``W_DQ_Q4``,
 nncf's ``q_output_W_1``; see :func:`pytest_onnxparity.onnxfile.weight_forms.locate_forms`);
 a reference weight whose name the variant does not keep is found through the node that reads
-it, when the variant keeps that node's name (``MatMul`` -> ``MatMul_Q4``). What is left is
+it, when the variant keeps that node's name (``MatMul`` -> ``MatMul_Q4``), or by the end of its
+module path and its shape (:mod:`pytest_onnxparity.compare.weight_space.renamed`). What is left is
 listed: reference weights with no form, and variant weight tensors that no reference weight owns
 (renamed, fused or new).
 """
@@ -15,6 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pytest_onnxparity.compare.weight_space.renamed import locate_renamed
 from pytest_onnxparity.onnxfile.graph import (
     PASS_THROUGH_OPS,
     GraphIndex,
@@ -69,6 +71,9 @@ def match_weights(
     claimed = {form.tensor for found in forms.values() for form in found}
     unnamed = [name for name in names if not forms[name]]
     for name, found in locate_forms_by_reader(reference, variant, unnamed, claimed).items():
+        forms[name] = found
+    unnamed = [name for name in names if not forms[name]]
+    for name, found in locate_renamed(reference, variant, unnamed, claimed).items():
         forms[name] = found
     weight_uses = reference_weights(reference)
     weights = tuple(

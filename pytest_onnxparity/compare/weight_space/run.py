@@ -9,6 +9,8 @@ its forms at a time, not the models.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +27,11 @@ from pytest_onnxparity.compare.weight_space.limits import (
     WeightSettings,
     storage_tier,
 )
-from pytest_onnxparity.compare.weight_space.matching import ReferenceWeight, match_weights
+from pytest_onnxparity.compare.weight_space.matching import (
+    ReferenceWeight,
+    WeightMatching,
+    match_weights,
+)
 from pytest_onnxparity.compare.weight_space.report import (
     UncomparedForm,
     UnmatchedWeight,
@@ -33,9 +39,43 @@ from pytest_onnxparity.compare.weight_space.report import (
     WeightParityReport,
 )
 from pytest_onnxparity.compare.weight_space.statistics import WeightStatistics, measure
-from pytest_onnxparity.onnxfile.dequantize import dequantize_form, read_array
+from pytest_onnxparity.onnxfile.dequantize import Dequantized, dequantize_form, read_array
 from pytest_onnxparity.onnxfile.graph import GraphIndex, load_structure, node_label
 from pytest_onnxparity.onnxfile.weight_forms import WeightForm
+
+
+@dataclass(frozen=True)
+class AlignedForm:
+    """One form of a reference weight with both value arrays in the reference's layout: what
+    the statistics compare. ``layout_problem`` is set when it only lined up by transposing or
+    reshaping a layout that nothing in the graph flips back."""
+
+    weight: ReferenceWeight
+    form: WeightForm
+    reference_values: np.ndarray = field(repr=False)
+    values: np.ndarray = field(repr=False)
+    dequantized: Dequantized = field(repr=False)
+    readers: tuple[str, ...]
+    layout_problem: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+def iter_aligned_forms(
+    reference_path: Path,
+    variant_path: Path,
+    reference: GraphIndex,
+    variant: GraphIndex,
+    matching: WeightMatching,
+) -> Iterator[AlignedForm | UncomparedForm]:
+    """Each matched form, dequantized and aligned, one reference weight at a time: each tensor
+    is read once and dropped before the next weight is read."""
+    for weight in matching.weights:
+        if not weight.forms:
+            continue
+        values = read_array(reference.initializers[weight.name], reference_path.parent)
+        for form in weight.forms:
+            yield _align(weight, form, values, reference, variant, variant_path.parent)
+        del values
 
 
 def compare_weights(
@@ -49,26 +89,17 @@ def compare_weights(
     ``file_tier`` is the variant file's precision tier (its forms are judged at their storage's
     tier, or at the file's when that is looser)."""
     settings = settings or WeightSettings()
-    reference = GraphIndex.of(load_structure(reference_path))
-    variant = GraphIndex.of(load_structure(variant_path))
+    reference = GraphIndex.of(load_structure(reference_path), constants=True)
+    variant = GraphIndex.of(load_structure(variant_path), constants=True)
     matching = match_weights(reference, variant, settings.skips)
     comparisons: list[WeightComparison] = []
     uncompared: list[UncomparedForm] = []
-    compared_names: set[str] = set()
-    for weight in matching.weights:
-        if not weight.forms:
-            continue
-        values = read_array(reference.initializers[weight.name], reference_path.parent)
-        for form in weight.forms:
-            result = _compare_form(
-                weight, form, values, reference, variant, variant_path.parent, settings, file_tier
-            )
-            if isinstance(result, UncomparedForm):
-                uncompared.append(result)
-            else:
-                comparisons.append(result)
-                compared_names.add(weight.name)
-        del values
+    for aligned in iter_aligned_forms(reference_path, variant_path, reference, variant, matching):
+        if isinstance(aligned, UncomparedForm):
+            uncompared.append(aligned)
+        else:
+            comparisons.append(_judge(aligned, settings, file_tier))
+    compared_names = {comparison.reference for comparison in comparisons}
     unmatched = tuple(
         UnmatchedWeight(w.name, w.elements, w.readers, bool(w.op_types))
         for w in matching.weights
@@ -88,16 +119,14 @@ def compare_weights(
     )
 
 
-def _compare_form(
+def _align(
     weight: ReferenceWeight,
     form: WeightForm,
     reference_values: np.ndarray,
     reference: GraphIndex,
     variant: GraphIndex,
     base_dir: Path,
-    settings: WeightSettings,
-    file_tier: str | None,
-) -> WeightComparison | UncomparedForm:
+) -> AlignedForm | UncomparedForm:
     dequantized = dequantize_form(form, variant, base_dir)
     if isinstance(dequantized, str):
         return UncomparedForm(weight.name, form.tensor, form.storage, dequantized)
@@ -112,27 +141,47 @@ def _compare_form(
             values = scale[0].reshape(-1, 1) * values
             notes.append(f"input scale of {scale[1]} folded in (SmoothQuant)")
     reference_read = matching_read(variant_read, reads(reference, weight.name))
-    placed = to_reference_layout(values, reference_read, tuple(reference_values.shape))
+    placed = to_reference_layout(
+        values, variant_read, reference_read, tuple(reference_values.shape)
+    )
     if isinstance(placed, str):
         return UncomparedForm(weight.name, form.tensor, form.storage, placed)
-    values, layout_problem = placed
-    tier = storage_tier(dequantized.bits, dequantized.float_type, file_tier)
+    if placed[2]:
+        notes.append(placed[2])
+    return AlignedForm(
+        weight=weight,
+        form=form,
+        reference_values=reference_values,
+        values=placed[0],
+        dequantized=dequantized,
+        readers=tuple(dict.fromkeys(node_label(read.node) for read in variant_reads)),
+        layout_problem=placed[1],
+        notes=tuple(notes),
+    )
+
+
+def _judge(
+    aligned: AlignedForm, settings: WeightSettings, file_tier: str | None
+) -> WeightComparison:
+    dequantized = aligned.dequantized
+    adjustable = dequantized.float_type is not None and not aligned.weight.op_types
+    tier = storage_tier(dequantized.bits, dequantized.float_type, file_tier if adjustable else None)
     limits = settings.limits_for(tier)
-    statistics = measure(reference_values, values, dequantized.float_type)
+    statistics = measure(aligned.reference_values, aligned.values, dequantized.float_type)
     failures = _failures(statistics, limits)
-    if layout_problem:
-        failures = (layout_problem, *failures)
+    if aligned.layout_problem:
+        failures = (aligned.layout_problem, *failures)
     return WeightComparison(
-        reference=weight.name,
-        tensor=form.tensor,
-        storage=form.storage,
+        reference=aligned.weight.name,
+        tensor=aligned.form.tensor,
+        storage=aligned.form.storage,
         layout=dequantized.layout,
         tier=tier,
-        readers=tuple(dict.fromkeys(node_label(read.node) for read in variant_reads)),
+        readers=aligned.readers,
         statistics=statistics,
         limits=limits,
         failures=failures,
-        notes=tuple(notes),
+        notes=aligned.notes,
     )
 
 

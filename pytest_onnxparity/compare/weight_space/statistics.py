@@ -4,11 +4,11 @@ error over the reference's range, the worst element, and what the numbers say we
 
 Some elements are left out of the statistics and counted instead: ±Inf where the reference
 holds the same ±Inf (a deliberate fill such as ``masked_fill(-inf)``, inherited), and, for a
-float16/bfloat16 form, reference values beyond what that type can hold (saturated to its
-largest finite value or to Inf of the same sign) or below its smallest normal (rounded to zero
-or to a subnormal of the same sign). Any other NaN or Inf of the variant is counted as
-non-finite and fails its weight; a NaN or Inf in the reference that the variant does not
-repeat is counted too (NaN never passes).
+float16/bfloat16 form, reference values beyond what that type can hold (±Inf included) stored
+as its largest finite value of the same sign (onnxruntime's fp16 converter clamps them), or
+below its smallest normal and rounded to zero or to a subnormal of the same sign. Any other NaN
+or Inf of the variant is counted as non-finite and fails its weight; a NaN or Inf in the
+reference that the variant does not repeat is counted too (NaN never passes).
 """
 
 from __future__ import annotations
@@ -130,12 +130,15 @@ def measure(reference: np.ndarray, variant: np.ndarray, float_type: str | None) 
 
 
 def _out_of_range(r: np.ndarray, v: np.ndarray, float_type: str | None) -> np.ndarray:
-    """Reference values a narrow float type cannot hold, stored as that type holds them."""
+    """Reference values a narrow float type cannot hold, stored as that type holds them: beyond
+    its largest finite value (±Inf included) and stored as that value with the same sign (an
+    Inf in the variant is not that: it fails as non-finite), or below its smallest normal and
+    stored as zero or a subnormal of the same sign."""
     if float_type not in _FLOAT_RANGE:
         return np.zeros(r.shape, dtype=bool)
     tiny, largest = _FLOAT_RANGE[float_type]
     magnitude, same_sign = np.abs(r), np.sign(v) == np.sign(r)
-    saturated = (magnitude > largest) & same_sign & (np.abs(v) >= largest)
+    saturated = (magnitude > largest) & same_sign & np.isfinite(v) & (np.abs(v) >= largest)
     underflow = (magnitude > 0) & (magnitude < tiny) & (np.abs(v) <= tiny) & (same_sign | (v == 0))
     return np.asarray(saturated | underflow)
 
