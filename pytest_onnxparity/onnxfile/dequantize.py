@@ -40,6 +40,7 @@ class TensorReadError(Exception):
 def read_array(tensor: Any, base_dir: Path) -> np.ndarray:
     """The tensor's values, read from its sidecar file without keeping them in the model."""
     from onnx import TensorProto, numpy_helper
+    from onnx.checker import ValidationError
 
     if tensor.data_location == TensorProto.EXTERNAL:
         detached = TensorProto()
@@ -47,7 +48,7 @@ def read_array(tensor: Any, base_dir: Path) -> np.ndarray:
         tensor = detached
     try:
         return numpy_helper.to_array(tensor, base_dir=str(base_dir))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, ValidationError) as error:
         raise TensorReadError(
             f"{base_dir}: cannot read tensor {tensor.name!r} ({error}); copy the complete "
             "external data file(s) next to the model"
