@@ -303,7 +303,7 @@ def minilm_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("minilm")
     tokens = minilm.tokenize(SENTENCES)
-    fp32 = minilm.export(root / "model.onnx", tokens)
+    fp32 = minilm.export_shared(tmp_path_factory)  # the weight-space tests use the same export
     quantize_dynamic(fp32, root / "model_int8.onnx", weight_type=QuantType.QInt8, per_channel=True)
     files = {
         "model.onnx": fp32,

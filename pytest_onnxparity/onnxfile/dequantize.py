@@ -59,7 +59,8 @@ def read_array(tensor: Any, base_dir: Path) -> np.ndarray:
 class Dequantized:
     """The float values of one weight form, as its consumer reads them.
 
-    ``values`` are float64 in the orientation the reading op uses (MatMulNBits' ``[N, K]``
+    ``values`` are float32 (float64 for float64 storage), as onnxruntime's kernels compute
+    them, in the orientation the reading op uses (MatMulNBits' ``[N, K]``
     storage comes back as MatMul's ``[K, N]``); ``step`` is the resolution (the largest
     quantization step, or the float type's rounding step at the tensor's peak); ``bits`` the
     bits per stored value; ``float_type`` the storage type name of a float form (None when
@@ -108,7 +109,7 @@ def dequantize_form(form: WeightForm, index: GraphIndex, base_dir: Path) -> Dequ
     floats = float_element_types()
     if form.storage == FLOAT_STORAGE or form.storage in MANTISSA_BITS:
         dtype = floats[tensor.data_type]
-        values = raw.astype(np.float64)
+        values = raw if raw.dtype == np.float64 else raw.astype(np.float32)
         finite = values[np.isfinite(values)]
         peak = float(np.max(np.abs(finite))) if finite.size else 0.0
         step = max(peak * 2.0 ** -MANTISSA_BITS[dtype], _SMALLEST_SUBNORMAL.get(dtype, 0.0))
@@ -163,7 +164,7 @@ def _dequantize_linear(
     zero_point = read(zero_point_name)
     if zero_point is None:
         zero_point = np.zeros(())
-    data = raw.astype(np.float64)
+    data = raw.astype(np.float32)
     scale_full = _broadcast(scale, data.shape, axis, block_size)
     zero_point_full = _broadcast(zero_point, data.shape, axis, block_size)
     if scale_full is None or zero_point_full is None:
@@ -178,8 +179,9 @@ def _dequantize_linear(
         layout = f"{_type_name(data_type)}, per tensor"
     else:
         layout = f"{_type_name(data_type)}, per axis {axis}"
-    values = (data - zero_point_full) * scale_full
-    return Dequantized(values, float(np.max(np.abs(scale))), bits, None, layout)
+    data -= zero_point_full
+    data *= scale_full
+    return Dequantized(data, float(np.max(np.abs(scale))), bits, None, layout)
 
 
 def _parameter_names(
@@ -212,7 +214,7 @@ def _broadcast(
     param: np.ndarray, shape: tuple[int, ...], axis: int, block_size: int
 ) -> np.ndarray | None:
     """Scale or zero point expanded to the data's shape: per tensor, per axis or per block."""
-    param = param.astype(np.float64)
+    param = param.astype(np.float32)
     if param.size == 1:
         return param.reshape(())
     if not shape:

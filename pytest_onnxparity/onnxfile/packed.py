@@ -1,12 +1,12 @@
 """Packed sub-byte weights of onnxruntime's contrib ops, unpacked to the float values they stand
 for: MatMulNBits' ``[N, blocks, bytes]`` blobs and GatherBlockQuantized's tables.
 
-Layouts follow onnxruntime's CPU kernels (``contrib_ops/cpu/quantization``), checked against
-onnxruntime itself by the unit tests: values are packed low bits first; MatMulNBits' missing
-zero point is ``2 ** (bits - 1)`` and a float zero point is subtracted before scaling,
-``(q - zero_point) * scale``; GatherBlockQuantized reads uint8 data as packed ``bits``-wide
-values along its last axis with a default zero point of ``2 ** (bits - 1)``, and int4 / uint4
-data with a default zero point of 0.
+Values come back as float32, as the kernels compute them. Layouts follow onnxruntime's CPU
+kernels (``contrib_ops/cpu/quantization``), checked against onnxruntime itself by the unit
+tests: values are packed low bits first; MatMulNBits' missing zero point is ``2 ** (bits - 1)``
+and a float zero point is subtracted before scaling, ``(q - zero_point) * scale``;
+GatherBlockQuantized reads uint8 data as packed ``bits``-wide values along its last axis with a
+default zero point of ``2 ** (bits - 1)``, and int4 / uint4 data with a default zero point of 0.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ def unpack_bits(packed: np.ndarray, bits: int) -> np.ndarray:
     """uint8 values -> ``bits``-wide unsigned values along the last axis, low bits first."""
     packed = np.asarray(packed).astype(np.uint8)
     if bits == 8:
-        return packed.astype(np.float64)
+        return packed.astype(np.float32)
     mask = (1 << bits) - 1
     parts = [(packed >> (bits * i)) & mask for i in range(8 // bits)]
-    return np.stack(parts, axis=-1).reshape(*packed.shape[:-1], -1).astype(np.float64)
+    return np.stack(parts, axis=-1).reshape(*packed.shape[:-1], -1).astype(np.float32)
 
 
 def matmul_nbits_weight(
@@ -49,7 +49,7 @@ def matmul_nbits_weight(
     scales = read(inputs[2])
     if scales is None or scales.size != n * blocks:
         return f"MatMulNBits scales {inputs[2]!r} are not {n} x {blocks} values"
-    scales = scales.astype(np.float64).reshape(n, blocks)
+    scales = scales.astype(np.float32).reshape(n, blocks)
     quantized = unpack_bits(packed.reshape(n, -1), bits)[:, : blocks * block_size]
     if quantized.shape[1] != blocks * block_size:
         return f"MatMulNBits data holds {quantized.shape[1]} values a row, K={k} needs more"
@@ -62,10 +62,10 @@ def matmul_nbits_weight(
     elif raw_zero_points.dtype == np.uint8:
         zero_points = unpack_bits(raw_zero_points.reshape(n, -1), bits)[:, :blocks]
     else:
-        zero_points = raw_zero_points.astype(np.float64).reshape(n, blocks)
-    weights = (quantized.reshape(n, blocks, block_size) - zero_points[..., None]) * scales[
-        ..., None
-    ]
+        zero_points = raw_zero_points.astype(np.float32).reshape(n, blocks)
+    weights = quantized.reshape(n, blocks, block_size)
+    weights -= zero_points[..., None]
+    weights *= scales[..., None]
     return weights.reshape(n, -1)[:, :k].T, float(np.max(np.abs(scales)))
 
 
@@ -87,7 +87,7 @@ def gather_block_quantized_table(
         if quantize_axis % values.ndim != values.ndim - 1:
             return "GatherBlockQuantized uint8 data quantized along an axis that is not the last"
     else:
-        values = data.astype(np.float64)
+        values = data.astype(np.float32)
         bits = 4 if data_type in (TensorProto.INT4, TensorProto.UINT4) else 8
     scales = read(inputs[2])
     if scales is None or scales.ndim != values.ndim:
@@ -102,23 +102,25 @@ def gather_block_quantized_table(
     elif packed_uint8:
         zero_points = unpack_bits(raw_zero_points, bits)[..., : scales.shape[-1]]
     else:
-        zero_points = raw_zero_points.astype(np.float64)
+        zero_points = raw_zero_points.astype(np.float32)
     full_scales = blockwise(scales, values.shape, axis, block_size)
     full_zero_points = blockwise(zero_points, values.shape, axis, block_size)
     if full_scales is None or full_zero_points is None:
         return "GatherBlockQuantized scales or zero points do not fit its blocks"
-    return (values - full_zero_points) * full_scales, float(np.max(np.abs(scales))), bits
+    values -= full_zero_points
+    values *= full_scales
+    return values, float(np.max(np.abs(scales))), bits
 
 
 def blockwise(
     param: np.ndarray, shape: tuple[int, ...], axis: int, block_size: int
 ) -> np.ndarray | None:
     """A per-block scale or zero point repeated to the data's shape along ``axis``."""
-    param = np.asarray(param).astype(np.float64)
+    param = np.asarray(param).astype(np.float32)
     if param.ndim != len(shape):
         return None
     expanded = np.repeat(param, block_size, axis=axis)
     if expanded.shape[axis] < shape[axis]:
         return None
-    expanded = np.take(expanded, np.arange(shape[axis]), axis=axis)
+    expanded = expanded[(slice(None),) * axis + (slice(0, shape[axis]),)]
     return expanded if expanded.shape == shape else None

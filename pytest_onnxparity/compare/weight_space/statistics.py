@@ -76,70 +76,156 @@ class WeightStatistics:
         return {key: json_number(value) for key, value in values.items()}
 
 
+CHUNK = 1 << 20
+"""Elements compared at a time: memory holds the two arrays plus float64 copies of one chunk."""
+
+
+@dataclass
+class _Sums:
+    """What the chunks of one comparison add up to."""
+
+    compared: int = 0
+    rr: float = 0.0
+    vv: float = 0.0
+    dd: float = 0.0
+    rv: float = 0.0
+    d: float = 0.0
+    low: float = math.inf
+    high: float = -math.inf
+    peak: float = 0.0
+    max_abs: float = -1.0
+    worst: int | None = None
+    first_bad_variant: int | None = None
+    first_bad_reference: int | None = None
+    non_finite: int = 0
+    reference_non_finite: int = 0
+    inherited: int = 0
+    excluded: int = 0
+
+
 def measure(reference: np.ndarray, variant: np.ndarray, float_type: str | None) -> WeightStatistics:
     """Compare two arrays of the same shape; ``float_type`` names a float form's storage type
-    (None for a quantized form)."""
+    (None for a quantized form). Runs over chunks of :data:`CHUNK` elements in float64, so the
+    arrays themselves are never copied whole."""
     shape = reference.shape
-    r = np.asarray(reference, dtype=np.float64).reshape(-1)
-    v = np.asarray(variant, dtype=np.float64).reshape(-1)
+    r_all, v_all = reference.reshape(-1), variant.reshape(-1)
+    sums = _Sums()
     with np.errstate(all="ignore"):
-        r_finite, v_finite = np.isfinite(r), np.isfinite(v)
-        inherited = ~r_finite & ~v_finite & (r == v)
-        excluded = inherited | _out_of_range(r, v, float_type)
-        bad_variant = ~v_finite & ~excluded
-        bad_reference = ~r_finite & ~excluded & v_finite
-        kept = ~excluded & r_finite & v_finite
-        rr, vv = r[kept], v[kept]
-        diff = vv - rr
-        norm_r, norm_v, norm_d = (float(np.linalg.norm(x)) for x in (rr, vv, diff))
-        scale = max(float(np.ptp(rr)), float(np.max(np.abs(rr)))) if rr.size else 0.0
-        max_abs = float(np.max(np.abs(diff))) if diff.size else 0.0
-        offset = float(np.mean(diff)) / (norm_r / math.sqrt(rr.size)) if norm_r > 0 else 0.0
-        if bad_variant.any():
-            worst = int(np.flatnonzero(bad_variant)[0])
-        elif bad_reference.any():
-            worst = int(np.flatnonzero(bad_reference)[0])
-        elif diff.size:
-            worst = int(np.flatnonzero(kept)[int(np.argmax(np.abs(diff)))])
-        else:
-            worst = 0
-        transposed = None
-        if len(shape) == 2 and shape[0] == shape[1] > 1 and norm_r > 0 and kept.all():
-            flipped = v.reshape(shape).T.reshape(-1)
-            transposed = float(np.linalg.norm(flipped - r)) / norm_r
+        for start in range(0, r_all.size, CHUNK):
+            r = r_all[start : start + CHUNK].astype(np.float64)
+            v = v_all[start : start + CHUNK].astype(np.float64)
+            _add_chunk(sums, start, r, v, float_type)
+        transposed = _transposed_rel_l2(reference, variant, sums)
+    norm_r, norm_v, norm_d = math.sqrt(sums.rr), math.sqrt(sums.vv), math.sqrt(sums.dd)
+    worst = next(
+        (
+            i
+            for i in (sums.first_bad_variant, sums.first_bad_reference, sums.worst)
+            if i is not None
+        ),
+        0,
+    )
     return WeightStatistics(
-        elements=int(r.size),
-        compared=int(rr.size),
+        elements=int(r_all.size),
+        compared=sums.compared,
         rel_l2=_ratio(norm_d, norm_r),
-        cosine=float(np.dot(rr, vv)) / (norm_r * norm_v)
+        cosine=sums.rv / (norm_r * norm_v)
         if norm_r > 0 and norm_v > 0
         else (1.0 if norm_r == norm_v else 0.0),
-        max_abs=max_abs,
-        max_abs_over_range=_ratio(max_abs, scale),
+        max_abs=max(sums.max_abs, 0.0),
+        max_abs_over_range=_ratio(max(sums.max_abs, 0.0), max(sums.high - sums.low, sums.peak)),
         norm_ratio=_ratio(norm_v, norm_r, both_zero=1.0),
-        mean_offset=offset,
-        worst_index=tuple(int(i) for i in np.unravel_index(worst, shape)) if r.size else (),
-        worst_value=float(v[worst]) if v.size else 0.0,
-        worst_reference=float(r[worst]) if r.size else 0.0,
-        non_finite=int(bad_variant.sum()),
-        reference_non_finite=int(bad_reference.sum()),
-        inherited=int(inherited.sum()),
-        out_of_range=int(excluded.sum() - inherited.sum()),
+        mean_offset=sums.d / sums.compared / (norm_r / math.sqrt(sums.compared))
+        if norm_r > 0
+        else 0.0,
+        worst_index=tuple(int(i) for i in np.unravel_index(worst, shape)) if r_all.size else (),
+        worst_value=float(v_all[worst]) if v_all.size else 0.0,
+        worst_reference=float(r_all[worst]) if r_all.size else 0.0,
+        non_finite=sums.non_finite,
+        reference_non_finite=sums.reference_non_finite,
+        inherited=sums.inherited,
+        out_of_range=sums.excluded - sums.inherited,
         transposed_rel_l2=transposed,
     )
 
 
-def _out_of_range(r: np.ndarray, v: np.ndarray, float_type: str | None) -> np.ndarray:
+def _add_chunk(
+    sums: _Sums, start: int, r: np.ndarray, v: np.ndarray, float_type: str | None
+) -> None:
+    r_finite, v_finite = np.isfinite(r), np.isfinite(v)
+    out_of_range = _out_of_range(r, v, float_type)
+    if out_of_range is None and r_finite.all() and v_finite.all():
+        _add_values(sums, start, r, v, None)  # the common case: no mask to apply
+        return
+    inherited = ~r_finite & ~v_finite & (r == v)
+    excluded = inherited if out_of_range is None else inherited | out_of_range
+    bad_variant = ~v_finite & ~excluded
+    bad_reference = ~r_finite & ~excluded & v_finite
+    kept = ~excluded & r_finite & v_finite
+    _add_values(sums, start, r[kept], v[kept], kept)
+    if sums.first_bad_variant is None and bad_variant.any():
+        sums.first_bad_variant = start + int(np.flatnonzero(bad_variant)[0])
+    if sums.first_bad_reference is None and bad_reference.any():
+        sums.first_bad_reference = start + int(np.flatnonzero(bad_reference)[0])
+    sums.non_finite += int(bad_variant.sum())
+    sums.reference_non_finite += int(bad_reference.sum())
+    sums.inherited += int(inherited.sum())
+    sums.excluded += int(excluded.sum())
+
+
+def _add_values(
+    sums: _Sums, start: int, rr: np.ndarray, vv: np.ndarray, kept: np.ndarray | None
+) -> None:
+    """Add the compared elements of a chunk; ``kept`` maps them back to the chunk (None: all)."""
+    diff = vv - rr
+    sums.compared += int(rr.size)
+    sums.rr += float(np.dot(rr, rr))
+    sums.vv += float(np.dot(vv, vv))
+    sums.dd += float(np.dot(diff, diff))
+    sums.rv += float(np.dot(rr, vv))
+    sums.d += float(diff.sum())
+    if not rr.size:
+        return
+    sums.low, sums.high = min(sums.low, float(rr.min())), max(sums.high, float(rr.max()))
+    sums.peak = max(sums.peak, -sums.low, sums.high)
+    np.abs(diff, out=diff)
+    at = int(np.argmax(diff))
+    if float(diff[at]) > sums.max_abs:
+        sums.max_abs = float(diff[at])
+        sums.worst = start + (at if kept is None else int(np.flatnonzero(kept)[at]))
+
+
+def _transposed_rel_l2(reference: np.ndarray, variant: np.ndarray, sums: _Sums) -> float | None:
+    """rel_l2 of the variant transposed, for a square 2-D weight every element of which was
+    compared (a row block at a time)."""
+    shape = reference.shape
+    whole = sums.compared == reference.size
+    if len(shape) != 2 or shape[0] != shape[1] or shape[0] < 2 or not whole or sums.rr == 0:
+        return None
+    rows = max(1, CHUNK // shape[0])
+    total = 0.0
+    for start in range(0, shape[0], rows):
+        r = reference[start : start + rows].astype(np.float64)
+        flipped = variant[:, start : start + rows].T.astype(np.float64)
+        total += float(np.sum((flipped - r) ** 2))
+    return math.sqrt(total) / math.sqrt(sums.rr)
+
+
+def _out_of_range(r: np.ndarray, v: np.ndarray, float_type: str | None) -> np.ndarray | None:
     """Reference values a narrow float type cannot hold, stored as that type holds them: beyond
     its largest finite value (±Inf included) and stored as that value with the same sign (an
     Inf in the variant is not that: it fails as non-finite), or below its smallest normal and
-    stored as zero or a subnormal of the same sign."""
+    stored as zero or a subnormal of the same sign. None when the chunk has no such value."""
     if float_type not in _FLOAT_RANGE:
-        return np.zeros(r.shape, dtype=bool)
+        return None
     tiny, largest = _FLOAT_RANGE[float_type]
-    magnitude, same_sign = np.abs(r), np.sign(v) == np.sign(r)
-    saturated = (magnitude > largest) & same_sign & np.isfinite(v) & (np.abs(v) >= largest)
-    underflow = (magnitude > 0) & (magnitude < tiny) & (np.abs(v) <= tiny) & (same_sign | (v == 0))
+    magnitude = np.abs(r)
+    big, small = magnitude > largest, (magnitude > 0) & (magnitude < tiny)
+    if not big.any() and not small.any():
+        return None
+    same_sign = np.sign(v) == np.sign(r)
+    saturated = big & same_sign & np.isfinite(v) & (np.abs(v) >= largest)
+    underflow = small & (np.abs(v) <= tiny) & (same_sign | (v == 0))
     return np.asarray(saturated | underflow)
 
 

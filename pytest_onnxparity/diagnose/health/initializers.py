@@ -17,6 +17,7 @@ from pytest_onnxparity.compare.weight_space import DEFAULT_LIMITS
 from pytest_onnxparity.compare.weight_space.matching import match_weights
 from pytest_onnxparity.compare.weight_space.report import UncomparedForm
 from pytest_onnxparity.compare.weight_space.run import iter_aligned_forms
+from pytest_onnxparity.compare.weight_space.statistics import measure
 from pytest_onnxparity.diagnose.health.common import DETAIL_ITEMS, Outcome, listed, load_model
 from pytest_onnxparity.diagnose.health.config import (
     DEFAULT_DOMAIN,
@@ -193,7 +194,7 @@ def _collapsed_weights(
                 }
             )
             continue
-        ref = aligned.reference_values.astype(np.float64)
+        ref = aligned.reference_values
         if not ref.size or not np.all(np.isfinite(ref)) or not np.any(ref):
             continue
         compared += 1
@@ -201,7 +202,7 @@ def _collapsed_weights(
         if not np.all(np.isfinite(values)):
             continue  # reported as NaN/Inf already
         peak, spread = float(np.max(np.abs(ref))), float(np.ptp(ref))
-        rel_l2 = float(np.linalg.norm(values - ref) / np.linalg.norm(ref))
+        rel_l2 = measure(ref, values, aligned.dequantized.float_type).rel_l2
         if not np.any(values) and peak > step:
             kind = "all zeros"
         elif values.size > 1 and np.ptp(values) == 0 and spread > 2 * step:

@@ -149,7 +149,7 @@ def test_qlinear_matmul_weight_is_its_integers_minus_zero_point_times_scale(
     form = aligned(reference, variant)
     q = weightkit.initializer(variant, "W_quantized").astype(np.float64)
     scale = weightkit.initializer(variant, "W_scale").astype(np.float64)
-    np.testing.assert_allclose(form.values, q * scale, rtol=1e-12)
+    np.testing.assert_allclose(form.values, q * scale, rtol=1e-6)
     assert form.dequantized.layout == "int8, per axis -1"
 
 
@@ -161,7 +161,7 @@ def test_bfloat16_storage_reads_its_rounded_values(
     variant = weightkit.bfloat16_variant(tmp_path / "variant.onnx", weight)
     form = aligned(reference, variant)
     expected = weight.astype(ml_dtypes.bfloat16).astype(np.float64)
-    np.testing.assert_allclose(form.values, expected, rtol=1e-12)
+    np.testing.assert_allclose(form.values, expected, rtol=1e-6)
     assert form.dequantized.float_type == "bfloat16"
 
 
@@ -175,7 +175,7 @@ def test_onnxruntime_dynamic_quantization_per_channel_reads_as_its_scales_say(
     form = aligned(reference, variant)
     q = weightkit.initializer(variant, "W_quantized").astype(np.float64)
     scale = weightkit.initializer(variant, "W_scale").astype(np.float64)
-    np.testing.assert_allclose(form.values, q * scale.reshape(1, -1), rtol=1e-12)
+    np.testing.assert_allclose(form.values, q * scale.reshape(1, -1), rtol=1e-6)
     assert form.form.storage == "MatMulInteger"
 
 
