@@ -46,6 +46,10 @@ PUBLIC: dict[str, str] = {
     "ParityResult": "compare.parity",
     "compare_outputs": "compare.metrics",
     "OutputStats": "compare.metrics",
+    # comparing weights, without inference
+    "compare_weights": "compare.weight_space",
+    "WeightParityReport": "compare.weight_space",
+    "WeightSettings": "compare.weight_space",
     # the engine behind the parity_engine / parity_case fixtures
     "ParityEngine": "run.engine",
     "ParityCase": "run.cases",
@@ -78,9 +82,12 @@ __all__ = [
     "SpeedSubject",
     "TimingPlan",
     "Tolerance",
+    "WeightParityReport",
+    "WeightSettings",
     "__version__",
     "compare",
     "compare_outputs",
+    "compare_weights",
     "discover",
     "measure_rtf",
     "open_session",
@@ -90,6 +97,11 @@ __all__ = [
 if TYPE_CHECKING:
     from pytest_onnxparity.compare.metrics import OutputStats, compare_outputs
     from pytest_onnxparity.compare.parity import ParityResult, compare
+    from pytest_onnxparity.compare.weight_space import (
+        WeightParityReport,
+        WeightSettings,
+        compare_weights,
+    )
     from pytest_onnxparity.config.tolerances import Tolerance
     from pytest_onnxparity.export.discovery import discover
     from pytest_onnxparity.export.folder import ExportFolder, Graph, ModelFile
