@@ -37,7 +37,16 @@ FOLDER_CONFIG_NAME = "parity.toml"
 
 
 # Tables owned by feature modules, which validate their own keys (``parse_*_options``).
-FEATURE_SECTIONS = ("health", "speed", "size", "sequence", "localize", "references", "suite")
+FEATURE_SECTIONS = (
+    "health",
+    "weights",
+    "speed",
+    "size",
+    "sequence",
+    "localize",
+    "references",
+    "suite",
+)
 
 
 GLOBAL_KEYS = (

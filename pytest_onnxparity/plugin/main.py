@@ -20,6 +20,7 @@ FEATURE_PLUGINS: tuple[str, ...] = (
     "localize",
     "results",
     "health",
+    "weights",
     "suites",
     "speed",
     "references",
