@@ -46,6 +46,10 @@ PUBLIC: dict[str, str] = {
     "ParityResult": "compare.parity",
     "compare_outputs": "compare.metrics",
     "OutputStats": "compare.metrics",
+    # comparing weights, without inference
+    "compare_weights": "compare.weight_space",
+    "WeightParityReport": "compare.weight_space",
+    "WeightSettings": "compare.weight_space",
     # the engine behind the parity_engine / parity_case fixtures
     "ParityEngine": "run.engine",
     "ParityCase": "run.cases",
@@ -81,8 +85,11 @@ __all__ = [
     "TimingItem",
     "TimingPlan",
     "Tolerance",
+    "WeightParityReport",
+    "WeightSettings",
     "__version__",
     "compare_outputs",
+    "compare_weights",
     "discover",
     "measure_rtf",
     "open_session",
@@ -92,6 +99,11 @@ __all__ = [
 if TYPE_CHECKING:
     from pytest_onnxparity.compare.metrics import OutputStats, compare_outputs
     from pytest_onnxparity.compare.parity import ParityResult
+    from pytest_onnxparity.compare.weight_space import (
+        WeightParityReport,
+        WeightSettings,
+        compare_weights,
+    )
     from pytest_onnxparity.config.tolerances import Tolerance
     from pytest_onnxparity.export.discovery import discover
     from pytest_onnxparity.export.folder import ExportFolder, Graph, ModelFile

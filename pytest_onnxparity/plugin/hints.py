@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from pytest_onnxparity.compare.gates import NONFINITE_GATE, GateOutcome
+from pytest_onnxparity.compare.gates import NONFINITE_GATE, REFERENCE_NONFINITE_GATE, GateOutcome
 from pytest_onnxparity.results import terminal
 from pytest_onnxparity.results.records import ParityRecord
 
@@ -37,6 +37,11 @@ def next_step(
     first = failed[0]
     if first.metric == NONFINITE_GATE:
         return "NaN/Inf cannot be tolerated: fix the variant (overflow in fp16? a broken scale?)"
+    if first.metric == REFERENCE_NONFINITE_GATE:
+        return (
+            "NaN/Inf cannot be compared: fix the reference, or give inputs it handles "
+            "([graphs.<graph>.inputs] ranges, real inputs)"
+        )
     unrelated = _unrelated_cosine(record, failed)
     if unrelated is not None:
         return (

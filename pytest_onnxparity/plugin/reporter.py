@@ -120,9 +120,13 @@ class ParityReporter:
         self.config = config
         self.collector = ResultCollector()
         self.outputs = resolve_outputs(config)
+        from pytest_onnxparity.plugin.output_paths import check_named_outputs
+
+        check_named_outputs(config, self.outputs)
         self.written: list[tuple[str, Path]] = []
         self.appended: list[Path] = []
         self.comparison: BaselineComparison | None = None
+        self.write_failure: str | None = None
         self.notes: list[tuple[str, bool]] = []
         """Lines for the summary about the written files: (text, is_a_problem)."""
         # ``--dist loadgroup`` appends ``@group`` to node ids; records are stored without it.
@@ -145,30 +149,47 @@ class ParityReporter:
         from pytest_onnxparity.plugin.run import ensure_settings
 
         settings = ensure_settings(self.config)
-        from pytest_onnxparity.files.atomic import write_json_atomic
+        from pytest_onnxparity.plugin.output_paths import results_bytes
         from pytest_onnxparity.results.terminal import suggest_toml
 
         if not self.config.pluginmanager.hasplugin("dsession"):
             from pytest_onnxparity.plugin.results import process_output
 
             self.collector.add_worker("main", process_output(self.config))
+        metadata = None
+        files: list[tuple[str, Path, bytes]] = []
         if settings.json_path is not None or self.outputs.needs_metadata:
             document = self.document()
-            if settings.json_path is not None:
-                write_json_atomic(settings.json_path, document)
-                self.written.append(("results", settings.json_path))
             if self.outputs.needs_metadata:
                 metadata = self._metadata(document)
-                self._write_metadata(metadata)
-                if self.outputs.model_index_path is not None:
-                    self._write_model_index(metadata, document)
-                if self.outputs.baseline is not None:
-                    self._compare_baseline(session, metadata)
+                files = self._metadata_files(metadata)
+            if settings.json_path is not None:
+                files.insert(0, ("results", settings.json_path, results_bytes(document, files)))
         if settings.suggest_path is not None:
             text = suggest_toml(self.collector.records, settings.suggest_margin)
-            settings.suggest_path.parent.mkdir(parents=True, exist_ok=True)
-            settings.suggest_path.write_text(text, encoding="utf-8")
-            self.written.append(("suggested limits", settings.suggest_path))
+            files.append(("suggested limits", settings.suggest_path, text.encode("utf-8")))
+        self._write(session, files)
+        if metadata is not None and self.outputs.model_index_path is not None:
+            self._write_model_index(metadata, document)
+        if metadata is not None and self.outputs.baseline is not None:
+            self._compare_baseline(session, metadata)
+
+    def _write(self, session: pytest.Session, files: list[tuple[str, Path, bytes]]) -> None:
+        from pytest_onnxparity.plugin.output_paths import write_together
+
+        self.write_failure = write_together(files)
+        if self.write_failure is not None:
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
+        self.written.extend((what, path) for what, path, _ in files)
+        markdown = self.outputs.markdown_path
+        step_summary = os.environ.get(STEP_SUMMARY_ENV)
+        if markdown is not None and step_summary:
+            text = next(data for _, path, data in files if path == markdown).decode("utf-8")
+            with open(step_summary, "a", encoding="utf-8") as stream:
+                stream.write(text + "\n")
+            self.appended.append(Path(step_summary))
 
     def _metadata(self, document: Mapping[str, Any]) -> dict[str, Any]:
         """The metadata block of this run, after ``pytest_onnxparity_update_metadata`` hooks."""
@@ -178,24 +199,20 @@ class ParityReporter:
         self.config.hook.pytest_onnxparity_update_metadata(metadata=metadata, config=self.config)
         return metadata
 
-    def _write_metadata(self, metadata: Mapping[str, Any]) -> None:
-        from pytest_onnxparity.files.atomic import write_text_atomic
+    def _metadata_files(self, metadata: Mapping[str, Any]) -> list[tuple[str, Path, bytes]]:
         from pytest_onnxparity.results.markdown import render_markdown
         from pytest_onnxparity.results.metadata import dumps_stable
 
         outputs = self.outputs
+        files = []
         if outputs.metadata_path is not None:
-            write_text_atomic(outputs.metadata_path, dumps_stable(metadata))
-            self.written.append(("parity metadata", outputs.metadata_path))
+            files.append(
+                ("parity metadata", outputs.metadata_path, dumps_stable(metadata).encode("utf-8"))
+            )
         if outputs.markdown_path is not None:
             text = render_markdown(metadata)
-            write_text_atomic(outputs.markdown_path, text)
-            self.written.append(("markdown", outputs.markdown_path))
-            step_summary = os.environ.get(STEP_SUMMARY_ENV)
-            if step_summary:
-                with open(step_summary, "a", encoding="utf-8") as stream:
-                    stream.write(text + "\n")
-                self.appended.append(Path(step_summary))
+            files.append(("markdown", outputs.markdown_path, text.encode("utf-8")))
+        return files
 
     def _write_model_index(self, metadata: Mapping[str, Any], document: Mapping[str, Any]) -> None:
         """The Hub's evaluation results (WER/CER against ground truth), validated with
@@ -273,13 +290,14 @@ class ParityReporter:
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.collector.records and not self.written and self.comparison is None:
+        quiet = not self.written and self.comparison is None and self.write_failure is None
+        if not self.collector.records and quiet:
             return  # an inert run: nothing to say, and nothing heavy (numpy) to import
         from pytest_onnxparity.plugin.run import shown_path
         from pytest_onnxparity.results.terminal import report_lines
 
         lines = report_lines(self.collector.records, self.collector.workers)
-        if not lines and not self.written and self.comparison is None:
+        if not lines and quiet:
             return
         terminalreporter.section("onnxparity")
         # line(), not write_line(): the latter first ends the progress line, a blank line here.
@@ -295,6 +313,8 @@ class ParityReporter:
             terminalreporter.line(text, red=problem)
         for path in self.appended:
             terminalreporter.line(f"markdown appended to {path} ({STEP_SUMMARY_ENV})")
+        if self.write_failure is not None:
+            terminalreporter.line(self.write_failure, red=True)
 
 
 class WorkerOutputs:

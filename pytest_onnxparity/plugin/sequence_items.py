@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_onnxparity.plugin.folder_hooks import FolderHooks
 from pytest_onnxparity.plugin.markers import mark_generated
 from pytest_onnxparity.plugin.sequence_settings import (
     ADAPTER_HOOK,
@@ -233,7 +234,7 @@ def _failed(variant_set: str, message: str, check: str) -> CheckResult:
     )
 
 
-class SequenceItem(pytest.Item):
+class SequenceItem(FolderHooks, pytest.Item):
     """One sequence check (a clip, or a variant set's corpus), gated on its
     :class:`~pytest_onnxparity.results.records.CheckResult`."""
 
@@ -262,7 +263,7 @@ class SequenceItem(pytest.Item):
         return self.path, None, self.name
 
 
-class ProblemItem(pytest.Item):
+class ProblemItem(FolderHooks, pytest.Item):
     """Stands for the sequence items when they cannot be made; fails with one line."""
 
     def __init__(self, *, problem: str, **kwargs: Any) -> None:

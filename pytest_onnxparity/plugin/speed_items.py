@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_onnxparity.plugin.folder_hooks import FolderHooks
 from pytest_onnxparity.plugin.markers import mark_generated
 from pytest_onnxparity.plugin.speed_settings import (
     NOT_ENFORCED,
@@ -61,7 +62,7 @@ def bundle_items(parent: pytest.Collector, engine: ParityEngine) -> list[pytest.
     return items
 
 
-class BundleItem(pytest.Item):
+class BundleItem(FolderHooks, pytest.Item):
     """A size gate of one variant bundle (every graph's file of one tag), under the folder."""
 
     def __init__(self, *, check: Callable[[], CheckResult], root: Path, **kwargs: Any) -> None:
@@ -87,7 +88,7 @@ def _timed() -> None:
     """Stands for a timing test's function where pytest-benchmark is not loaded."""
 
 
-class TimingItem(pytest.Function):
+class TimingItem(FolderHooks, pytest.Function):
     """A timed figure (latency or RTF) gated on the speed budgets that fit its subject.
 
     A ``pytest.Function`` (built with :meth:`create`) because only functions can request

@@ -142,6 +142,11 @@ def read_baseline(path: Path, what: str = "baseline") -> dict[str, Any]:
         ) from None
     except OSError as error:
         raise BaselineError(f"{what} {path}: cannot be read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise BaselineError(
+            f"{what} {path}: not UTF-8 text, so not a file written by --parity-json or "
+            "--parity-metadata; pass one of those"
+        ) from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
@@ -150,7 +155,7 @@ def read_baseline(path: Path, what: str = "baseline") -> dict[str, Any]:
             "was killed while writing leaves the previous file, so regenerate this one"
         ) from None
     kind = document.get("schema") if isinstance(document, dict) else None
-    if kind not in READABLE_VERSIONS:
+    if not isinstance(kind, str) or kind not in READABLE_VERSIONS:
         raise BaselineError(
             f"{what} {path}: not a pytest-onnxparity results or metadata file (schema "
             f"{kind!r}); pass a file written by --parity-json or --parity-metadata"

@@ -156,7 +156,7 @@ def _limits(gates: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     """Each output's gate limits (the same on every input set; the strictest if not)."""
     limits: dict[str, dict[str, float]] = {}
     for gate in gates:
-        if gate["metric"] == "finite":
+        if gate["metric"] in ("finite", "reference_finite"):
             continue
         per_output = limits.setdefault(gate["output"], {})
         limit = gate["limit"]

@@ -137,7 +137,17 @@ def _evaluate(
 ) -> CheckResult:
     size_mb = total_bytes / BYTES_PER_MB
     reference_mb = reference_bytes / BYTES_PER_MB
-    ratio = reference_bytes / total_bytes if total_bytes else float("inf")
+    if budgets and total_bytes == 0:
+        # An empty file would have an infinite ratio that passes any budget (and no JSON).
+        return CheckResult(
+            check="size",
+            graph=graph,
+            variant=variant,
+            passed=False,
+            message=f"{title}: 0 bytes, which is no model; re-export it or remove it",
+            details={**details, "size_mb": 0.0, "budgets": []},
+        )
+    ratio = reference_bytes / total_bytes if total_bytes else 0.0
     outcomes = []
     lines = []
     for budget in budgets:

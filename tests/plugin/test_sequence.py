@@ -452,17 +452,12 @@ def test_a_missing_adapter_is_one_failing_test_with_one_clear_line(
             "'max_wrr'; allowed keys: require_token_equality, *",
         ),
         (
-            "max_wer = 0.1\n",
-            [],
-            "ERROR: onnxparity: *[[]tool.onnxparity.sequence]: no clips: set clips_dir *",
-        ),
-        (
             'clips_dir = "clips"\n',
             ["--parity-clips-limit", "0"],
             "*error: argument --parity-clips-limit: expected a number of clips >= 1, got '0'",
         ),
     ],
-    ids=["unknown-key", "no-clips", "bad-limit"],
+    ids=["unknown-key", "bad-limit"],
 )
 def test_a_bad_sequence_config_is_a_usage_error_naming_the_key(
     run: RunPytest,

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import RunPytest
 
 EXAMPLE_VARIANT_TESTS = 6
+WEIGHT_TESTS = 6  # weights[<variant>]: one per variant file, on by default
 GRAPH_FILES = 8  # encoder and classifier: fp32 reference + fp16, int8, int4
 IMPOSSIBLE = "latency_ms<=0.000001"  # one nanosecond per call
 
@@ -53,7 +54,7 @@ def test_a_plain_run_adds_no_timing_test_and_prints_the_size_tables(
     run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     result = run("--onnx-dir", str(export_dir))
-    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS)
+    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + WEIGHT_TESTS)
     result.stdout.fnmatch_lines(
         [
             "*= onnxparity sizes =*",
@@ -78,7 +79,7 @@ def test_a_speed_budget_times_every_graph_file_and_reports_the_figures(
     run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     result = run("--onnx-dir", str(export_dir), "--parity-speed-budget", "latency_ms<=10000")
-    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + GRAPH_FILES)
+    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + WEIGHT_TESTS + GRAPH_FILES)
     result.stdout.fnmatch_lines(
         [
             "onnxparity speed: budgets latency_ms<=10000; median of 5 after 1 warm-up; "
@@ -432,7 +433,7 @@ def test_an_oversize_bundle_fails_its_size_gate(
     run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     result = run("--onnx-dir", str(export_dir), "--parity-size-budget", "int4:size_mb<=0.01")
-    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS, failed=1)
+    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + WEIGHT_TESTS, failed=1)
     result.stdout.fnmatch_lines(
         [
             "onnxparity size: budgets int4:size_mb<=0.01",
