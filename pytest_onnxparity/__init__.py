@@ -47,9 +47,9 @@ PUBLIC: dict[str, str] = {
     "compare_outputs": "compare.metrics",
     "OutputStats": "compare.metrics",
     # comparing weights, without inference
-    "compare_weights": "compare.weight_space",
-    "WeightParityReport": "compare.weight_space",
-    "WeightSettings": "compare.weight_space",
+    "compare_weights": "compare.weight_space.run",
+    "WeightParityReport": "compare.weight_space.report",
+    "WeightSettings": "compare.weight_space.limits",
     # the engine behind the parity_engine / parity_case fixtures
     "ParityEngine": "run.engine",
     "ParityCase": "run.cases",

@@ -122,7 +122,9 @@ def test_an_fp16_variant_left_out_of_topological_order_fails_the_checker_with_th
     model = convert_float_to_float16(onnx.load(export_copy / "classifier.onnx"), keep_io_types=True)
     onnx.save(model, export_copy / "classifier_fp16.onnx")
     result = run("--onnx-dir", str(export_copy), "--parity-health-checks", "checker")
-    result.assert_outcomes(passed=PARITY_TESTS + WEIGHT_TESTS + EXAMPLE_FILES - 1, failed=1)
+    # The wire-format pre-check refuses the file before onnxruntime loads it: its parity and
+    # weights tests fail with the same line as its checker test.
+    result.assert_outcomes(passed=PARITY_TESTS + WEIGHT_TESTS + EXAMPLE_FILES - 3, failed=3)
     result.stdout.fnmatch_lines(
         [
             "*classifier_fp16.onnx: not a valid ONNX graph (node * reads * before * makes it: "
@@ -130,7 +132,13 @@ def test_an_fp16_variant_left_out_of_topological_order_fails_the_checker_with_th
             "(onnxruntime.transformers.onnx_model.OnnxModel(model).topological_sort(), then save)*",
         ]
     )
-    result.stdout.fnmatch_lines(["FAILED *export::classifier::health-checker[[]fp16[]]*"])
+    result.stdout.fnmatch_lines_random(
+        [
+            "FAILED *export::classifier::health-checker[[]fp16[]]*",
+            "FAILED *export::classifier::parity[[]fp16[]]*",
+            "FAILED *export::classifier::weights[[]fp16[]]*",
+        ]
+    )
 
 
 def test_a_variant_saved_at_another_opset_fails_the_released_opset(
