@@ -46,9 +46,9 @@ echo "wheel smoke: without onnxruntime the run stops with one line naming onnxru
 
 "$WORK/venv/bin/python" -m pip install -q "$wheel[cpu]"
 output="$(run_example 2>&1)" || fail "the example run failed: $output"
-echo "$output" | grep -q "^=* 6 passed in " || fail "the example run did not pass 6 tests: $output"
+echo "$output" | grep -q "^=* 12 passed in " || fail "the example run did not pass its 12 tests (6 parity, 6 weights): $output"
 if echo "$output" | grep -qi "warning"; then fail "the example run printed a warning: $output"; fi
-"$WORK/venv/bin/python" -m pytest_onnxparity render "$WORK/results.json" | grep -qx "6 parity tests (6 passed); 8 sessions opened (main: 8)" \
+"$WORK/venv/bin/python" -m pytest_onnxparity render "$WORK/results.json" | grep -qx "6 parity tests (6 passed), 6 checks (6 passed); 8 sessions opened (main: 8)" \
     || fail "python -m pytest_onnxparity render did not print the run's counts"
 [ -z "$(ls -A "$WORK/empty")" ] || fail "the run wrote into the working folder: $(ls -A "$WORK/empty")"
-echo "wheel smoke: with the cpu extra, the bundled example passes from an empty folder (6 passed, no warning) and renders from its results file"
+echo "wheel smoke: with the cpu extra, the bundled example passes from an empty folder (12 passed, no warning) and renders from its results file"

@@ -12,6 +12,7 @@ from tests.conftest import RunPytest
 from tests.paths import EXAMPLE
 
 STRICT = ("-W", "error", "--strict-markers", "-p", "no:cacheprovider")
+EXAMPLE_TESTS = 12  # a parity and a weights[<variant>] test per variant of the example
 
 
 @pytest.mark.parametrize("xdist", ["without xdist", "with xdist"])
@@ -21,7 +22,7 @@ def test_the_plugin_is_silent_under_w_error_and_strict_markers(
     blocked = ("-p", "no:xdist") if xdist == "without xdist" else ()
     result = pytester.runpytest_subprocess(*STRICT, *blocked, f"--onnx-dir={export_copy}", "-rA")
 
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=EXAMPLE_TESTS)
     output = result.stdout.str() + result.stderr.str()
     assert "warning" not in output.lower()
 
@@ -53,12 +54,13 @@ def test_onnx_dir_without_test_paths_collects_the_export_folder_alone(
 
     result = run("--onnx-dir", str(export_copy), "-m", "parity")
 
-    result.assert_outcomes(passed=6)  # nothing of tests/ collected, so nothing deselected
+    # Nothing of tests/ is collected, so nothing is deselected.
+    result.assert_outcomes(passed=EXAMPLE_TESTS)
     result.stdout.fnmatch_lines(
         [
             f"onnxparity: collecting {export_copy} only (name test paths on the command line to "
             "collect them too)",
-            "collected 6 items",
+            f"collected {EXAMPLE_TESTS} items",
         ]
     )
     assert "testpaths:" not in result.stdout.str()
@@ -71,7 +73,7 @@ def test_named_test_paths_run_beside_the_export_folder(
 
     result = run("--onnx-dir", str(export_copy), "test_project.py")
 
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=EXAMPLE_TESTS + 1)
     assert "collecting" not in result.stdout.str()
 
 
@@ -81,7 +83,7 @@ def test_the_ini_onnx_dir_adds_the_folder_to_the_normal_run(
     pytester.makeini(f"[pytest]\nparity_onnx_dir = {export_copy}\n")
     pytester.makepyfile(test_project="def test_project(): pass\n")
 
-    run().assert_outcomes(passed=7)
+    run().assert_outcomes(passed=EXAMPLE_TESTS + 1)
 
 
 def test_an_export_folder_outside_the_rootdir_is_named_in_node_ids(
@@ -154,7 +156,7 @@ def test_the_equals_form_keeps_the_project_rootdir_and_its_settings(
 ) -> None:
     result = pytester.runpytest_subprocess(f"--onnx-dir={checkout}")
 
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=EXAMPLE_TESTS)
     result.stdout.fnmatch_lines([f"onnxparity: {checkout} (seed 7,*", f"rootdir: {project}"])
 
 
@@ -165,7 +167,7 @@ def test_onnx_dir_with_a_space_inside_the_project_runs(
 
     result = pytester.runpytest_subprocess("--onnx-dir", "out")
 
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=EXAMPLE_TESTS)
     result.stdout.fnmatch_lines(["onnxparity: out (seed 7,*", f"rootdir: {project}"])
 
 
@@ -191,7 +193,7 @@ def test_an_outside_path_that_leaves_the_project_config_in_place_runs(
 
     result = pytester.runpytest_subprocess("--onnx-dir", "out", "--parity-json", str(results))
 
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=EXAMPLE_TESTS)
     result.stdout.fnmatch_lines([f"rootdir: {project}"])
 
 
@@ -202,7 +204,7 @@ def test_rootdir_on_the_command_line_is_a_choice(
         "--onnx-dir", str(export_copy), "--rootdir", str(project)
     )
 
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=EXAMPLE_TESTS)
 
 
 NO_ONNXRUNTIME = """

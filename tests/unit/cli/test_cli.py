@@ -71,7 +71,9 @@ def test_render_prints_the_table_the_run_printed(
 
     assert status == 0
     assert out.splitlines() == onnxparity_section(stored.stdout)
-    assert out.splitlines()[-1] == "6 parity tests (6 passed); 8 sessions opened (main: 8)"
+    assert out.splitlines()[-1] == (
+        "6 parity tests (6 passed), 6 checks (6 passed); 8 sessions opened (main: 8)"
+    )
 
 
 def test_render_markdown_and_metadata_are_the_files_the_run_wrote(
