@@ -1,6 +1,8 @@
 """Hooks that conftest.py files and plugins implement to extend pytest-onnxparity.
 
 Registered by ``pytest_addhooks``; each is documented with when it runs and what it returns.
+Mark your implementations ``@pytest.hookimpl(optionalhook=True)``: without it, a run with the
+plugin disabled (``-p no:onnxparity``) or not installed stops with "unknown hook".
 """
 
 from __future__ import annotations
@@ -25,9 +27,14 @@ def pytest_onnxparity_graph_items(
     """
 
 
-@pytest.hookspec(firstresult=True)
+@pytest.hookspec
 def pytest_onnxparity_update_record(record: dict[str, Any], item: pytest.Item) -> None:
-    """Edit a result record (plain JSON) in place before it is attached to the test report."""
+    """Edit a result record (plain JSON) in place before it is attached to the test report.
+
+    Every implementation is called, in pluggy's order, each seeing the edits of the ones before;
+    what they return is ignored. The record then goes to the controller on the report (it must
+    stay plain JSON: dicts, lists, str, int, float, bool, None).
+    """
 
 
 @pytest.hookspec

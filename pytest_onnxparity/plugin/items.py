@@ -12,7 +12,10 @@ from pytest_onnxparity.compare.gates import failure_message
 from pytest_onnxparity.export.folder import Graph
 from pytest_onnxparity.plugin import keys
 from pytest_onnxparity.plugin.folder_hooks import FolderHooks
-from pytest_onnxparity.results.records import CheckResult, ParityRecord, encode_property
+from pytest_onnxparity.plugin.hints import next_step
+from pytest_onnxparity.plugin.markers import mark_generated
+from pytest_onnxparity.plugin.results import attach_record
+from pytest_onnxparity.results.records import CheckResult, ParityRecord
 from pytest_onnxparity.run.cases import ParityCase
 from pytest_onnxparity.run.engine import ParityEngine
 from pytest_onnxparity.runtime.inputs import DEFAULT_SET
@@ -68,8 +71,7 @@ class ParityItem(FolderHooks, pytest.Item):
         super().__init__(**kwargs)
         self.case = case
         self.engine = engine
-        self.add_marker("parity")
-        self.add_marker(pytest.mark.xdist_group(case.graph.name))
+        mark_generated(self, case.graph.name)
 
     def runtest(self) -> None:
         record = self.engine.check(self.case, self.nodeid)
@@ -80,8 +82,7 @@ class ParityItem(FolderHooks, pytest.Item):
                 item=self, record=record_json
             ):
                 details.extend(lines or [])
-        self.ihook.pytest_onnxparity_update_record(record=record_json, item=self)
-        self.user_properties.append(encode_property(record_json))
+        attach_record(self, record_json)
         if record.error is not None:
             pytest.fail(f"{self._title()}: {record.error}", pytrace=False)
         if not record.passed:
@@ -119,8 +120,7 @@ class CheckItem(FolderHooks, pytest.Item):
         self.check = check
         self.graph = graph
         self.model_path = model_path
-        self.add_marker("parity")
-        self.add_marker(pytest.mark.xdist_group(graph.name))
+        mark_generated(self, graph.name)
 
     def runtest(self) -> None:
         record_and_gate(self, self.check())
@@ -133,8 +133,7 @@ def record_and_gate(item: pytest.Item, result: CheckResult) -> None:
     """Attach ``result`` to ``item``'s report as a plain-JSON record; fail the test if it must."""
     __tracebackhide__ = True
     record = {"kind": "check", "nodeid": item.nodeid, **result.to_json()}
-    item.ihook.pytest_onnxparity_update_record(record=record, item=item)
-    item.user_properties.append(encode_property(record))
+    attach_record(item, record)
     if not result.passed and result.enforced:
         pytest.fail(result.message or f"{result.check} failed", pytrace=False)
 
@@ -146,8 +145,7 @@ class LoadItem(FolderHooks, pytest.Item):
         super().__init__(**kwargs)
         self.graph = graph
         self.engine = engine
-        self.add_marker("parity")
-        self.add_marker(pytest.mark.xdist_group(graph.name))
+        mark_generated(self, graph.name)
 
     def runtest(self) -> None:
         from pytest_onnxparity.runtime.sessions import ModelLoadError
@@ -169,24 +167,10 @@ class LoadItem(FolderHooks, pytest.Item):
         return self.graph.reference_file.path, None, f"{self.graph.name}::{self.name}"
 
 
-def failure_text(title: str, record: ParityRecord) -> str:
+def failure_text(title: str, record: ParityRecord, **where_limits_came_from: Any) -> str:
+    """The failure message of ``record``; keywords as :func:`~plugin.hints.next_step`'s."""
     assert record.result is not None
-    failed = [gate for gate in record.result.gates if not gate.passed]
-    first = failed[0]
-    scope = f"{record.graph}/{record.variant}"
-    hint = (
-        f"if this drift is acceptable, raise the limit: --parity-tolerance "
-        f"{scope}/{first.output}:{first.metric}=<limit>, or in parity.toml "
-        f'[graphs."{record.graph}".variants."{record.variant}".outputs."{first.output}"]; '
-        "--parity-suggest PATH writes limits from measured values"
-    )
-    if first.metric == "finite":
-        hint = "NaN/Inf cannot be tolerated: fix the variant (overflow in fp16? a broken scale?)"
-    elif first.metric == "reference_finite":
-        hint = (
-            "NaN/Inf cannot be compared: fix the reference, or give inputs it handles "
-            "([graphs.<graph>.inputs] ranges, real inputs)"
-        )
+    hint = next_step(record, **where_limits_came_from)
     return failure_message(title, record.result.stats, record.result.gates, hint)
 
 
@@ -195,6 +179,10 @@ def collect_export_dir(path: Path, parent: pytest.Collector) -> ExportDirNode | 
     engine = parent.config.stash.get(keys.ENGINE, None)
     if engine is None or path != engine.folder.root:
         return None
+    if not path.is_relative_to(parent.config.rootpath):
+        # Outside the rootdir pytest would give the folder an empty node id (its items
+        # ``::encoder::parity[int8]``); its own name reads like the ids inside a project.
+        return ExportDirNode.from_parent(parent, path=path, nodeid=path.name)
     return ExportDirNode.from_parent(parent, path=path)
 
 

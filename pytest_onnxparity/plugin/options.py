@@ -1,6 +1,9 @@
 """Command-line options: declared in one group, each string parsed once into an object.
 
 Parsers raise ``argparse.ArgumentTypeError`` so pytest reports a usage error naming the flag.
+Numeric ini keys are typed (``type="int"``): pytest reads ``parity_threads = 2`` from a native
+``[tool.pytest]`` table as it is and ``"2"`` from an ini file, and names the key when it is not
+an integer.
 This module imports only the standard library: it is loaded with the plugin.
 """
 
@@ -84,7 +87,7 @@ def add_options(parser: Any) -> None:
         metavar="N",
         help="intra-op threads per session (default 0 = onnxruntime's choice)",
     )
-    parser.addini("parity_threads", "default for --parity-threads", default=None)
+    parser.addini("parity_threads", "default for --parity-threads", type="int", default=None)
     group.addoption(
         "--parity-graph-opt",
         choices=GRAPH_OPT_LEVELS,
@@ -261,14 +264,18 @@ def _add_speed_options(group: Any, parser: Any) -> None:
         metavar="N",
         help="timed rounds per figure; the median is gated (default 5)",
     )
-    parser.addini("parity_timing_repeats", "default for --parity-timing-repeats", default=None)
+    parser.addini(
+        "parity_timing_repeats", "default for --parity-timing-repeats", type="int", default=None
+    )
     group.addoption(
         "--parity-timing-warmup",
         type=parse_non_negative_int,
         metavar="N",
         help="untimed rounds before the timed ones (default 1)",
     )
-    parser.addini("parity_timing_warmup", "default for --parity-timing-warmup", default=None)
+    parser.addini(
+        "parity_timing_warmup", "default for --parity-timing-warmup", type="int", default=None
+    )
 
 
 def _add_references_options(group: Any, parser: Any) -> None:

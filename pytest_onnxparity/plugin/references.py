@@ -7,7 +7,6 @@ starts, and torch only when a torch reference is built.
 
 from __future__ import annotations
 
-import json
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -279,15 +278,11 @@ class ReferenceRecorder:
         self.failures: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
-        from pytest_onnxparity.results.records import USER_PROPERTY
+        from pytest_onnxparity.plugin.results import report_records
 
-        for name, value in report.user_properties:
-            if name == USER_PROPERTY and isinstance(value, str):
-                record = json.loads(value)
-                if record.get("kind") == "parity":
-                    self.graphs.add(record["graph"])
+        for record in report_records(report):
+            if record.get("kind") == "parity":
+                self.graphs.add(record["graph"])
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         from pytest_onnxparity.references.recorded import RecordedDataError

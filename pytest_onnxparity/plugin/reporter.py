@@ -135,9 +135,12 @@ class ParityReporter:
             config.pluginmanager.register(WorkerOutputs(self.collector), "onnxparity-workers")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        from pytest_onnxparity.plugin.results import report_records
+
+        records = report_records(report)
+        if records:
             suffix = _group_suffix(report.nodeid) if self.group_suffixes else ""
-            self.collector.add_from_properties(report.user_properties, report.duration, suffix)
+            self.collector.add_from_report(records, report.duration, suffix)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -290,28 +293,22 @@ class ParityReporter:
         quiet = not self.written and self.comparison is None and self.write_failure is None
         if not self.collector.records and quiet:
             return  # an inert run: nothing to say, and nothing heavy (numpy) to import
-        from pytest_onnxparity.results.terminal import check_lines, counts_line, summary_lines
+        from pytest_onnxparity.plugin.run import shown_path
+        from pytest_onnxparity.results.terminal import report_lines
 
-        records = self.collector.records
-        lines = summary_lines(records)
-        checks = check_lines(records)
-        if lines and checks:
-            lines.append("")
-        lines.extend(checks)
+        lines = report_lines(self.collector.records, self.collector.workers)
         if not lines and quiet:
             return
         terminalreporter.section("onnxparity")
         # line(), not write_line(): the latter first ends the progress line, a blank line here.
         for line in lines:
             terminalreporter.line(line)
-        if records:
-            terminalreporter.line(counts_line(records, self.collector.workers))
         if self.comparison is not None:
             for number, line in enumerate(self.comparison.lines()):
                 red = (number == 0 and self.comparison.failed) or line.startswith("  REGRESSED")
                 terminalreporter.line(line, red=red, green=line.startswith("  improved"))
         for what, path in self.written:
-            terminalreporter.line(f"{what} written to {path}")
+            terminalreporter.line(f"{what} written to {shown_path(path, self.config)}")
         for text, problem in self.notes:
             terminalreporter.line(text, red=problem)
         for path in self.appended:

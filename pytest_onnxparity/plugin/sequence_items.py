@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_onnxparity.plugin.folder_hooks import FolderHooks
+from pytest_onnxparity.plugin.markers import mark_generated
 from pytest_onnxparity.plugin.sequence_settings import (
     ADAPTER_HOOK,
     CACHE,
@@ -249,10 +250,9 @@ class SequenceItem(FolderHooks, pytest.Item):
         self.check = check
         self.variant_set = variant_set
         self.release = release
-        self.add_marker("parity")
         # One worker per set under --dist loadgroup: its clips and reference decodes are
         # computed there once.
-        self.add_marker(pytest.mark.xdist_group(f"{GROUP_PREFIX}{variant_set}"))
+        mark_generated(self, f"{GROUP_PREFIX}{variant_set}")
 
     def runtest(self) -> None:
         from pytest_onnxparity.plugin.items import record_and_gate

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_onnxparity.plugin.folder_hooks import FolderHooks
+from pytest_onnxparity.plugin.markers import mark_generated
 from pytest_onnxparity.plugin.speed_settings import (
     NOT_ENFORCED,
     REFERENCE_TIMINGS,
@@ -123,8 +124,7 @@ class TimingItem(FolderHooks, pytest.Function):
         self.context = context
         self.release = release
         self.release_key = release_key
-        self.add_marker("parity")
-        self.add_marker(pytest.mark.xdist_group(TIMING_GROUP))
+        mark_generated(self, TIMING_GROUP)
         if "benchmark" in self.fixturenames:
             self.add_marker(pytest.mark.benchmark(group=f"onnxparity {subject.graph}"))
 

@@ -1,7 +1,9 @@
 """Result records, the run-level collector, toolchain versions, and the atomic JSON write.
 
-Records travel as plain JSON (through ``user_properties`` under xdist), so the collector on the
-controller sees the same dicts whether tests ran serially or on many workers.
+Records travel as plain JSON on an attribute of the test report (``onnxparity_records``, which
+pytest-xdist serializes with the report), so the collector on the controller sees the same dicts
+whether tests ran serially or on many workers. ``user_properties`` (which junitxml writes out
+whole) only get a few scalars per record, for CI dashboards.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -23,7 +25,8 @@ SCHEMA_NAME = "pytest-onnxparity/results"
 SCHEMA_VERSION = 1
 """Bumped when a field is removed, renamed or changes meaning; an added field keeps the version
 (readers ignore keys they do not know). ``baseline.READABLE_VERSIONS`` says what is read back."""
-USER_PROPERTY = "onnxparity"
+REPORT_ATTRIBUTE = "onnxparity_records"
+"""The test report attribute that carries a test's records (a list of plain-JSON dicts)."""
 TOOLCHAIN_PACKAGES = ("numpy", "onnx", "onnxruntime", "torch", "pytest", "pytest-onnxparity")
 USED_PACKAGES = {
     "transformers": "transformers",
@@ -132,9 +135,9 @@ class ResultCollector:
         if duration is not None:
             self._durations[key] = float(duration)
 
-    def add_from_properties(
+    def add_from_report(
         self,
-        properties: Iterable[tuple[str, object]],
+        records: Iterable[Mapping[str, Any]],
         duration: float | None = None,
         nodeid_suffix: str = "",
     ) -> None:
@@ -143,12 +146,11 @@ class ResultCollector:
         ``nodeid_suffix`` is what ``--dist loadgroup`` appended to the node id (``@group``);
         it is removed, so grouped, parallel and serial runs record the same node ids.
         """
-        for name, value in properties:
-            if name == USER_PROPERTY and isinstance(value, str):
-                record = json.loads(value)
-                if nodeid_suffix and record.get("nodeid", "").endswith(nodeid_suffix):
-                    record["nodeid"] = record["nodeid"][: -len(nodeid_suffix)]
-                self.add(record, duration)
+        for found in records:
+            record = dict(found)
+            if nodeid_suffix and record.get("nodeid", "").endswith(nodeid_suffix):
+                record["nodeid"] = record["nodeid"][: -len(nodeid_suffix)]
+            self.add(record, duration)
 
     def add_worker(self, worker: str, output: Mapping[str, Any]) -> None:
         """What one process reported about itself (``sessions_opened``…), by worker id; the
@@ -215,9 +217,39 @@ class ResultCollector:
         }
 
 
-def encode_property(record: Mapping[str, Any]) -> tuple[str, str]:
-    """The ``(name, value)`` pair a worker puts in ``item.user_properties``."""
-    return USER_PROPERTY, json.dumps(record, allow_nan=False, separators=(",", ":"))
+def plain_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` as plain JSON types, as it will cross to the controller (execnet refuses a
+    ``numpy.float64``); a NaN or a value JSON cannot hold is a ``ValueError`` / ``TypeError``."""
+    plain: dict[str, Any] = json.loads(json.dumps(record, allow_nan=False))
+    return plain
+
+
+def dashboard_properties(record: Mapping[str, Any]) -> list[tuple[str, str | float]]:
+    """The few scalars of a record that go to ``user_properties`` (junitxml ``<property>``
+    elements, for CI dashboards): graph, variant, status, and a parity record's worst gate."""
+    status = "passed" if record["passed"] else ("error" if record.get("error") else "failed")
+    properties: list[tuple[str, str | float]] = [
+        ("parity_graph", record["graph"]),
+        ("parity_variant", record["variant"]),
+    ]
+    if record["kind"] == "check":
+        properties.append(("parity_check", record["check"]))
+    properties.append(("parity_status", status))
+    gates = (record.get("parity") or {}).get("gates") or []
+    if gates:
+        worst = worst_gate(gates)
+        properties.append(("parity_worst_gate", f"{worst['output']}.{worst['metric']}"))
+        if worst["value"] is not None:
+            properties.append(("parity_worst_value", worst["value"]))
+        properties.append(("parity_worst_limit", worst["limit"]))
+    return properties
+
+
+def worst_gate(gates: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The gate (plain JSON) pressing hardest on its limit; failed gates rank first."""
+    from pytest_onnxparity.compare.gates import pressure
+
+    return max(gates, key=lambda g: pressure(g["metric"], g["value"], g["limit"], g["passed"]))
 
 
 def schema_path() -> Path:
@@ -245,6 +277,13 @@ def toolchain_versions(providers: Iterable[str] = (), used: Iterable[str] = ()) 
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    # onnxruntime-gpu (or another build) provides the module: its version under "onnxruntime",
+    # and the distribution under its own name.
+    runtime = installed_distribution("onnxruntime")
+    if runtime is not None:
+        distribution, version = runtime
+        packages["onnxruntime"] = version
+        packages[distribution] = version
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -253,6 +292,18 @@ def toolchain_versions(providers: Iterable[str] = (), used: Iterable[str] = ()) 
         "providers": sorted(providers),
         "executable": sys.executable,
     }
+
+
+def installed_distribution(module: str) -> tuple[str, str] | None:
+    """``(distribution, version)`` of the installed package that provides ``module``
+    (``onnxruntime`` comes from ``onnxruntime``, ``onnxruntime-gpu``, …), or None."""
+    names = metadata.packages_distributions().get(module) or [module]
+    for name in names:
+        try:
+            return name, metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def cpu_model() -> str:

@@ -14,6 +14,7 @@ import numpy as np
 
 from pytest_onnxparity.onnxfile.signature import TensorSpec
 from pytest_onnxparity.runtime.crash_names import call_naming
+from pytest_onnxparity.runtime.ort import import_onnxruntime
 from pytest_onnxparity.runtime.ort_errors import cause, load_fix, run_fix
 
 GRAPH_OPT_LEVELS = {
@@ -60,7 +61,7 @@ class SessionSettings:
         }
 
     def session_options(self) -> Any:
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -184,7 +185,7 @@ class _Watchdog:
     onnxruntime checks it between nodes and in every Loop iteration, and stops the run."""
 
     def __init__(self, limit_s: float) -> None:
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         self.limit_s = limit_s
         self.options = ort.RunOptions()
@@ -198,7 +199,7 @@ class _Watchdog:
 
     def renew(self) -> Any:
         """Fresh run options (without config entries) that the watchdog stops from now on."""
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         options = ort.RunOptions()
         options.terminate = self.fired
@@ -223,7 +224,7 @@ def _as_input(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
 
 def open_session(path: Path, settings: SessionSettings) -> OnnxRunner:
     """Load ``path`` into an ONNX Runtime session, turning its errors into one-line messages."""
-    import onnxruntime as ort
+    ort = import_onnxruntime()
 
     available = ort.get_available_providers()
     missing = [p for p in settings.providers if p not in available]

@@ -20,10 +20,9 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_onnxparity.results.records import cpu_model
+from pytest_onnxparity.results.records import cpu_model, installed_distribution
 
 if TYPE_CHECKING:
     from pytest_onnxparity.runtime.sessions import OnnxRunner, SessionSettings
@@ -273,7 +272,7 @@ class MeasurementContext:
     allow_spinning: bool = False
     cpu: str = field(default_factory=cpu_model)
     cpu_count: int | None = field(default_factory=os.cpu_count)
-    onnxruntime: str | None = field(default_factory=lambda: _version("onnxruntime"))
+    onnxruntime: str | None = field(default_factory=lambda: _runtime_version())
 
     @classmethod
     def of_session(
@@ -308,11 +307,10 @@ class MeasurementContext:
         }
 
 
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
+def _runtime_version() -> str | None:
+    """The version of whichever distribution provides onnxruntime (onnxruntime-gpu…)."""
+    runtime = installed_distribution("onnxruntime")
+    return None if runtime is None else runtime[1]
 
 
 def short_number(value: float) -> str:

@@ -279,9 +279,9 @@ def resolve_speed_options(
     cli_budgets: Sequence[Budget] = (),
     ini_budgets: Sequence[str] = (),
     repeats: int | None = None,
-    ini_repeats: str | None = None,
+    ini_repeats: int | None = None,
     warmup: int | None = None,
-    ini_warmup: str | None = None,
+    ini_warmup: int | None = None,
     measure: bool = False,
     ini_measure: bool = False,
 ) -> SpeedOptions:
@@ -315,7 +315,7 @@ def resolve_speed_options(
 
 def _first_count(
     cli: int | None,
-    ini: str | None,
+    ini: int | None,
     file_value: Any,
     default: int,
     minimum: int,
@@ -324,13 +324,12 @@ def _first_count(
 ) -> int:
     if cli is not None:
         return cli
-    if ini not in (None, ""):
-        text = str(ini).strip()
-        if not text.isdecimal() or int(text) < minimum:
+    if ini is not None:  # a typed ini key: pytest already refused a non-integer
+        if ini < minimum:
             raise BudgetError(
                 f"ini parity_timing_{key} must be an integer >= {minimum}, got {ini!r}"
             )
-        return int(text)
+        return ini
     if file_value is not None:
         if isinstance(file_value, bool) or not isinstance(file_value, int) or file_value < minimum:
             raise BudgetError(

@@ -95,3 +95,23 @@ def test_the_metadata_hook_of_the_results_doc_edits_the_block(
     block = json.loads(metadata.read_text())
     assert block["model"] == "org/tiny-encoder@v2"
     assert "cpu" not in block["toolchain"]
+
+
+HOOK_SNIPPETS = [
+    pytest.param(snippet, id=param_id)
+    for snippet, param_id in ((p.values[0], p.id) for p in SNIPPETS)
+    if "def pytest_onnxparity_" in snippet
+]
+
+
+@pytest.mark.parametrize("snippet", HOOK_SNIPPETS)
+def test_every_documented_hook_implementation_is_marked_optional(snippet: str) -> None:
+    """Copied into a conftest.py, it must not stop a run with ``-p no:onnxparity``."""
+    for node in ast.walk(ast.parse(snippet)):
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("pytest_onnxparity_"):
+            decorators = [ast.unparse(d) for d in node.decorator_list]
+            assert "pytest.hookimpl(optionalhook=True)" in decorators, node.name
+
+
+def test_the_hook_snippets_were_found() -> None:
+    assert len(HOOK_SNIPPETS) >= 4

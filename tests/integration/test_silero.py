@@ -251,7 +251,7 @@ def test_the_plugin_gates_silero_onnx_files_against_the_torchscript_model_on_a_c
     (export / "parity.toml").write_text(SILERO_PARITY_TOML.format(jit=DATA / "silero_vad.jit"))
     out = pytester.path / "silero.json"
     result = pytester.runpytest(
-        "-p", "no:cacheprovider", "-rA", "--onnx-dir", str(export), "--parity-json", str(out)
+        "-p", "no:cacheprovider", "-rA", f"--onnx-dir={export}", "--parity-json", str(out)
     )
     # Weight space, against silero_vad.onnx: the half file is another model, and
     # silero_vad_op18_ifless.onnx ships other 8 kHz weights than silero_vad.onnx's 8 kHz branch.

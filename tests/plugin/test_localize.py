@@ -312,7 +312,7 @@ def test_without_matplotlib_the_summary_says_why_no_plot_was_drawn(
     )
     assert outcome.written == []
     assert outcome.problem is not None
-    assert outcome.problem.endswith("pip install pytest-onnxparity[plot]")
+    assert outcome.problem.endswith("pip install matplotlib")
     assert collector.records[0]["localization"]["plot"] is None
     assert summary_lines(collector.records)[1] == (
         "g/int8 [default]: first past rel_l2 0.05: none; most drift added by none"

@@ -364,9 +364,9 @@ def test_a_torchscript_reference_on_a_machine_without_torch_fails_naming_the_ext
     result.stdout.fnmatch_lines(
         [
             "*encoder[[]*[]] vs torchscript refs/encoder.pt on inputs default: torch is not "
-            "installed, and the TorchScript reference encoder.pt needs it: pip install "
-            "pytest-onnxparity[[]torch[]] (or gate on outputs recorded with --parity-record, "
-            "which need no torch)"
+            "installed, and the TorchScript reference encoder.pt needs it: pip install torch "
+            "(the CPU build: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+            " (or gate on outputs recorded with --parity-record, which need no torch)"
         ]
     )
 

@@ -1,7 +1,7 @@
 """The drift-by-depth picture: each variant's per-tensor error against its depth in the reference
 graph, so where drift starts and how it accumulates shows at a glance.
 
-matplotlib is an optional extra (``pip install pytest-onnxparity[plot]``). The figure is drawn on
+matplotlib is optional (``pip install matplotlib``, the ``plot`` extra). The figure is drawn on
 matplotlib's object API with the Agg canvas, never pyplot, so no GUI backend is touched and the
 global backend of a test session that uses matplotlib itself is left alone.
 """
@@ -48,7 +48,7 @@ def plot_drift(localizations: Sequence[Localization], path: Path) -> Path:
         from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise PlotUnavailableError(
-            f"{path}: drift plots need matplotlib; pip install pytest-onnxparity[plot]"
+            f"{path}: drift plots need matplotlib; pip install matplotlib"
         ) from None
 
     figure = Figure(figsize=(9.0, 5.0), layout="constrained")
