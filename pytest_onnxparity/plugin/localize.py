@@ -98,8 +98,9 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     options = settings.options
     return [
         f"onnxparity localize: {which} (instrumented runs at graph opt "
-        f"{options.graph_optimization_level}, {options.batch_size} tensors per run, "
-        f"rel_l2 tolerance {options.tolerance_rel_l2:g})"
+        f"{options.graph_optimization_level} within {options.memory_budget_mb} MB, damaged from "
+        f"{options.damage_ratio:g}× the op type's noise, rel_l2 tolerance "
+        f"{options.tolerance_rel_l2:g})"
     ]
 
 
@@ -141,6 +142,7 @@ def localize_into_record(
     ``record`` and return the failure-message lines that describe it."""
     from pytest_onnxparity.diagnose.localize.measure import localize
     from pytest_onnxparity.diagnose.localize.plot import drift_plot_path
+    from pytest_onnxparity.diagnose.localize.report import message_lines
     from pytest_onnxparity.runtime.sessions import ModelLoadError
 
     case, engine = item.case, item.engine
@@ -171,7 +173,7 @@ def localize_into_record(
         plot = drift_plot_path(plot_dir, case.graph.name, settings.options.plot_format)
         localization = localization.with_plot(plot)
     record["localization"] = localization.to_json()
-    return localization.message_lines(settings.options.top_n)
+    return message_lines(localization, settings.options.top_n)
 
 
 def _input_key(case: Any) -> Any:
@@ -273,6 +275,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 def summary_lines(records: list[dict[str, Any]]) -> list[str]:
     """One line per localized test: where its variant first drifts past the tolerance."""
     from pytest_onnxparity.diagnose.localize.records import Localization
+    from pytest_onnxparity.diagnose.localize.report import summary_line
 
     lines = []
     levels = set()
@@ -285,7 +288,7 @@ def summary_lines(records: list[dict[str, Any]]) -> list[str]:
         elif "localization" in record:
             localization = Localization.from_json(record["localization"])
             levels.add(localization.optimization_level)
-            lines.append(f"{scope}: {localization.summary_line()}")
+            lines.append(f"{scope}: {summary_line(localization)}")
     if levels:
         lines.insert(
             0,

@@ -161,8 +161,12 @@ def _as_input(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return array
 
 
-def open_session(path: Path, settings: SessionSettings) -> OnnxRunner:
-    """Load ``path`` into an ONNX Runtime session, turning its errors into one-line messages."""
+def open_session(path: Path, settings: SessionSettings, *, arena: bool = True) -> OnnxRunner:
+    """Load ``path`` into an ONNX Runtime session, turning its errors into one-line messages.
+
+    ``arena=False`` turns onnxruntime's CPU memory arena off, so that memory a run frees goes
+    back to the system at once instead of staying reserved (and growing by doubling) for the
+    session's lifetime: for one-off runs whose peak memory must stay within a budget."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
@@ -173,9 +177,12 @@ def open_session(path: Path, settings: SessionSettings) -> OnnxRunner:
             f"(available: {', '.join(available)}); install the matching onnxruntime package "
             "or pass --parity-provider CPUExecutionProvider"
         )
+    options = settings.session_options()
+    if not arena:
+        options.enable_cpu_mem_arena = False
     try:
         session = ort.InferenceSession(
-            str(path), sess_options=settings.session_options(), providers=list(settings.providers)
+            str(path), sess_options=options, providers=list(settings.providers)
         )
     except Exception as error:  # onnxruntime raises Fail/InvalidGraph/NotImplemented, untyped
         raise ModelLoadError(

@@ -1,22 +1,24 @@
 """Instrumenting a model: its intermediate float tensors exposed as graph outputs, in topological
-order, fetched in batches.
+order, fetched a batch at a time, and its replay copy fed with the reference's activations.
 
 Exposing intermediate tensors blocks the fusions that would consume them, so the instrumented
 runs are for localization only: the end-to-end verdict always comes from the ordinary,
-uninstrumented run."""
+uninstrumented run. Each run opens a fresh session without onnxruntime's memory arena and drops
+it afterwards, so what a batch held is given back before the next one starts."""
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pytest_onnxparity.diagnose.localize.replay import fed_name, replay_model, segment
 from pytest_onnxparity.runtime.sessions import ModelLoadError, SessionSettings, open_session
 
-FLOAT_TENSOR_TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)")
+FLOAT_DTYPES = ("float32", "float16", "float64")
 
 
 # Tensors no bigger than this stay inside the instrumented protobuf; larger ones go to a sidecar.
@@ -49,6 +51,8 @@ class InstrumentableModel:
         # save_model moved the weights to the sidecar, so rewriting the outputs is now cheap.
         self.model = model
         self.graph_outputs = {value.name: value for value in model.graph.output}
+        # After the save above these hold names, types and shapes; the values are in the sidecar.
+        self.initializers = {tensor.name: tensor for tensor in model.graph.initializer}
         self.nodes = _topological_nodes(model.graph, source)
         self.producer = {
             name: index for index, node in enumerate(self.nodes) for name in node.output if name
@@ -58,6 +62,13 @@ class InstrumentableModel:
             for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
         self.activations = _activations(model.graph, self.nodes)
+        self._file_nodes = list(model.graph.node)
+        self._file_producer = {
+            name: index
+            for index, node in enumerate(self._file_nodes)
+            for name in node.output
+            if name
+        }
 
     def as_consumed(self, tensor: str) -> str:
         """``tensor``, or its dequantized copy where it feeds a QuantizeLinear/DequantizeLinear
@@ -70,20 +81,53 @@ class InstrumentableModel:
                     return str(dequantize.output[0])
         return tensor
 
-    def float_activations(self, settings: SessionSettings) -> set[str]:
-        """The activations onnxruntime types as float, read from a session that is never run."""
+    def tensor_types(self, settings: SessionSettings) -> dict[str, str]:
+        """Every activation onnxruntime types as a tensor, with its numpy dtype name, read from
+        a session that is never run."""
         if not self.activations:
-            return set()
+            return {}
         self._expose(self.activations)
-        session = open_session(self.path, settings).session
-        return {arg.name for arg in session.get_outputs() if arg.type in FLOAT_TENSOR_TYPES}
+        session = open_session(self.path, settings, arena=False).session
+        types = {}
+        for arg in session.get_outputs():
+            dtype = _numpy_dtype(arg.type)
+            if dtype is not None:
+                types[arg.name] = dtype
+        return types
+
+    def segment(self, tensor: str, cuttable: Collection[str]) -> tuple[Any, ...]:
+        """The nodes that compute ``tensor`` from the nearest ``cuttable`` tensors upstream."""
+        found, _ = segment(self.nodes, self.producer, tensor, cuttable)
+        return tuple(self.nodes[index] for index in found)
+
+    def frontier(self, tensor: str, cuttable: Collection[str]) -> tuple[str, ...]:
+        """The nearest ``cuttable`` tensors upstream of ``tensor``."""
+        return segment(self.nodes, self.producer, tensor, cuttable)[1]
 
     def run(
-        self, names: Sequence[str], inputs: Mapping[str, np.ndarray], settings: SessionSettings
+        self,
+        names: Sequence[str],
+        inputs: Mapping[str, np.ndarray],
+        settings: SessionSettings,
+        fed: Mapping[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
-        """The values of ``names`` on ``inputs`` from a fresh session exposing only them."""
-        self._expose(names)
-        return open_session(self.path, settings).run(inputs)
+        """The values of ``names`` on ``inputs``, from a fresh session of a copy of the model
+        that keeps only the nodes they need and reads each tensor in ``fed`` from the given value
+        instead of computing it (the replay, or a value an earlier run computed)."""
+        import onnx
+
+        if not names:
+            return {}
+        fed = fed or {}
+        element_types = {
+            name: onnx.helper.np_dtype_to_tensor_dtype(np.asarray(value).dtype)
+            for name, value in fed.items()
+        }
+        pruned = replay_model(self.model, names, element_types, self._file_producer)
+        onnx.save_model(pruned, str(self.path))
+        feeds = {**inputs, **{fed_name(name): np.asarray(value) for name, value in fed.items()}}
+        # The original inputs stay declared, so they are fed as in the ordinary runs.
+        return open_session(self.path, settings, arena=False).run(feeds)
 
     def _expose(self, names: Sequence[str]) -> None:
         import onnx
@@ -139,3 +183,16 @@ def _activations(graph: Any, nodes: Sequence[Any]) -> tuple[str, ...]:
                     dynamic.add(name)
                     activations.append(name)
     return tuple(activations)
+
+
+def _numpy_dtype(ort_type: str) -> str | None:
+    """``tensor(float16)`` -> ``float16``; None for what numpy cannot hold (sequences, maps,
+    bfloat16, 4-bit types)."""
+    if not ort_type.startswith("tensor(") or not ort_type.endswith(")"):
+        return None
+    name = ort_type[len("tensor(") : -1]
+    name = {"double": "float64", "float": "float32", "string": "object"}.get(name, name)
+    try:
+        return np.dtype(name).name if name != "object" else None
+    except TypeError:
+        return None
