@@ -89,3 +89,50 @@ def _stored_as(node: Any, tensor: Any) -> str:
     if node.op_type in ("MatMulNBits", "GatherBlockQuantized") and bits:
         return f"{bits}-bit packed in {dtype} {shape}"
     return f"{dtype} {shape}"
+
+
+# Ops that compute on 8-bit integers whatever their inputs' names say.
+_EIGHT_BIT_OPS = frozenset(
+    {
+        "DynamicQuantizeLinear",
+        "MatMulInteger",
+        "ConvInteger",
+        "QLinearMatMul",
+        "QLinearConv",
+        "QGemm",
+        "DynamicQuantizeMatMul",
+        "MatMulIntegerToFloat",
+        "DynamicQuantizeLSTM",
+    }
+)
+_PACKED_OPS = frozenset({"MatMulNBits", "GatherBlockQuantized", "MatMulBnb4"})
+_BITS = {"int2": 2, "uint2": 2, "int4": 4, "uint4": 4, "int8": 8, "uint8": 8, "int16": 16}
+_NARROW_FLOATS = ("bfloat16", "float16")
+
+
+def segment_precision(
+    nodes: Sequence[Any], initializers: Mapping[str, Any], dtypes: Mapping[str, str]
+) -> str:
+    """The narrowest precision a segment computes in: ``"4-bit"``, ``"8-bit"`` (any integer
+    width as ``"<bits>-bit"``), ``"bfloat16"``, ``"float16"`` or ``"float"``.
+
+    Packed ops give their ``bits``; a DequantizeLinear its stored integer type; integer ops
+    eight bits; otherwise the narrowest float type among the segment's outputs (``dtypes``).
+    """
+    from onnx import helper
+
+    bits = []
+    narrow = set()
+    for node in nodes:
+        if node.op_type in _PACKED_OPS:
+            bits.append(next((a.i for a in node.attribute if a.name == "bits"), 4))
+        elif node.op_type in _EIGHT_BIT_OPS:
+            bits.append(8)
+        elif node.op_type in ("DequantizeLinear", "QuantizeLinear"):
+            tensor = initializers.get(node.input[0]) if node.input else None
+            name = helper.tensor_dtype_to_np_dtype(tensor.data_type).name if tensor else "int8"
+            bits.append(_BITS.get(name, 8))
+        narrow.update(dtypes.get(output) for output in node.output)
+    if bits:
+        return f"{min(bits)}-bit"
+    return next((name for name in _NARROW_FLOATS if name in narrow), "float")

@@ -22,7 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from pytest_onnxparity.diagnose.localize.budget import MB, Batch, plan_batches, tensor_bytes
-from pytest_onnxparity.diagnose.localize.chain import initializers_read, weight_sources
+from pytest_onnxparity.diagnose.localize.chain import (
+    initializers_read,
+    segment_precision,
+    weight_sources,
+)
 from pytest_onnxparity.diagnose.localize.config import LocalizeOptions
 from pytest_onnxparity.diagnose.localize.damage import assess
 from pytest_onnxparity.diagnose.localize.instrument import FLOAT_DTYPES, InstrumentableModel
@@ -161,6 +165,15 @@ def localize(
         )
         for drift in drifts_in_order
     }
+    drifts_in_order = [
+        dataclasses.replace(
+            drift,
+            precision=segment_precision(
+                candidate.segment(drift.tensor, cuttable), candidate.initializers, variant_types
+            ),
+        )
+        for drift in drifts_in_order
+    ]
     matched, noise = assess(drifts_in_order, options.damage_ratio, failures)
     placed = {weight for names in failures.values() for weight in names}
     compared_in_variant = {drift.variant_tensor for drift in matched} | set(measured)

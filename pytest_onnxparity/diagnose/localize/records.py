@@ -26,9 +26,10 @@ class TensorDrift:
     ``rel_l2`` and the statistics beside it are the *drift*: the variant's own value against
     the reference's, everything upstream included. ``local_rel_l2`` is the error the node adds
     on its own (the variant's nodes replayed on the reference's inputs; NaN where the replay
-    could not run), ``expected_rel_l2`` what this variant's nodes of the same op type ordinarily
-    add, ``damage`` the first over the second, and ``damaged`` the verdict
-    (:mod:`~pytest_onnxparity.diagnose.localize.damage`); ``weight_failures`` names the
+    could not run), ``precision`` what the variant computes it in (``"8-bit"``, ``"4-bit"``,
+    ``"float16"``, ``"float"``), ``expected_rel_l2`` what this variant's nodes of the same op type
+    and precision ordinarily add, ``damage`` the first over the second, and ``damaged`` the
+    verdict (:mod:`~pytest_onnxparity.diagnose.localize.damage`); ``weight_failures`` names the
     reference weights it reads that fail weight-space parity. ``fill_fraction`` is the share of
     elements left out as mask fill; ``masked`` means all of them were (no statistics).
     ``variant_tensor`` is the name compared in the variant (the dequantized copy after a
@@ -55,6 +56,7 @@ class TensorDrift:
     nonfinite_in_variant: int = 0
     fill_fraction: float = 0.0
     masked: bool = False
+    precision: str = "float"
 
     def exceeds(self, tolerance_rel_l2: float) -> bool:
         return not self.masked and (self.rel_l2 > tolerance_rel_l2 or self.nonfinite_in_variant > 0)
@@ -83,7 +85,7 @@ class TensorDrift:
             return "error added on its own not measured"
         added = f"adds rel_l2 {self.local_rel_l2:.3g} on its own"
         if self.expected_rel_l2 > 0.0:
-            added += f", {self.damage:.3g}× this variant's {self.op_type} noise"
+            added += f", {self.damage:.3g}× this variant's {self.precision} {self.op_type} noise"
             added += f" ({self.expected_rel_l2:.2g})"
         weights = ", ".join(repr(name) for name in self.weight_failures)
         if weights:
@@ -111,6 +113,7 @@ class TensorDrift:
             "nonfinite_in_variant": self.nonfinite_in_variant,
             "fill_fraction": self.fill_fraction,
             "masked": self.masked,
+            "precision": self.precision,
         }
 
     @classmethod
@@ -136,6 +139,7 @@ class TensorDrift:
             nonfinite_in_variant=int(document["nonfinite_in_variant"]),
             fill_fraction=float(document["fill_fraction"]),
             masked=bool(document["masked"]),
+            precision=document["precision"],
         )
 
 
