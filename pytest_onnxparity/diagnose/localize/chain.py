@@ -122,7 +122,7 @@ def segment_precision(
     from onnx import helper
 
     bits = []
-    narrow = set()
+    narrow: set[str | None] = set()
     for node in nodes:
         if node.op_type in _PACKED_OPS:
             bits.append(next((a.i for a in node.attribute if a.name == "bits"), 4))
