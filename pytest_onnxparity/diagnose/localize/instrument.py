@@ -15,7 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from pytest_onnxparity.diagnose.localize.replay import fed_name, replay_model, segment
+from pytest_onnxparity.diagnose.localize.replay import (
+    fed_name,
+    node_reads,
+    replay_model,
+    segment,
+)
 from pytest_onnxparity.runtime.sessions import ModelLoadError, SessionSettings, open_session
 
 FLOAT_DTYPES = ("float32", "float16", "float64")
@@ -62,6 +67,7 @@ class InstrumentableModel:
             for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
         self.activations = _activations(model.graph, self.nodes)
+        self.reads = [node_reads(node) for node in self.nodes]
         self._file_nodes = list(model.graph.node)
         self._file_producer = {
             name: index
@@ -97,12 +103,12 @@ class InstrumentableModel:
 
     def segment(self, tensor: str, cuttable: Collection[str]) -> tuple[Any, ...]:
         """The nodes that compute ``tensor`` from the nearest ``cuttable`` tensors upstream."""
-        found, _ = segment(self.nodes, self.producer, tensor, cuttable)
+        found, _ = segment(self.nodes, self.producer, tensor, cuttable, self.reads)
         return tuple(self.nodes[index] for index in found)
 
     def frontier(self, tensor: str, cuttable: Collection[str]) -> tuple[str, ...]:
         """The nearest ``cuttable`` tensors upstream of ``tensor``."""
-        return segment(self.nodes, self.producer, tensor, cuttable)[1]
+        return segment(self.nodes, self.producer, tensor, cuttable, self.reads)[1]
 
     def run(
         self,

@@ -247,12 +247,14 @@ def _plan(
             reference.nodes,
             reference.producer,
             feedable[0],
+            reference.reads,
         )
         variant_steps = plan_runs(
             [[pairs[name] for name in batch.tensors] for batch in batches],
             candidate.nodes,
             candidate.producer,
             feedable[1],
+            candidate.reads,
         )
         # The variant's values have the reference's shapes where the names agree.
         largest = max(

@@ -26,31 +26,43 @@ def fed_name(tensor: str) -> str:
 def segment(
     nodes: Sequence[Any],
     producer: Mapping[str, int],
-    tensor: str,
+    tensors: str | Sequence[str],
     cuttable: Collection[str],
+    reads: Sequence[Sequence[str]] | None = None,
 ) -> tuple[tuple[int, ...], tuple[str, ...]]:
-    """The nodes (indices into ``nodes``, topological) that compute ``tensor`` from its frontier,
-    and that frontier: the tensors in ``cuttable`` first met walking up from ``tensor``.
+    """The nodes (indices into ``nodes``, topological) that compute ``tensors`` from their
+    frontier, and that frontier: the tensors in ``cuttable`` first met walking up from them.
 
-    Walking stops at graph inputs and initializers too (names nothing produces).
+    One walk serves every tensor, so a batch costs one pass over its region; a tensor of
+    ``tensors`` that another one reads is part of that one's frontier when it is cuttable.
+    Walking stops at graph inputs and initializers too (names nothing produces). ``reads`` are
+    the names each node reads (:func:`node_reads`), where the caller has them at hand.
     """
+    starts = [tensors] if isinstance(tensors, str) else list(tensors)
     found: set[int] = set()
     frontier: dict[str, None] = {}
-    pending = [tensor]
     seen: set[str] = set()
+    pending: list[str] = []
+
+    def enter(index: int) -> None:
+        found.add(index)
+        pending.extend(reads[index] if reads is not None else node_reads(nodes[index]))
+
+    for tensor in starts:
+        index = producer.get(tensor)
+        if index is not None and index not in found:
+            enter(index)
     while pending:
         name = pending.pop()
-        if name in seen:
+        if not name or name in seen:
             continue
         seen.add(name)
-        if name != tensor and name in cuttable:
+        if name in cuttable:
             frontier[name] = None
             continue
         index = producer.get(name)
-        if index is None or index in found:
-            continue
-        found.add(index)
-        pending.extend(input_name for input_name in _reads(nodes[index]) if input_name)
+        if index is not None and index not in found:
+            enter(index)
     return tuple(sorted(found)), tuple(frontier)
 
 
@@ -68,11 +80,8 @@ def replay_model(
     replay.CopyFrom(model)
     graph = replay.graph
     nodes = list(graph.node)
-    needed: set[int] = set()
-    for target in targets:
-        found, _ = segment(nodes, producer, target, cut_types)
-        needed.update(found)
-    kept = [node for index, node in enumerate(nodes) if index in needed]
+    needed, _ = segment(nodes, producer, targets, cut_types)
+    kept = [nodes[index] for index in needed]
     for node in kept:
         _read_from_feeds(node, cut_types)
     del graph.node[:]
@@ -95,13 +104,14 @@ def _read_from_feeds(node: Any, cuts: Collection[str]) -> None:
             _read_from_feeds(inner, cuts)
 
 
-def _reads(node: Any) -> Iterable[str]:
+def node_reads(node: Any) -> list[str]:
     """The names a node reads: its inputs and whatever its subgraphs read from outer scopes (an
     over-approximation: names a subgraph defines itself are not produced outside it)."""
-    yield from node.input
+    names = list(node.input)
     for subgraph in _subgraphs(node):
         for inner in subgraph.node:
-            yield from _reads(inner)
+            names.extend(node_reads(inner))
+    return names
 
 
 def _subgraphs(node: Any) -> Iterable[Any]:

@@ -35,24 +35,23 @@ def plan_runs(
     nodes: Sequence[Any],
     producer: Mapping[str, int],
     feedable: Collection[str],
+    reads_by_node: Sequence[Sequence[str]] | None = None,
 ) -> list[Step]:
     """One :class:`Step` per entry of ``wanted`` (the tensors each run must return, in run
-    order) for a model whose top-level ``nodes`` and ``producer`` map are given; only tensors
-    in ``feedable`` (typed activations) are held and fed."""
+    order) for a model whose top-level ``nodes`` and ``producer`` map are given (and what each
+    node reads, where known); only tensors in ``feedable`` (typed activations) are held and
+    fed."""
     computed: set[int] = set()
     available: set[str] = set()
     regions: list[set[int]] = []
     reads: list[tuple[str, ...]] = []
     for names in wanted:
-        region: set[int] = set()
-        read: dict[str, None] = {}
-        for name in names:
-            if name in available:
-                read[name] = None
-                continue
-            found, frontier = segment(nodes, producer, name, available)
-            region.update(found)
-            read.update(dict.fromkeys(frontier))
+        read = dict.fromkeys(name for name in names if name in available)
+        found, frontier = segment(
+            nodes, producer, [name for name in names if name not in read], available, reads_by_node
+        )
+        region = set(found)
+        read.update(dict.fromkeys(frontier))
         regions.append(region)
         reads.append(tuple(read))
         computed |= region
