@@ -13,6 +13,7 @@ Only pytest and the standard library are imported here at load time.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import tempfile
 from collections.abc import Generator, Mapping
@@ -26,6 +27,7 @@ from pytest_onnxparity.plugin import keys
 
 if TYPE_CHECKING:
     from pytest_onnxparity.diagnose.localize.config import LocalizeOptions
+    from pytest_onnxparity.diagnose.localize.prior import WeightVerdict
     from pytest_onnxparity.diagnose.localize.records import Localization
     from pytest_onnxparity.plugin.items import ParityItem
 
@@ -164,6 +166,7 @@ def localize_into_record(
                 options=settings.options,
                 workdir=Path(workdir),
                 settings=engine.settings.session,
+                weights=weight_verdicts(reference.path, case.variant.path, record.get("tier")),
             )
         except ModelLoadError as error:
             record["localization_error"] = str(error)
@@ -174,6 +177,26 @@ def localize_into_record(
         localization = localization.with_plot(plot)
     record["localization"] = localization.to_json()
     return message_lines(localization, settings.options.top_n)
+
+
+WEIGHT_SPACE = "pytest_onnxparity.compare.weight_space"
+
+
+def weight_verdicts(reference: Path, variant: Path, tier: str | None) -> list[WeightVerdict] | None:
+    """Weight-space parity's verdict on every weight of ``variant``, the prior of localization;
+    None where this build has no weight-space parity or the weights cannot be read (the
+    localization then says it judged from activations alone)."""
+    from pytest_onnxparity.diagnose.localize.prior import verdicts_from_comparisons
+    from pytest_onnxparity.onnxfile.dequantize import TensorReadError
+
+    if importlib.util.find_spec(WEIGHT_SPACE) is None:
+        return None
+    weight_space = importlib.import_module(WEIGHT_SPACE)
+    try:
+        report = weight_space.compare_weights(reference, variant, file_tier=tier)
+    except TensorReadError:
+        return None
+    return list(verdicts_from_comparisons(report.comparisons))
 
 
 def _input_key(case: Any) -> Any:
