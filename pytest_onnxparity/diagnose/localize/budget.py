@@ -10,7 +10,7 @@ values are reduced to statistics and dropped before the next batch runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,14 +29,17 @@ class Batch:
     estimated_bytes: int
 
 
-def tensor_bytes(model: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, int]:
-    """Bytes of each tensor whose shape ONNX shape inference can work out with the graph inputs
-    fixed to the shapes of ``inputs``; tensors it cannot size are missing."""
+def tensor_bytes(
+    model: Any, inputs: Mapping[str, np.ndarray], wanted: Collection[str] = ()
+) -> dict[str, int]:
+    """Bytes of each tensor whose shape shape inference works out with the graph inputs fixed
+    to the shapes of ``inputs``: ONNX's, then, where it leaves some of ``wanted`` unsized,
+    onnxruntime's symbolic one (slower; it follows shapes computed at run time). Tensors
+    neither can size are missing."""
     import onnx
 
     sized = onnx.ModelProto()
     sized.CopyFrom(model)
-    del sized.graph.output[:]
     for value in sized.graph.input:
         array = inputs.get(value.name)
         if array is None or not value.type.HasField("tensor_type"):
@@ -45,31 +48,69 @@ def tensor_bytes(model: Any, inputs: Mapping[str, np.ndarray]) -> dict[str, int]
         shape.ClearField("dim")
         for size in np.shape(array):
             shape.dim.add().dim_value = int(size)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(sized, data_prop=True)
-    except Exception:  # onnx raises InferenceError and plain RuntimeErrors on odd graphs
-        return {}
-    item_sizes = {element: np.dtype(name).itemsize for element, name in _dtypes().items()}
+    _weights_as_inputs(sized)
     sizes: dict[str, int] = {}
-    for value in inferred.graph.value_info:
-        tensor_type = value.type.tensor_type
-        item = item_sizes.get(tensor_type.elem_type)
-        dims = [dim.dim_value if dim.HasField("dim_value") else -1 for dim in tensor_type.shape.dim]
-        if item is None or not tensor_type.HasField("shape") or any(d < 0 for d in dims):
-            continue
-        sizes[value.name] = int(np.prod(dims, dtype=np.int64)) * item
+    for infer in (_onnx_inference, _onnxruntime_inference):
+        inferred = infer(sized)
+        if inferred is not None:
+            sizes = {**sizes, **_sizes(inferred)}
+        if all(name in sizes for name in wanted):
+            break
     return sizes
 
 
-def _dtypes() -> dict[int, str]:
-    from onnx import TensorProto
+def _weights_as_inputs(model: Any) -> None:
+    """Initializers kept in a sidecar become graph inputs of their type and shape, so that
+    inference never reads weights (and needs no sidecar); small inline constants stay."""
+    from onnx import TensorProto, helper
 
-    return {
-        TensorProto.FLOAT: "float32",
-        TensorProto.FLOAT16: "float16",
-        TensorProto.DOUBLE: "float64",
-        TensorProto.BFLOAT16: "float16",
-    }
+    graph = model.graph
+    external = [t for t in graph.initializer if t.data_location == TensorProto.EXTERNAL]
+    for tensor in external:
+        graph.initializer.remove(tensor)
+        value = helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims)
+        graph.input.append(value)
+
+
+def _onnxruntime_inference(model: Any) -> Any:
+    """onnxruntime's symbolic shape inference, which follows shapes computed at run time
+    (``Shape`` → ``Slice``) and knows its contrib ops; None where it cannot run (it needs sympy)
+    or gives up on the graph."""
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+    except ImportError:
+        return None
+    try:
+        return SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    except Exception:  # it raises bare Exceptions and asserts on graphs it does not follow
+        return None
+
+
+def _onnx_inference(model: Any) -> Any:
+    import onnx
+
+    try:
+        return onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # onnx raises InferenceError and plain RuntimeErrors on odd graphs
+        return None
+
+
+def _sizes(inferred: Any) -> dict[str, int]:
+    from onnx import helper
+
+    sizes: dict[str, int] = {}
+    for value in [*inferred.graph.value_info, *inferred.graph.output]:
+        tensor_type = value.type.tensor_type
+        if not tensor_type.HasField("shape") or not tensor_type.elem_type:
+            continue
+        dims = [dim.dim_value if dim.HasField("dim_value") else -1 for dim in tensor_type.shape.dim]
+        try:
+            item = np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)).itemsize
+        except (KeyError, TypeError):  # 4-bit and string types: never held
+            continue
+        if all(d >= 0 for d in dims):
+            sizes[value.name] = int(np.prod(dims, dtype=np.int64)) * item
+    return sizes
 
 
 def plan_batches(

@@ -3,22 +3,30 @@ quantization adds at nodes like it.
 
 A quantized variant adds error at every quantized node; a damaged weight adds far more at one.
 The replay gives each matched tensor its *local* rel_l2 (its segment run on the reference's
-inputs), and the segment's *precision* (``"8-bit"``, ``"4-bit"``, ``"float16"``, ``"float"``).
-The *noise* of nodes of one op type and precision is the median local rel_l2 of those that add
-any error, where there are at least :data:`MIN_PEERS` of them; else the median over every node of
-that precision; else, and never below, :data:`TYPICAL_NOISE` for the precision (a float segment
-is expected to add nothing). A node's *damage* is its local rel_l2 over that noise. It is damaged
-when the damage reaches ``damage_ratio`` and the local error is at least
-:data:`MIN_DAMAGE_REL_L2`, when the segment makes NaN/Inf from finite inputs, or when a weight it
-reads fails weight-space parity (the prior).
+inputs) and the segment's *precision* (``"8-bit"``, ``"4-bit"``, ``"float16"``, ``"float"``).
+A node's *noise* is the median local rel_l2 of its *peers* that add any error, at the same
+precision, from the first group with at least :data:`MIN_PEERS` of them:
+
+1. its role: nodes whose names differ only in indices — the same layer of every block of a
+   transformer (``/encoder/layer.#/output/dense/MatMul``), which quantize alike: a per-tensor
+   int8 FFN output projection adds ten times what a query projection does, in every layer;
+2. its op type (``MatMul``);
+3. every node of the precision;
+
+and never below :data:`TYPICAL_NOISE` for the precision (a float node is expected to add none).
+Its *damage* is its local rel_l2 over that noise. It is damaged when the damage reaches
+``damage_ratio`` and the local error is at least :data:`MIN_DAMAGE_REL_L2`, when the segment
+makes NaN/Inf from finite inputs, or when a weight it reads fails weight-space parity (the
+prior).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from pytest_onnxparity.diagnose.localize.records import TensorDrift
 
@@ -40,34 +48,43 @@ TYPICAL_NOISE = {
 """Local rel_l2 a healthy segment of each precision ordinarily adds (the medians measured on real
 encoders: int8 0.025-0.034, int4 0.077-0.08, fp16 3e-4), the noise where too few nodes tell."""
 
-
-def noise_key(drift: TensorDrift) -> str:
-    """``MatMul/8-bit``: the op type and precision whose nodes share a noise level."""
-    return f"{drift.op_type}/{drift.precision}"
+_INDEX = re.compile(r"(?<![A-Za-z])\d+")
+"""A number not glued to a word: ``layer.3``, ``blocks_3``, ``/3/`` — but ``fc1`` stays."""
 
 
-def noise_levels(drifts: Sequence[TensorDrift]) -> dict[str, float]:
-    """Per op type and precision, the local rel_l2 this variant's nodes ordinarily add there."""
-    groups: dict[str, list[float]] = {}
-    pools: dict[str, list[float]] = {}
+def role(drift: TensorDrift) -> str:
+    """The node's name (its tensor's where it has none) with every index as ``#``."""
+    return _INDEX.sub("#", drift.node or drift.tensor)
+
+
+_GROUPS: tuple[Callable[[TensorDrift], str], ...] = (
+    lambda d: f"{d.precision} {role(d)}",
+    lambda d: f"{d.precision} {d.op_type}",
+    lambda d: d.precision,
+)
+"""How peers are grouped, most specific first: role, op type, precision."""
+
+
+def noise_levels(drifts: Sequence[TensorDrift]) -> dict[str, tuple[str, float]]:
+    """Per tensor: which peers its noise comes from (``"8-bit MatMul"``, ``"8-bit
+    /encoder/layer.#/output/dense/MatMul"``, ``"typical 8-bit"``) and the noise."""
+    adding: dict[str, list[float]] = {}
     for drift in drifts:
         local = drift.local_rel_l2
         if math.isfinite(local) and local > 0.0:
-            groups.setdefault(noise_key(drift), []).append(local)
-            pools.setdefault(drift.precision, []).append(local)
+            for key in _GROUPS:
+                adding.setdefault(key(drift), []).append(local)
     levels = {}
     for drift in drifts:
-        key = noise_key(drift)
-        if key in levels:
-            continue
-        group, pool = groups.get(key, []), pools.get(drift.precision, [])
-        measured = 0.0
-        if len(group) >= MIN_PEERS:
-            measured = statistics.median(group)
-        elif len(pool) >= MIN_PEERS:
-            measured = statistics.median(pool)
-        levels[key] = max(measured, TYPICAL_NOISE.get(drift.precision, 0.0))
-    return dict(sorted(levels.items()))
+        typical = TYPICAL_NOISE.get(drift.precision, 0.0)
+        source, measured = f"typical {drift.precision}", typical
+        for key in _GROUPS:
+            peers = adding.get(key(drift), [])
+            if len(peers) >= MIN_PEERS:
+                source, measured = key(drift), statistics.median(peers)
+                break
+        levels[drift.tensor] = (source, max(measured, typical))
+    return levels
 
 
 def assess(
@@ -75,15 +92,16 @@ def assess(
     damage_ratio: float,
     weight_failures: Mapping[str, Sequence[str]],
 ) -> tuple[tuple[TensorDrift, ...], dict[str, float]]:
-    """``drifts`` with their noise, damage and verdict filled in, and the noise levels.
+    """``drifts`` with their noise, damage and verdict filled in, and the noise level of each
+    group of peers that set one.
 
     ``weight_failures`` maps a tensor to the reference weights of its segment that fail
     weight-space parity.
     """
-    noise = noise_levels(drifts)
+    levels = noise_levels(drifts)
     assessed = []
     for drift in drifts:
-        expected = noise[noise_key(drift)]
+        source, expected = levels[drift.tensor]
         damage = _damage(drift.local_rel_l2, expected)
         failures = tuple(weight_failures.get(drift.tensor, ()))
         damaged = bool(failures) or (
@@ -97,12 +115,14 @@ def assess(
             dataclasses.replace(
                 drift,
                 expected_rel_l2=expected,
+                noise_from=source,
                 damage=damage,
                 damaged=damaged,
                 weight_failures=failures,
             )
         )
-    return tuple(assessed), noise
+    noise = {source: level for source, level in levels.values()}
+    return tuple(assessed), dict(sorted(noise.items()))
 
 
 def _damage(local: float, expected: float) -> float:

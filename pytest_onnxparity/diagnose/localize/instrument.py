@@ -4,11 +4,16 @@ order, fetched a batch at a time, and its replay copy fed with the reference's a
 Exposing intermediate tensors blocks the fusions that would consume them, so the instrumented
 runs are for localization only: the end-to-end verdict always comes from the ordinary,
 uninstrumented run. Each run opens a fresh session without onnxruntime's memory arena and drops
-it afterwards, so what a batch held is given back before the next one starts."""
+it afterwards, and memory freed since the last run is handed back to the system first, so what
+a batch held is gone before the next one starts."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import heapq
+import sys
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,16 +49,18 @@ class InstrumentableModel:
         sidecar = instrumented_path.name + ".data"
         # onnx appends to an existing sidecar instead of replacing it.
         (instrumented_path.parent / sidecar).unlink(missing_ok=True)
-        model = onnx.load(str(source))
         onnx.save_model(
-            model,
+            onnx.load(str(source)),
             str(instrumented_path),
             save_as_external_data=True,
             all_tensors_to_one_file=True,
             location=sidecar,
             size_threshold=INLINE_TENSOR_BYTES,
         )
-        # save_model moved the weights to the sidecar, so rewriting the outputs is now cheap.
+        # Read back without the weights: the loaded copy keeps their memory while it lives
+        # (protobuf frees a message's arena only with the message), and rewriting the outputs
+        # of a graph whose weights are in the sidecar is cheap.
+        model = onnx.load(str(instrumented_path), load_external_data=False)
         self.model = model
         self.graph_outputs = {value.name: value for value in model.graph.output}
         # After the save above these hold names, types and shapes; the values are in the sidecar.
@@ -124,6 +131,7 @@ class InstrumentableModel:
 
         if not names:
             return {}
+        give_back_freed_memory()
         fed = fed or {}
         element_types = {
             name: onnx.helper.np_dtype_to_tensor_dtype(np.asarray(value).dtype)
@@ -144,6 +152,28 @@ class InstrumentableModel:
             # Untyped outputs are fine: onnxruntime infers their types when it resolves the graph.
             outputs.append(self.graph_outputs.get(name) or onnx.ValueInfoProto(name=name))
         onnx.save_model(self.model, str(self.path))
+
+
+def give_back_freed_memory() -> None:
+    """Hand memory freed since the last run back to the system before the next one.
+
+    glibc's malloc keeps large freed blocks for reuse once it has seen blocks of that size
+    freed (its mmap threshold rises), so the activations of one batch would stay resident
+    under the next one's; ``malloc_trim`` releases them. Elsewhere this does nothing."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return getattr(libc, "malloc_trim", None)  # musl has none
 
 
 def _topological_nodes(graph: Any, source: Path) -> list[Any]:

@@ -41,6 +41,10 @@ from pytest_onnxparity.diagnose.localize.statistics import (
 )
 from pytest_onnxparity.runtime.sessions import ModelLoadError, SessionSettings
 
+PLANNED_SHARE = 0.85
+"""Batches are planned to hold this share of the budget in activations; the rest is left for
+what onnxruntime allocates inside a run (the tensors it computes but does not return)."""
+
 MAX_PLANS = 4
 """Attempts at batches whose held values fit the budget before settling for the last."""
 
@@ -105,8 +109,8 @@ def localize(
         pairs,
         {name: candidate.frontier(name, cuttable) for name in pairs},
         (set(reference_types), set(variant_types)),
-        tensor_bytes(reference.model, inputs),
-        budget * MB,
+        tensor_bytes(reference.model, inputs, reference.activations),
+        int(budget * MB * PLANNED_SHARE),
         options.batch_size,
     )
 

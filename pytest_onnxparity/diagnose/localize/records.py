@@ -27,8 +27,9 @@ class TensorDrift:
     the reference's, everything upstream included. ``local_rel_l2`` is the error the node adds
     on its own (the variant's nodes replayed on the reference's inputs; NaN where the replay
     could not run), ``precision`` what the variant computes it in (``"8-bit"``, ``"4-bit"``,
-    ``"float16"``, ``"float"``), ``expected_rel_l2`` what this variant's nodes of the same op type
-    and precision ordinarily add, ``damage`` the first over the second, and ``damaged`` the
+    ``"float16"``, ``"float"``), ``expected_rel_l2`` what its peers ordinarily add
+    (``noise_from`` says which: ``"8-bit /encoder/layer.#/fc1/MatMul"``, ``"8-bit MatMul"``,
+    ``"typical 8-bit"``), ``damage`` the first over the second, and ``damaged`` the
     verdict (:mod:`~pytest_onnxparity.diagnose.localize.damage`); ``weight_failures`` names the
     reference weights it reads that fail weight-space parity. ``fill_fraction`` is the share of
     elements left out as mask fill; ``masked`` means all of them were (no statistics).
@@ -57,6 +58,7 @@ class TensorDrift:
     fill_fraction: float = 0.0
     masked: bool = False
     precision: str = "float"
+    noise_from: str = ""
 
     def exceeds(self, tolerance_rel_l2: float) -> bool:
         return not self.masked and (self.rel_l2 > tolerance_rel_l2 or self.nonfinite_in_variant > 0)
@@ -85,7 +87,7 @@ class TensorDrift:
             return "error added on its own not measured"
         added = f"adds rel_l2 {self.local_rel_l2:.3g} on its own"
         if self.expected_rel_l2 > 0.0:
-            added += f", {self.damage:.3g}× this variant's {self.precision} {self.op_type} noise"
+            added += f", {self.damage:.3g}× the noise of {self.noise_from or self.precision}"
             added += f" ({self.expected_rel_l2:.2g})"
         weights = ", ".join(repr(name) for name in self.weight_failures)
         if weights:
@@ -114,6 +116,7 @@ class TensorDrift:
             "fill_fraction": self.fill_fraction,
             "masked": self.masked,
             "precision": self.precision,
+            "noise_from": self.noise_from,
         }
 
     @classmethod
@@ -140,6 +143,7 @@ class TensorDrift:
             fill_fraction=float(document["fill_fraction"]),
             masked=bool(document["masked"]),
             precision=document["precision"],
+            noise_from=document["noise_from"],
         )
 
 

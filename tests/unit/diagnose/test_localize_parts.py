@@ -136,23 +136,34 @@ def test_float16_is_upcast_and_zero_tensors_agree() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_noise_is_the_median_of_the_op_types_peers_at_the_same_precision() -> None:
-    drifts = [drift(f"m{i}", "MatMul", local) for i, local in enumerate((0.03, 0.04, 0.05, 1.0))]
+def test_noise_is_the_median_of_the_same_layer_in_the_other_blocks() -> None:
+    def layer(block: int, name: str, local: float) -> TensorDrift:
+        return drift(f"/layer.{block}/{name}/MatMul", "MatMul", local)
+
+    # Every block's fc2 adds ten times what its fc1 does; block 1's fc1 is broken.
+    drifts = [layer(b, "fc2", 0.3) for b in range(4)]
+    drifts += [layer(b, "fc1", 1.0 if b == 1 else 0.03) for b in range(4)]
     drifts.append(drift("add", "Add", 0.0, precision="float"))
-    levels = noise_levels(drifts)
-    assert levels == {"Add/float": 0.0, "MatMul/8-bit": 0.045}
-    assessed, _ = assess(drifts, 8.0, {})
-    assert [d.damaged for d in assessed] == [False, False, False, True, False]
-    assert assessed[3].damage == pytest.approx(1.0 / 0.045)
+    assessed, noise = assess(drifts, 8.0, {})
+    assert noise == {
+        "8-bit /layer.#/fc1/MatMul": pytest.approx(0.03),
+        "8-bit /layer.#/fc2/MatMul": pytest.approx(0.3),
+        "typical float": 0.0,
+    }
+    assert [d.tensor for d in assessed if d.damaged] == ["/layer.1/fc1/MatMul"]
+    assert assessed[5].damage == pytest.approx(1.0 / 0.03)
+    assert assessed[5].noise_from == "8-bit /layer.#/fc1/MatMul"
 
 
-def test_too_few_peers_fall_back_to_the_precisions_pool_then_its_typical_noise() -> None:
+def test_without_enough_peers_the_op_type_then_the_precision_then_typical_noise_count() -> None:
+    by_op = noise_levels([drift(f"m{i}", "MatMul", 0.05) for i in range(3)])
+    assert by_op["m0"] == ("8-bit MatMul", pytest.approx(0.05))
     pooled = noise_levels(
         [drift("g", "Gather", 0.2), *(drift(f"m{i}", "MatMul", 0.05) for i in range(3))]
     )
-    assert pooled["Gather/8-bit"] == pytest.approx(0.05)
+    assert pooled["g"] == ("8-bit", pytest.approx(0.05))
     alone = noise_levels([drift("m", "MatMul", 0.06, precision="4-bit")])
-    assert alone == {"MatMul/4-bit": TYPICAL_NOISE["4-bit"]}
+    assert alone == {"m": ("typical 4-bit", TYPICAL_NOISE["4-bit"])}
 
 
 def test_in_a_float_variant_any_error_a_node_adds_past_one_percent_is_damage() -> None:
@@ -161,7 +172,7 @@ def test_in_a_float_variant_any_error_a_node_adds_past_one_percent_is_damage() -
         drift("b", "MatMul", 0.2, precision="float"),
     ]
     assessed, noise = assess(drifts, 8.0, {})
-    assert noise == {"MatMul/float": 0.0}
+    assert noise == {"typical float": 0.0}
     assert [(d.damage, d.damaged) for d in assessed] == [(math.inf, False), (math.inf, True)]
 
 
