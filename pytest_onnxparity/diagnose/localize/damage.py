@@ -58,16 +58,17 @@ def role(drift: TensorDrift) -> str:
 
 
 _GROUPS: tuple[Callable[[TensorDrift], str], ...] = (
-    lambda d: f"{d.precision} {role(d)}",
-    lambda d: f"{d.precision} {d.op_type}",
-    lambda d: d.precision,
+    lambda d: f"its {d.precision} peers {role(d)}",
+    lambda d: f"{d.precision} {d.op_type} nodes",
+    lambda d: f"{d.precision} nodes",
 )
 """How peers are grouped, most specific first: role, op type, precision."""
 
 
 def noise_levels(drifts: Sequence[TensorDrift]) -> dict[str, tuple[str, float]]:
-    """Per tensor: which peers its noise comes from (``"8-bit MatMul"``, ``"8-bit
-    /encoder/layer.#/output/dense/MatMul"``, ``"typical 8-bit"``) and the noise."""
+    """Per tensor: which peers its noise comes from (``"its 8-bit peers
+    /encoder/layer.#/output/dense/MatMul"``, ``"8-bit MatMul nodes"``, ``"8-bit nodes"``,
+    ``"typical 8-bit"``) and the noise."""
     adding: dict[str, list[float]] = {}
     for drift in drifts:
         local = drift.local_rel_l2

@@ -74,7 +74,7 @@ def plot_drift(localizations: Sequence[Localization], path: Path) -> Path:
     damage_axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     damage_axes.set_xlabel("depth (topological index of the producing node in the reference graph)")
     drift_axes.set_ylabel("drift: rel_l2 vs reference\n(▼ exact, × all mask fill, □ some fill)")
-    damage_axes.set_ylabel("damage: error added on its own\n/ this variant's noise for the op")
+    damage_axes.set_ylabel("damage: error added on its own\n/ the noise of its peers")
     levels = sorted({localization.optimization_level for localization in localizations})
     drift_axes.set_title(
         f"Drift and damage by depth: {', '.join(graphs)} "

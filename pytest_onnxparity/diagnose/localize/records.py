@@ -28,9 +28,10 @@ class TensorDrift:
     on its own (the variant's nodes replayed on the reference's inputs; NaN where the replay
     could not run), ``precision`` what the variant computes it in (``"8-bit"``, ``"4-bit"``,
     ``"float16"``, ``"float"``), ``expected_rel_l2`` what its peers ordinarily add
-    (``noise_from`` says which: ``"8-bit /encoder/layer.#/fc1/MatMul"``, ``"8-bit MatMul"``,
-    ``"typical 8-bit"``), ``damage`` the first over the second, and ``damaged`` the
-    verdict (:mod:`~pytest_onnxparity.diagnose.localize.damage`); ``weight_failures`` names the
+    (``noise_from`` says which: ``"its 8-bit peers /encoder/layer.#/fc1/MatMul"``, ``"8-bit
+    MatMul nodes"``, ``"8-bit nodes"``, ``"typical 8-bit"``), ``damage`` the first over the
+    second, and ``damaged`` the verdict (:mod:`~pytest_onnxparity.diagnose.localize.damage`);
+    ``weight_failures`` names the
     reference weights it reads that fail weight-space parity. ``fill_fraction`` is the share of
     elements left out as mask fill; ``masked`` means all of them were (no statistics).
     ``variant_tensor`` is the name compared in the variant (the dequantized copy after a
@@ -87,8 +88,9 @@ class TensorDrift:
             return "error added on its own not measured"
         added = f"adds rel_l2 {self.local_rel_l2:.3g} on its own"
         if self.expected_rel_l2 > 0.0:
-            added += f", {self.damage:.3g}× the noise of {self.noise_from or self.precision}"
-            added += f" ({self.expected_rel_l2:.2g})"
+            source = self.noise_from or f"typical {self.precision}"
+            noise = f"{source} noise" if source.startswith("typical") else f"the noise of {source}"
+            added += f", {self.damage:.3g}× {noise} ({self.expected_rel_l2:.2g})"
         weights = ", ".join(repr(name) for name in self.weight_failures)
         if weights:
             added += f"; reads {weights}, failing weight-space parity"

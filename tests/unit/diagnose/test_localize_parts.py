@@ -146,22 +146,23 @@ def test_noise_is_the_median_of_the_same_layer_in_the_other_blocks() -> None:
     drifts.append(drift("add", "Add", 0.0, precision="float"))
     assessed, noise = assess(drifts, 8.0, {})
     assert noise == {
-        "8-bit /layer.#/fc1/MatMul": pytest.approx(0.03),
-        "8-bit /layer.#/fc2/MatMul": pytest.approx(0.3),
+        "its 8-bit peers /layer.#/fc1/MatMul": pytest.approx(0.03),
+        "its 8-bit peers /layer.#/fc2/MatMul": pytest.approx(0.3),
         "typical float": 0.0,
     }
     assert [d.tensor for d in assessed if d.damaged] == ["/layer.1/fc1/MatMul"]
     assert assessed[5].damage == pytest.approx(1.0 / 0.03)
-    assert assessed[5].noise_from == "8-bit /layer.#/fc1/MatMul"
+    assert assessed[5].noise_from == "its 8-bit peers /layer.#/fc1/MatMul"
+    assert "33.3× the noise of its 8-bit peers /layer.#/fc1/MatMul (0.03)" in assessed[5].describe()
 
 
 def test_without_enough_peers_the_op_type_then_the_precision_then_typical_noise_count() -> None:
     by_op = noise_levels([drift(f"m{i}", "MatMul", 0.05) for i in range(3)])
-    assert by_op["m0"] == ("8-bit MatMul", pytest.approx(0.05))
+    assert by_op["m0"] == ("8-bit MatMul nodes", pytest.approx(0.05))
     pooled = noise_levels(
         [drift("g", "Gather", 0.2), *(drift(f"m{i}", "MatMul", 0.05) for i in range(3))]
     )
-    assert pooled["g"] == ("8-bit", pytest.approx(0.05))
+    assert pooled["g"] == ("8-bit nodes", pytest.approx(0.05))
     alone = noise_levels([drift("m", "MatMul", 0.06, precision="4-bit")])
     assert alone == {"m": ("typical 4-bit", TYPICAL_NOISE["4-bit"])}
 
