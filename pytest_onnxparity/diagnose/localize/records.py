@@ -31,9 +31,9 @@ class TensorDrift:
     (``noise_from`` says which: ``"its 8-bit peers /encoder/layer.#/fc1/MatMul"``, ``"8-bit
     MatMul nodes"``, ``"8-bit nodes"``, ``"typical 8-bit"``), ``damage`` the first over the
     second, and ``damaged`` the verdict (:mod:`~pytest_onnxparity.diagnose.localize.damage`);
-    ``weight_failures`` names the
-    reference weights it reads that fail weight-space parity. ``fill_fraction`` is the share of
-    elements left out as mask fill; ``masked`` means all of them were (no statistics).
+    ``weight_failures`` names the reference weights it reads that fail weight-space parity.
+    ``fill_fraction`` is the share of elements left out as mask fill; ``masked`` means all of
+    them were (no statistics).
     ``variant_tensor`` is the name compared in the variant (the dequantized copy after a
     QuantizeLinear/DequantizeLinear pair). NaN/Inf in the variant where the reference is finite
     make ``rel_l2`` infinite.
