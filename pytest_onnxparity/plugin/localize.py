@@ -1,9 +1,10 @@
-"""pytest glue for localization: which layer of a variant drifts, in the failure message, the JSON
-results and a drift-by-depth plot per graph.
+"""pytest glue for localization: which node of a variant is damaged, in the failure message, the
+JSON results and a drift-and-damage plot per graph.
 
 ``--parity-localize`` localizes every generated parity test of the run; ``[localize] auto = true``
 only the failing ones. Each localization runs after the ordinary parity check, on the same input
-arrays and session settings, in instrumented copies of both models in a temporary folder; the
+arrays and session settings, in instrumented copies of both models in a temporary folder, with
+weight-space parity's verdicts as its prior where this build has weight-space parity; the
 verdict is the ordinary run's and never changes. Workers put the localization in the test's record;
 the controller draws one plot per graph (every localized variant a line) before the results file
 is written, and references the plot from each record.

@@ -1,4 +1,5 @@
-"""Tests for localization (which layer makes a variant drift) and its drift-by-depth plot."""
+"""Tests for localization (which node of a variant is damaged, where its drift shows) on the
+tiny MLP and hand-built graphs, its report and its plot."""
 
 from __future__ import annotations
 
