@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from pytest_onnxparity.compare.metrics import HISTOGRAM_EDGES, OutputStats
 from pytest_onnxparity.config.tolerances import LOWER_BOUND_KEYS, Tolerance
 
+# Gates no tolerance can pass: a NaN/Inf in the variant where the reference is finite, and one in
+# the reference itself (its inputs, or the reference, are broken: nothing can be judged).
 NONFINITE_GATE = "finite"
+REFERENCE_NONFINITE_GATE = "reference_finite"
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,12 @@ class GateOutcome:
 
 def evaluate(stats: OutputStats, tolerance: Tolerance) -> tuple[GateOutcome, ...]:
     """Check every gated metric of ``stats``. A non-finite variant value fails every gate."""
-    has_nonfinite = stats.nonfinite_in_variant > 0
+    has_nonfinite = stats.nonfinite_in_variant > 0 or stats.nonfinite_in_reference > 0
     outcomes = []
-    if has_nonfinite:
+    if stats.nonfinite_in_reference:
+        count = float(stats.nonfinite_in_reference)
+        outcomes.append(GateOutcome(stats.output, REFERENCE_NONFINITE_GATE, count, 0, False))
+    if stats.nonfinite_in_variant:
         outcomes.append(
             GateOutcome(stats.output, NONFINITE_GATE, float(stats.nonfinite_in_variant), 0, False)
         )
@@ -83,13 +89,19 @@ def _describe(outcome: GateOutcome, stats: OutputStats) -> str:
             f"{stats.nonfinite_in_variant} NaN/Inf value(s) where the reference is finite "
             "(no tolerance can pass this)"
         )
+    if outcome.metric == REFERENCE_NONFINITE_GATE:
+        return (
+            f"the reference itself gives {stats.nonfinite_in_reference} NaN/Inf value(s) on "
+            "these inputs, so nothing can be compared (unrealistic inputs, e.g. a random "
+            "attention mask, or a broken reference)"
+        )
     if outcome.value is None:
         return (
             f"{outcome.metric} is not measurable on shape {list(stats.shape)} "
             f"(argmax axis {stats.argmax_axis}); set argmax_axis or drop this gate"
         )
     relation = ">=" if outcome.metric in LOWER_BOUND_KEYS else "<="
-    if stats.nonfinite_in_variant:
+    if stats.nonfinite_in_variant or stats.nonfinite_in_reference:
         return (
             f"{outcome.metric}={outcome.value:.6g} (limit {relation} {outcome.limit:.6g}) "
             "counts as failed because the output has NaN/Inf"

@@ -125,7 +125,11 @@ def compare_outputs(
     ref_flat = reference.reshape(-1)
     var_flat = variant.reshape(-1)
     abs_error = np.empty(ref_flat.shape, dtype=np.float32)
-    sums = _Sums()
+    # Values past 1e30 (float64 outputs, or an fp32 output gone wild) are measured divided by a
+    # power of two: their squares would overflow float64 and their errors the float32 buffer.
+    # Relative metrics are unchanged; absolute ones are scaled back at the end.
+    scale = _scale(ref_flat, var_flat)
+    sums = _Sums(scale)
     # float64 scratch, reused chunk after chunk: no allocation (nor page fault) per chunk, and
     # small enough that the dozen passes over a chunk run from cache.
     size = min(CHUNK_ELEMENTS, ref_flat.size)
@@ -135,6 +139,9 @@ def compare_outputs(
         ref, var, err = scratch[:, : stop - start]
         np.copyto(ref, ref_flat[start:stop], casting="unsafe")
         np.copyto(var, var_flat[start:stop], casting="unsafe")
+        if scale != 1.0:
+            ref /= scale
+            var /= scale
         sums.add_chunk(start, ref, var, err, abs_error[start:stop])
     worst = None
     if sums.worst_flat >= 0:
@@ -165,9 +172,9 @@ def compare_outputs(
         shape=tuple(int(d) for d in reference.shape),
         reference_dtype=str(reference.dtype),
         variant_dtype=str(variant.dtype),
-        max_abs=max(sums.worst_value, 0.0),
-        mean_abs=sums.abs / sums.counted if sums.counted else 0.0,
-        p99_abs=_percentile(abs_error, 99.0),
+        max_abs=_unscaled(max(sums.worst_value, 0.0), scale),
+        mean_abs=_unscaled(sums.abs / sums.counted if sums.counted else 0.0, scale),
+        p99_abs=_unscaled(_percentile(abs_error, 99.0), scale),
         rel_l2=rel_l2,
         cosine=cosine,
         argmax_axis=axis,
@@ -185,7 +192,9 @@ def compare_outputs(
 class _Sums:
     """float64 running sums, counts and the worst element over the chunks of one comparison."""
 
-    def __init__(self) -> None:
+    def __init__(self, scale: float = 1.0) -> None:
+        # The chunks come divided by ``scale``: the histogram's edges are divided alike.
+        self.edges = tuple(edge / scale for edge in HISTOGRAM_EDGES)
         self.abs = self.sq_err = self.sq_ref = self.sq_var = self.dot = 0.0
         self.counted = self.nonfinite_var = self.nonfinite_ref = 0
         self.worst_flat, self.worst_value = -1, -1.0
@@ -237,12 +246,44 @@ class _Sums:
         """Decade bins in float64 (a float32 copy of an error on an edge, 1e-5, falls a bin
         low), by counting below each edge: several times faster than np.histogram's sort."""
         below: list[int] = []
-        for edge in HISTOGRAM_EDGES[1:-1]:
+        for edge in self.edges[1:-1]:
             if below and below[-1] == err.size:
                 below.append(err.size)  # every error is below a lower edge already
             else:
                 below.append(int(np.count_nonzero(err < edge)))
         self.histogram += np.diff(below, prepend=0, append=err.size)
+
+
+LARGE_VALUE = 1e30
+
+
+def _scale(ref: np.ndarray, var: np.ndarray) -> float:
+    """1.0, or the power of two that brings the largest finite value of both arrays near 1
+    when it exceeds :data:`LARGE_VALUE` (integers and fp16 never do)."""
+    if ref.dtype.itemsize < 4 or not (
+        np.issubdtype(ref.dtype, np.floating) or np.issubdtype(var.dtype, np.floating)
+    ):
+        return 1.0
+    largest = 0.0
+    for array in (ref, var):
+        if not np.issubdtype(array.dtype, np.floating) or array.size == 0:
+            continue
+        # fmax skips NaN without a copy; an inf takes the slower, finite-only pass below.
+        bound = max(float(np.fmax.reduce(array)), -float(np.fmin.reduce(array)))
+        if bound > LARGE_VALUE:
+            for start in range(0, array.size, CHUNK_ELEMENTS):
+                chunk = np.abs(array[start : start + CHUNK_ELEMENTS], dtype=np.float64)
+                finite = chunk[np.isfinite(chunk)]
+                largest = max(largest, float(finite.max()) if finite.size else 0.0)
+    if largest <= LARGE_VALUE:
+        return 1.0
+    return float(2.0 ** min(int(np.frexp(largest)[1]), 1023))
+
+
+def _unscaled(value: float, scale: float) -> float:
+    """A scaled absolute error in the output's units, kept finite (JSON has no inf)."""
+    with np.errstate(over="ignore"):
+        return min(float(np.float64(value) * scale), float(np.finfo(np.float64).max))
 
 
 def _products(ref: np.ndarray, var: np.ndarray) -> tuple[float, float, float]:

@@ -104,3 +104,18 @@ def pytest_onnxparity_pipeline_adapter(config: pytest.Config) -> Any:
     them). Asked once per process, at collection, when ``[sequence]`` or ``--parity-clips``
     asks for sequence gates. See ``docs/sequence.md``.
     """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_onnxparity_reference_pipeline(config: pytest.Config) -> Any:
+    """The upstream pipeline the fp32 ONNX pipeline is gated against, or None.
+
+    Return a callable ``pipeline(clip) -> PipelineOutput`` that decodes one clip with the model
+    the export came from (a PyTorch greedy loop, ``transformers``' ``generate()``…), returning
+    the same tokens (and text, and optionally ``step_logits``) as the ONNX adapter. With it,
+    the sequence gates add ``sequence[fp32]`` (and one test per clip): the fp32 ONNX set against
+    this pipeline under ``[sequence.reference_gates]`` (identical tokens by default), and every
+    variant set's record and card row report it against both the PyTorch and the fp32 ONNX
+    pipeline. Each clip is decoded by it once per process. Asked once per process, at
+    collection, when sequence gates are on. See ``docs/sequence.md``.
+    """

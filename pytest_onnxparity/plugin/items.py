@@ -11,13 +11,14 @@ import pytest
 from pytest_onnxparity.compare.gates import failure_message
 from pytest_onnxparity.export.folder import Graph
 from pytest_onnxparity.plugin import keys
+from pytest_onnxparity.plugin.folder_hooks import FolderHooks
 from pytest_onnxparity.results.records import CheckResult, ParityRecord, encode_property
 from pytest_onnxparity.run.cases import ParityCase
 from pytest_onnxparity.run.engine import ParityEngine
 from pytest_onnxparity.runtime.inputs import DEFAULT_SET
 
 
-class ExportDirNode(pytest.Directory):
+class ExportDirNode(FolderHooks, pytest.Directory):
     """The ``--onnx-dir`` folder, collected like a test directory: its children are graphs."""
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
@@ -31,7 +32,7 @@ class ExportDirNode(pytest.Directory):
         return nodes
 
 
-class GraphNode(pytest.Collector):
+class GraphNode(FolderHooks, pytest.Collector):
     """One graph of the folder; its items are the variants' checks."""
 
     def __init__(self, *, graph: Graph, engine: ParityEngine, **kwargs: Any) -> None:
@@ -60,7 +61,7 @@ class GraphNode(pytest.Collector):
         return items
 
 
-class ParityItem(pytest.Item):
+class ParityItem(FolderHooks, pytest.Item):
     """A variant against its graph's reference on one input set."""
 
     def __init__(self, *, case: ParityCase, engine: ParityEngine, **kwargs: Any) -> None:
@@ -99,7 +100,7 @@ class ParityItem(pytest.Item):
         return self.case.variant.path, None, f"{self.case.graph.name}::{self.name}"
 
 
-class CheckItem(pytest.Item):
+class CheckItem(FolderHooks, pytest.Item):
     """A non-numeric check of one graph variant: runs ``check()`` and gates on its result.
 
     Feature modules make these from ``pytest_onnxparity_graph_items``. A result that is not
@@ -138,7 +139,7 @@ def record_and_gate(item: pytest.Item, result: CheckResult) -> None:
         pytest.fail(result.message or f"{result.check} failed", pytrace=False)
 
 
-class LoadItem(pytest.Item):
+class LoadItem(FolderHooks, pytest.Item):
     """A graph without variants: still proven loadable, so a broken lone file never passes."""
 
     def __init__(self, *, graph: Graph, engine: ParityEngine, **kwargs: Any) -> None:
@@ -155,6 +156,14 @@ class LoadItem(pytest.Item):
             self.engine.runner(self.graph.reference_file)
         except ModelLoadError as error:
             pytest.fail(str(error), pytrace=False)
+        config = self.engine.settings.config
+        if config.require_variants:
+            pytest.fail(
+                f"{self.graph.reference_file.path}: graph {self.graph.name} has no variant to "
+                f"compare, and require_variants = true ({' + '.join(config.sources)}); add the "
+                'variant files, check exclude, or map a file to it with [files."<path>"] graph',
+                pytrace=False,
+            )
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.graph.reference_file.path, None, f"{self.graph.name}::{self.name}"
@@ -173,6 +182,11 @@ def failure_text(title: str, record: ParityRecord) -> str:
     )
     if first.metric == "finite":
         hint = "NaN/Inf cannot be tolerated: fix the variant (overflow in fp16? a broken scale?)"
+    elif first.metric == "reference_finite":
+        hint = (
+            "NaN/Inf cannot be compared: fix the reference, or give inputs it handles "
+            "([graphs.<graph>.inputs] ranges, real inputs)"
+        )
     return failure_message(title, record.result.stats, record.result.gates, hint)
 
 

@@ -20,10 +20,12 @@ FEATURE_PLUGINS: tuple[str, ...] = (
     "localize",
     "results",
     "health",
+    "weights",
     "suites",
     "speed",
     "references",
     "sequence",
+    "data_folder",
 )
 
 MARKER_DOC = (
@@ -36,6 +38,14 @@ MARKER_DOC = (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    # Before pytest imports the conftest.py files of the test paths: the export folder is data.
+    from pytest_onnxparity.plugin.data_folder import refuse_initial_conftests
+
+    refuse_initial_conftests(early_config)
 
 
 @pytest.hookimpl(tryfirst=True)

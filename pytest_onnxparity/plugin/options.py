@@ -18,6 +18,7 @@ from pytest_onnxparity.plugin.option_types import (
     parse_localize_dir,
     parse_margin,
     parse_non_negative_int,
+    parse_on_off,
     parse_positive_int,
     parse_scoped_tolerance,
     parse_size_budget,
@@ -109,6 +110,7 @@ def add_options(parser: Any) -> None:
     )
     _add_localize_options(group, parser)
     _add_health_options(group, parser)
+    _add_weights_options(group, parser)
     _add_speed_options(group, parser)
     _add_results_options(group, parser)
     _add_suite_options(group, parser)
@@ -153,6 +155,13 @@ def _add_results_options(group: Any, parser: Any) -> None:
     )
     parser.addini("parity_markdown", "default for --parity-markdown", default=None)
     group.addoption(
+        "--parity-model-index",
+        metavar="PATH",
+        help="write the Hugging Face Hub's model-index (WER/CER of each pipeline against ground "
+        "truth) as YAML front matter (.json: JSON); validated with huggingface_hub if installed",
+    )
+    parser.addini("parity_model_index", "default for --parity-model-index", default=None)
+    group.addoption(
         "--parity-baseline",
         metavar="OLD.json",
         help="compare this run with a stored --parity-json or --parity-metadata file; a metric "
@@ -179,6 +188,19 @@ def _add_health_options(group: Any, parser: Any) -> None:
         "comma list of checker, opset, domains, initializers, structure, outputs, coverage; "
         "'all' or 'none' (default: a [health] config table turns all of them on)",
     )
+
+
+def _add_weights_options(group: Any, parser: Any) -> None:
+    """Weight-space parity (``weights_plugin``), on by default."""
+    group.addoption(
+        "--parity-weights",
+        type=parse_on_off,
+        metavar="on|off",
+        help="weight-space parity: one weights[<variant>] test per variant file comparing each "
+        "dequantized weight with the reference's, before inference (default on; [weights] "
+        "tunes it)",
+    )
+    parser.addini("parity_weights", "default for --parity-weights (on or off)", default=None)
 
 
 def _add_suite_options(group: Any, parser: Any) -> None:

@@ -14,10 +14,16 @@ from pytest_onnxparity.plugin import keys
 WORKER_OUTPUT_KEY = "onnxparity"
 
 
-def process_output(config: pytest.Config) -> dict[str, int]:
-    """This process's own numbers: sessions opened by its engine (0 without an export folder)."""
+def process_output(config: pytest.Config) -> dict[str, object]:
+    """This process's own numbers: sessions opened by its engine (0 without an export folder),
+    and which of the toolchain's optional packages it imported (transformers, jiwer…)."""
+    from pytest_onnxparity.results.records import imported_packages
+
     engine = config.stash.get(keys.ENGINE, None)
-    return {"sessions_opened": 0 if engine is None else engine.sessions.opened}
+    return {
+        "sessions_opened": 0 if engine is None else engine.sessions.opened,
+        "imported": imported_packages(),
+    }
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

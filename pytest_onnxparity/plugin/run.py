@@ -15,6 +15,7 @@ from pytest_onnxparity.export.discovery import discover
 from pytest_onnxparity.export.folder import DiscoveryError, DiscoveryOverrides
 from pytest_onnxparity.plugin import keys
 from pytest_onnxparity.plugin.suites import fit_run_config, suite_base
+from pytest_onnxparity.run.config_targets import check_config_targets
 from pytest_onnxparity.run.engine import ParityEngine
 from pytest_onnxparity.run.settings import Settings, build_settings
 from pytest_onnxparity.runtime.inputs import InputError
@@ -34,6 +35,7 @@ def start_run(config: pytest.Config, onnx_dir: Path) -> ParityEngine:
         folder = discover(onnx_dir, discovery_overrides(parity_config))
         parity_config = fit_run_config(config, parity_config, folder)
         settings = settings_from_options(config, onnx_dir, parity_config)
+        check_config_targets(parity_config, folder, settings.cli_tolerances)
         engine = ParityEngine(settings, folder)
         engine.check_dims()
     except (ConfigError, DiscoveryError, ToleranceError, InputError) as error:

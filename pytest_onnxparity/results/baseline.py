@@ -141,6 +141,11 @@ def read_baseline(path: Path) -> dict[str, Any]:
         ) from None
     except OSError as error:
         raise BaselineError(f"baseline {path}: cannot be read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise BaselineError(
+            f"baseline {path}: not UTF-8 text, so not a file written by --parity-json or "
+            "--parity-metadata; pass one of those"
+        ) from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
@@ -149,7 +154,7 @@ def read_baseline(path: Path) -> dict[str, Any]:
             "was killed while writing leaves the previous file, so regenerate this one"
         ) from None
     kind = document.get("schema") if isinstance(document, dict) else None
-    if kind not in READABLE_VERSIONS:
+    if not isinstance(kind, str) or kind not in READABLE_VERSIONS:
         raise BaselineError(
             f"baseline {path}: not a pytest-onnxparity results or metadata file (schema "
             f"{kind!r}); pass a file written by --parity-json or --parity-metadata"

@@ -25,6 +25,20 @@ SCHEMA_VERSION = 1
 (readers ignore keys they do not know). ``baseline.READABLE_VERSIONS`` says what is read back."""
 USER_PROPERTY = "onnxparity"
 TOOLCHAIN_PACKAGES = ("numpy", "onnx", "onnxruntime", "torch", "pytest", "pytest-onnxparity")
+USED_PACKAGES = {
+    "transformers": "transformers",
+    "tokenizers": "tokenizers",
+    "optimum": "optimum",
+    "onnxscript": "onnxscript",
+    "sentence_transformers": "sentence-transformers",
+    "jiwer": "jiwer",
+    "rapidfuzz": "rapidfuzz",
+    "datasets": "datasets",
+    "soundfile": "soundfile",
+}
+"""Import name -> distribution of packages that shape the numbers when a run uses them (the
+exporter's stack, tokenizers, the WER tools): listed in the toolchain when any process of the
+run imported them."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,8 @@ class ResultCollector:
         self._records: dict[str, dict[str, Any]] = {}
         self._durations: dict[str, float] = {}
         self._workers: dict[str, dict[str, Any]] = {}
+        self.imported: set[str] = set()
+        """The optional packages any worker imported (``imported_packages``)."""
 
     @staticmethod
     def _key(record: Mapping[str, Any]) -> str:
@@ -135,8 +151,11 @@ class ResultCollector:
                 self.add(record, duration)
 
     def add_worker(self, worker: str, output: Mapping[str, Any]) -> None:
-        """What one process reported about itself (``sessions_opened``…), by worker id."""
-        self._workers[worker] = dict(output)
+        """What one process reported about itself (``sessions_opened``…), by worker id; the
+        packages it imported join :attr:`imported`."""
+        output = dict(output)
+        self.imported.update(output.pop("imported", None) or ())
+        self._workers[worker] = output
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -162,9 +181,11 @@ class ResultCollector:
         toolchain: Mapping[str, Any],
         io: Mapping[str, Any] | None = None,
         distributed: bool = False,
+        formats: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The results document (schema ``schema/results.schema.json``, documented in
-        ``docs/results.md``)."""
+        ``docs/results.md``). ``formats`` maps each file's relative path to its format
+        (``ModelFormat.to_json``)."""
         from pytest_onnxparity.results.views import group_by_graph
 
         records = self.records
@@ -188,7 +209,8 @@ class ResultCollector:
                 "passed": sum(1 for r in records if r["passed"]),
                 "failed": sum(1 for r in records if not r["passed"]),
             },
-            "graphs": group_by_graph(records, export, io, self.durations),
+            "formats": dict(formats or {}),
+            "graphs": group_by_graph(records, export, io, self.durations, formats),
             "records": records,
         }
 
@@ -203,14 +225,26 @@ def schema_path() -> Path:
     return Path(__file__).with_name("schema") / "results.schema.json"
 
 
-def toolchain_versions(providers: Iterable[str] = ()) -> dict[str, Any]:
-    """Versions of everything that shapes the numbers, without importing torch."""
+def imported_packages() -> list[str]:
+    """The :data:`USED_PACKAGES` this process imported (by distribution name)."""
+    return sorted(dist for module, dist in USED_PACKAGES.items() if module in sys.modules)
+
+
+def toolchain_versions(providers: Iterable[str] = (), used: Iterable[str] = ()) -> dict[str, Any]:
+    """Versions of everything that shapes the numbers, without importing torch: the core
+    packages always, and each of ``used`` (distribution names, e.g. ``transformers``) that is
+    installed."""
     packages: dict[str, str | None] = {}
     for name in TOOLCHAIN_PACKAGES:
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             packages[name] = None
+    for name in sorted(set(used) - set(TOOLCHAIN_PACKAGES)):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -7,6 +7,8 @@ variant see identical arrays, and a rerun with the same seed reproduces them exa
 from __future__ import annotations
 
 import itertools
+import math
+import os
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,6 +106,7 @@ def synthesize(
     dims = {**_symbol_defaults(specs, plan.default_dim), **plan.dims, **point}
     resolved: dict[str, int] = {}
     shapes = {spec.name: _shape(spec, dims, plan.default_dim, resolved) for spec in specs}
+    check_input_budget(graph, specs, shapes, resolved)
     arrays: dict[str, np.ndarray] = {}
     ties: dict[str, str] = {}
     for spec in specs:
@@ -114,6 +117,60 @@ def synthesize(
     return InputSet(
         name=name, source="synthesized", seed=seed, dims=resolved, arrays=arrays, ties=ties
     )
+
+
+def input_budget_bytes() -> int:
+    """The most one synthesized input set may take: 4 GB, or a quarter of the machine's memory
+    when that is less (the reference, the variant and the comparison need memory too)."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        physical = 16 * 10**9
+    return min(4 * 10**9, max(physical // 4, 10**8))
+
+
+def check_input_budget(
+    graph: str,
+    specs: Sequence[TensorSpec],
+    shapes: Mapping[str, tuple[int, ...]],
+    resolved: Mapping[str, int],
+    budget: int | None = None,
+) -> None:
+    """Refuse, before allocating, an input set larger than the budget (a huge static dim, or a
+    ``--parity-dim`` typed with a zero too many): numpy would fail deep inside, or the machine
+    would swap."""
+    budget = input_budget_bytes() if budget is None else budget
+    sizes = {
+        spec.name: math.prod(shapes[spec.name]) * _itemsize(spec.dtype)
+        for spec in specs
+        if spec.name in shapes
+    }
+    if sum(sizes.values()) <= budget:
+        return
+    largest = max(sizes, key=lambda name: sizes[name])
+    spec = next(spec for spec in specs if spec.name == largest)
+    named = [dim for dim in spec.shape or () if isinstance(dim, str) and dim in resolved]
+    if named:
+        fix = ", ".join(f"{dim}={resolved[dim]}" for dim in named)
+        fix = f"set smaller sizes with --parity-dim NAME=SIZE (now {fix}) or [dims] in parity.toml"
+    else:
+        fix = "its shape is static: supply real inputs for this graph ([references] input_data)"
+    raise InputError(
+        f"graph {graph!r}: input {largest!r} of shape {list(shapes[largest])} ({spec.dtype}) "
+        f"needs {_gb(sum(sizes.values()))} for one input set, above the {_gb(budget)} budget; "
+        f"{fix}"
+    )
+
+
+def _itemsize(dtype: str) -> int:
+    try:
+        return np.dtype(dtype if dtype != "bfloat16" else "float32").itemsize
+    except TypeError:
+        return 8
+
+
+def _gb(size: int) -> str:
+    return f"{size / 1e9:.3g} GB"
 
 
 def _length_tie(spec: TensorSpec, specs: Sequence[TensorSpec]) -> InputRule | None:

@@ -55,14 +55,20 @@ class TimingPlan:
 class RoundRunner(Protocol):
     """Times ``repeats`` rounds of ``target`` after ``warmup`` untimed ones, serially.
 
-    ``name`` names the timer in records (``time.perf_counter``, ``pytest-benchmark``).
+    ``setup``, when given, runs before every round (warm-up ones too) outside the timing: the
+    interleaved measurement of :mod:`pytest_onnxparity.speed.paired` runs a reference round
+    there. ``name`` names the timer in records (``time.perf_counter``, ``pytest-benchmark``).
     """
 
     @property
     def name(self) -> str: ...
 
     def __call__(
-        self, target: Callable[[], object], warmup: int, repeats: int
+        self,
+        target: Callable[[], object],
+        warmup: int,
+        repeats: int,
+        setup: Callable[[], object] | None = None,
     ) -> Sequence[float]: ...
 
 
@@ -73,11 +79,21 @@ class SerialRounds:
     timer: Callable[[], float] = time.perf_counter
     name: str = "time.perf_counter"
 
-    def __call__(self, target: Callable[[], object], warmup: int, repeats: int) -> list[float]:
+    def __call__(
+        self,
+        target: Callable[[], object],
+        warmup: int,
+        repeats: int,
+        setup: Callable[[], object] | None = None,
+    ) -> list[float]:
         for _ in range(warmup):
+            if setup is not None:
+                setup()
             target()
         durations = []
         for _ in range(repeats):
+            if setup is not None:
+                setup()
             start = self.timer()
             target()
             durations.append(self.timer() - start)

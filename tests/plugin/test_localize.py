@@ -36,8 +36,9 @@ def damage_encoder_int8(export: Path) -> None:
 
 
 def records(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """The parity records by graph and variant (the weights checks' records left out)."""
     document = json.loads(path.read_text())
-    return {(r["graph"], r["variant"]): r for r in document["records"]}
+    return {(r["graph"], r["variant"]): r for r in document["records"] if r["kind"] == "parity"}
 
 
 def test_a_failing_variant_with_auto_localization_names_the_damaged_layer_first(
@@ -56,7 +57,7 @@ def test_a_failing_variant_with_auto_localization_names_the_damaged_layer_first(
         "--parity-json",
         str(out),
     )
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=4, failed=2)  # weights[int8] names the tripled weight too
     result.stdout.fnmatch_lines(
         [
             "*encoder[[]int8[]] vs fp32 on inputs default: * gate(s) failed",
@@ -95,7 +96,7 @@ def test_a_failing_variant_is_not_localized_unless_asked(
 ) -> None:
     damage_encoder_int8(export_copy)
     result = run("--onnx-dir", str(export_copy), "-k", "encoder and int8")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)  # parity and weights
     assert "localization of" not in result.stdout.str()
     assert "onnxparity localize" not in result.stdout.str()
 
@@ -112,7 +113,7 @@ def test_localize_flag_writes_one_plot_per_graph_and_the_json_references_it(
         str(out),
         *plugin_args,
     )
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=12)  # 6 parity and 6 weights tests
     result.stdout.fnmatch_lines(
         [
             "*= onnxparity localize =*",
@@ -177,7 +178,7 @@ def test_localization_never_changes_the_verdict_or_the_measured_numbers(
             str(out),
             *extra,
         )
-        result.assert_outcomes(passed=3)
+        result.assert_outcomes(passed=6)  # 3 parity and 3 weights tests
     before, after = records(plain), records(localized)
     assert before.keys() == after.keys()
     for key, record in after.items():
@@ -203,7 +204,7 @@ def test_svg_plots_and_the_optimisation_level_come_from_the_localize_table(
         "--parity-localize-dir",
         str(plots),
     )
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)  # parity and weights
     result.stdout.fnmatch_lines(
         [
             "onnxparity localize: failing parity tests (instrumented runs at graph opt basic "

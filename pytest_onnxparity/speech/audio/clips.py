@@ -122,7 +122,10 @@ def load_audio_folder(
     for path in _audio_files(folder)[:limit]:
         audio, rate = decode_audio(path, str(path))
         transcript = path.with_suffix(".txt")
-        text = transcript.read_text(encoding="utf-8").strip() if transcript.is_file() else None
+        try:
+            text = transcript.read_text(encoding="utf-8").strip() if transcript.is_file() else None
+        except UnicodeDecodeError:
+            raise ClipError(f"{transcript}: not UTF-8 text; save the transcript as UTF-8") from None
         clips.append(make_clip(_folder_clip_id(folder, path), audio, rate, text, sample_rate))
     return clips
 

@@ -192,12 +192,17 @@ def test_inf_output_fails_every_tier_default(tier: str) -> None:
     assert len(outcomes) == 1 + len(tier_default(tier).limits())
 
 
-def test_nan_only_in_the_reference_does_not_fail_the_gates() -> None:
+def test_nan_only_in_the_reference_fails_its_own_gate_and_every_other() -> None:
     stats = make_stats(nonfinite_in_reference=2)
 
     outcomes = evaluate(stats, Tolerance(max_abs=0.01))
 
-    assert [o.passed for o in outcomes] == [True]
+    assert [(o.metric, o.passed) for o in outcomes] == [
+        ("reference_finite", False),
+        ("max_abs", False),
+    ]
+    message = failure_message("t", [stats], outcomes, FIX_HINT)
+    assert "the reference itself gives 2 NaN/Inf value(s) on these inputs" in message
 
 
 def test_argmax_gate_on_an_output_without_a_class_axis_fails_as_not_measurable() -> None:

@@ -35,6 +35,7 @@ from pytest_onnxparity.speed.measure import (
     measure_rtf,
     session_call,
 )
+from pytest_onnxparity.speed.report import speed_lines
 from pytest_onnxparity.speed.verdict import (
     PARALLEL_NOTE,
     SpeedSubject,
@@ -43,7 +44,6 @@ from pytest_onnxparity.speed.verdict import (
     parallel_note,
     resolve_speed_options,
     speed_budget,
-    speed_lines,
 )
 
 CONTEXT = MeasurementContext(
