@@ -4,8 +4,8 @@ JSON results and a drift-and-damage plot per graph.
 ``--parity-localize`` localizes every generated parity test of the run; ``[localize] auto = true``
 only the failing ones. Each localization runs after the ordinary parity check, on the same input
 arrays and session settings, in instrumented copies of both models in a temporary folder, with
-weight-space parity's verdicts as its prior where this build has weight-space parity; the
-verdict is the ordinary run's and never changes. Workers put the localization in the test's record;
+weight-space parity's verdicts (the run's ``[weights]`` limits) as its prior; the verdict is the
+ordinary run's and never changes. Workers put the localization in the test's record;
 the controller draws one plot per graph (every localized variant a line) before the results file
 is written, and references the plot from each record.
 
@@ -14,7 +14,6 @@ Only pytest and the standard library are imported here at load time.
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import tempfile
 from collections.abc import Generator, Mapping
@@ -25,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_onnxparity.plugin import keys
+from pytest_onnxparity.plugin.weights import WEIGHT_SETTINGS
 
 if TYPE_CHECKING:
+    from pytest_onnxparity.compare.weight_space import WeightSettings
     from pytest_onnxparity.diagnose.localize.config import LocalizeOptions
     from pytest_onnxparity.diagnose.localize.prior import WeightVerdict
     from pytest_onnxparity.diagnose.localize.records import Localization
@@ -167,7 +168,12 @@ def localize_into_record(
                 options=settings.options,
                 workdir=Path(workdir),
                 settings=engine.settings.session,
-                weights=weight_verdicts(reference.path, case.variant.path, record.get("tier")),
+                weights=weight_verdicts(
+                    reference.path,
+                    case.variant.path,
+                    record.get("tier"),
+                    item.config.stash.get(WEIGHT_SETTINGS, None),
+                ),
             )
         except ModelLoadError as error:
             record["localization_error"] = str(error)
@@ -180,21 +186,18 @@ def localize_into_record(
     return message_lines(localization, settings.options.top_n)
 
 
-WEIGHT_SPACE = "pytest_onnxparity.compare.weight_space"
-
-
-def weight_verdicts(reference: Path, variant: Path, tier: str | None) -> list[WeightVerdict] | None:
-    """Weight-space parity's verdict on every weight of ``variant``, the prior of localization;
-    None where this build has no weight-space parity or the weights cannot be read (the
-    localization then says it judged from activations alone)."""
+def weight_verdicts(
+    reference: Path, variant: Path, tier: str | None, settings: WeightSettings | None
+) -> list[WeightVerdict] | None:
+    """Weight-space parity's verdict on every weight of ``variant`` (the run's ``[weights]``
+    limits, else the defaults), the prior of localization; None where the weights cannot be read
+    (the localization then says it judged from activations alone)."""
+    from pytest_onnxparity.compare.weight_space import WeightSettings, compare_weights
     from pytest_onnxparity.diagnose.localize.prior import verdicts_from_comparisons
     from pytest_onnxparity.onnxfile.dequantize import TensorReadError
 
-    if importlib.util.find_spec(WEIGHT_SPACE) is None:
-        return None
-    weight_space = importlib.import_module(WEIGHT_SPACE)
     try:
-        report = weight_space.compare_weights(reference, variant, file_tier=tier)
+        report = compare_weights(reference, variant, settings or WeightSettings(), file_tier=tier)
     except TensorReadError:
         return None
     return list(verdicts_from_comparisons(report.comparisons))

