@@ -40,30 +40,17 @@ class InstrumentableModel:
     are swapped for each instrumented run."""
 
     def __init__(self, source: Path, instrumented_path: Path) -> None:
-        import onnx
-
         if not source.is_file():
             raise ModelLoadError(f"{source}: no such model; check the path passed to localize")
         self.source = source
-        self.path = instrumented_path
-        sidecar = instrumented_path.name + ".data"
-        # onnx appends to an existing sidecar instead of replacing it.
-        (instrumented_path.parent / sidecar).unlink(missing_ok=True)
-        onnx.save_model(
-            onnx.load(str(source)),
-            str(instrumented_path),
-            save_as_external_data=True,
-            all_tensors_to_one_file=True,
-            location=sidecar,
-            size_threshold=INLINE_TENSOR_BYTES,
-        )
-        # Read back without the weights: the loaded copy keeps their memory while it lives
-        # (protobuf frees a message's arena only with the message), and rewriting the outputs
-        # of a graph whose weights are in the sidecar is cheap.
-        model = onnx.load(str(instrumented_path), load_external_data=False)
+        linked = _linked_copy(source, instrumented_path)
+        if linked is None:
+            self.path, model = instrumented_path, _externalized_copy(source, instrumented_path)
+        else:
+            self.path, model = linked
         self.model = model
         self.graph_outputs = {value.name: value for value in model.graph.output}
-        # After the save above these hold names, types and shapes; the values are in the sidecar.
+        # Names, types and shapes only: the values stay in the sidecars.
         self.initializers = {tensor.name: tensor for tensor in model.graph.initializer}
         self.nodes = _topological_nodes(model.graph, source)
         self.producer = {
@@ -152,6 +139,63 @@ class InstrumentableModel:
             # Untyped outputs are fine: onnxruntime infers their types when it resolves the graph.
             outputs.append(self.graph_outputs.get(name) or onnx.ValueInfoProto(name=name))
         onnx.save_model(self.model, str(self.path))
+
+
+def _linked_copy(source: Path, instrumented_path: Path) -> tuple[Path, Any] | None:
+    """The model's graph saved in a folder of its own next to ``instrumented_path`` (the
+    reference's and the variant's data files may have the same names), its external data files
+    hard-linked beside it under the names the graph gives them: nothing is copied or loaded (and
+    nothing is ever written to them). None where the model keeps its weights inline, names a data
+    file outside its folder, or links cannot be made (another file system)."""
+    import onnx
+
+    structure = onnx.load(str(source), load_external_data=False)
+    locations = {
+        entry.value
+        for tensor in structure.graph.initializer
+        if tensor.data_location == onnx.TensorProto.EXTERNAL
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
+    if not locations or any(
+        Path(location).is_absolute() or ".." in Path(location).parts for location in locations
+    ):
+        return None
+    folder = instrumented_path.with_name(instrumented_path.name + ".links")
+    try:
+        for location in locations:
+            link = folder / location
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.unlink(missing_ok=True)
+            # A hard link: onnxruntime refuses data files that resolve outside the model's folder.
+            link.hardlink_to(source.parent / location)
+    except OSError:  # another file system, or no links here: copy instead
+        return None
+    path = folder / instrumented_path.name
+    onnx.save_model(structure, str(path))
+    return path, structure
+
+
+def _externalized_copy(source: Path, instrumented_path: Path) -> Any:
+    """The model saved at ``instrumented_path`` with its weights moved to one sidecar, read
+    back without them."""
+    import onnx
+
+    sidecar = instrumented_path.name + ".data"
+    # onnx appends to an existing sidecar instead of replacing it.
+    (instrumented_path.parent / sidecar).unlink(missing_ok=True)
+    onnx.save_model(
+        onnx.load(str(source)),
+        str(instrumented_path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=sidecar,
+        size_threshold=INLINE_TENSOR_BYTES,
+    )
+    # Read back without the weights: the loaded copy keeps their memory while it lives
+    # (protobuf frees a message's arena only with the message), and rewriting the outputs of a
+    # graph whose weights are in the sidecar is cheap.
+    return onnx.load(str(instrumented_path), load_external_data=False)
 
 
 def give_back_freed_memory() -> None:

@@ -329,6 +329,26 @@ def test_models_with_external_data_localize_like_inline_ones(
     assert external.first_past_tolerance == inline.first_past_tolerance
 
 
+def test_external_data_is_linked_not_copied_even_where_both_sidecars_share_a_name(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    variant = damaged(mlp_dir, tmp_path, "layers.2.weight", "scale", 2.0)
+    reference_ext = modelkit.save_with_external_data(
+        mlp(mlp_dir), tmp_path / "ref" / "model.onnx", location="weights.bin"
+    )
+    variant_ext = modelkit.save_with_external_data(
+        variant, tmp_path / "var" / "model.onnx", location="weights.bin"
+    )
+    inline = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "inline")
+    linked = run_localize(reference_ext, variant_ext, mlp_inputs, tmp_path / "work")
+    assert linked.matched == inline.matched
+    assert linked.first_damaged is not None and linked.first_damaged.node == MLP_MATMULS[1]
+    for role, source in (("reference", reference_ext), ("variant", variant_ext)):
+        link = tmp_path / "work" / f"{role}.instrumented.onnx.links" / "weights.bin"
+        assert link.samefile(source.parent / "weights.bin")
+    assert not list((tmp_path / "work").glob("*.data"))
+
+
 def test_batch_size_one_gives_the_same_result_as_one_big_batch(
     mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
