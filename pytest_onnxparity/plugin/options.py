@@ -122,20 +122,20 @@ def add_options(parser: Any) -> None:
 
 
 def _add_localize_options(group: Any, parser: Any) -> None:
-    """Localization: which layer of a variant drifts (``localize_plugin``)."""
+    """Localization: which node of a variant is damaged (``localize_plugin``)."""
     group.addoption(
         "--parity-localize",
         action="store_true",
         default=False,
-        help="localize every parity test: per-tensor drift of each variant against its "
-        "reference, in the failure message, the JSON results and a drift plot per graph "
-        "([localize] auto = true does it for failing tests only)",
+        help="localize every parity test: the damaged nodes of each variant and its "
+        "per-tensor drift against the reference, in the failure message, the JSON results "
+        "and a plot per graph ([localize] auto = true does it for failing tests only)",
     )
     group.addoption(
         "--parity-localize-dir",
         type=parse_localize_dir,
         metavar="DIR",
-        help="folder for the drift-by-depth plots (default: the --parity-json folder, "
+        help="folder for the drift-and-damage plots (default: the --parity-json folder, "
         "else a new temporary folder)",
     )
 

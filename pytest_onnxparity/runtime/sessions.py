@@ -222,8 +222,12 @@ def _as_input(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return array
 
 
-def open_session(path: Path, settings: SessionSettings) -> OnnxRunner:
-    """Load ``path`` into an ONNX Runtime session, turning its errors into one-line messages."""
+def open_session(path: Path, settings: SessionSettings, *, arena: bool = True) -> OnnxRunner:
+    """Load ``path`` into an ONNX Runtime session, turning its errors into one-line messages.
+
+    ``arena=False`` turns onnxruntime's CPU memory arena off, so that memory a run frees goes
+    back to the system at once instead of staying reserved (and growing by doubling) for the
+    session's lifetime: for one-off runs whose peak memory must stay within a budget."""
     ort = import_onnxruntime()
 
     available = ort.get_available_providers()
@@ -234,6 +238,9 @@ def open_session(path: Path, settings: SessionSettings) -> OnnxRunner:
             f"(available: {', '.join(available)}); install the matching onnxruntime package "
             "or pass --parity-provider CPUExecutionProvider"
         )
+    options = settings.session_options()
+    if not arena:
+        options.enable_cpu_mem_arena = False
     # onnxruntime prints a banner and retries when a session fails; the failure itself is what
     # the message reports, and a retry that succeeded fell back to other providers.
     banner = io.StringIO()
@@ -244,7 +251,7 @@ def open_session(path: Path, settings: SessionSettings) -> OnnxRunner:
                 "loading",
                 ort.InferenceSession,
                 str(path),
-                settings.session_options(),
+                options,
                 list(settings.providers),
             )
     except Exception as error:  # onnxruntime raises Fail/InvalidGraph/NotImplemented, untyped
