@@ -25,6 +25,7 @@ PUBLIC: dict[str, str] = {
     "resample": "speech.audio.clips",
     "PipelineAdapter": "speech.sequence.pipeline",
     "PipelineOutput": "speech.sequence.pipeline",
+    "ReferencePipeline": "speech.sequence.pipeline",
     "AdapterError": "speech.sequence.pipeline",
     # running graphs and their inputs
     "OnnxRunner": "runtime.sessions",
@@ -45,6 +46,10 @@ PUBLIC: dict[str, str] = {
     "ParityResult": "compare.parity",
     "compare_outputs": "compare.metrics",
     "OutputStats": "compare.metrics",
+    # comparing weights, without inference
+    "compare_weights": "compare.weight_space.run",
+    "WeightParityReport": "compare.weight_space.report",
+    "WeightSettings": "compare.weight_space.limits",
     # the engine behind the parity_engine / parity_case fixtures
     "ParityEngine": "run.engine",
     "ParityCase": "run.cases",
@@ -74,13 +79,17 @@ __all__ = [
     "PipelineOutput",
     "Reference",
     "ReferenceError",
+    "ReferencePipeline",
     "SessionSettings",
     "SpeedSubject",
     "TimingItem",
     "TimingPlan",
     "Tolerance",
+    "WeightParityReport",
+    "WeightSettings",
     "__version__",
     "compare_outputs",
+    "compare_weights",
     "discover",
     "measure_rtf",
     "open_session",
@@ -90,6 +99,11 @@ __all__ = [
 if TYPE_CHECKING:
     from pytest_onnxparity.compare.metrics import OutputStats, compare_outputs
     from pytest_onnxparity.compare.parity import ParityResult
+    from pytest_onnxparity.compare.weight_space import (
+        WeightParityReport,
+        WeightSettings,
+        compare_weights,
+    )
     from pytest_onnxparity.config.tolerances import Tolerance
     from pytest_onnxparity.export.discovery import discover
     from pytest_onnxparity.export.folder import ExportFolder, Graph, ModelFile
@@ -105,6 +119,7 @@ if TYPE_CHECKING:
         AdapterError,
         PipelineAdapter,
         PipelineOutput,
+        ReferencePipeline,
     )
     from pytest_onnxparity.speed.measure import MeasurementContext, TimingPlan, measure_rtf
     from pytest_onnxparity.speed.verdict import SpeedSubject

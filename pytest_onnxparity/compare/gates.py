@@ -102,18 +102,46 @@ def _describe(outcome: GateOutcome, stats: OutputStats) -> str:
     relation = ">=" if outcome.metric in LOWER_BOUND_KEYS else "<="
     if not stats.finite:
         return (
-            f"{outcome.metric} (limit {relation} {outcome.limit:.6g}) is not measurable with "
-            "NaN/Inf in the output and counts as failed"
+            f"{outcome.metric} (limit {relation} {shown_limit(outcome.limit)}) is not measurable "
+            "with NaN/Inf in the output and counts as failed"
         )
     if outcome.value is None:
         return (
             f"{outcome.metric} is not measurable on shape {list(stats.shape)} "
             f"(argmax axis {stats.argmax_axis}); set argmax_axis or drop this gate"
         )
+    value, limit = shown_value(outcome.value, outcome.limit, 6), shown_limit(outcome.limit)
     return (
-        f"{outcome.metric}={outcome.value:.6g} violates {relation} {outcome.limit:.6g} "
+        f"{outcome.metric}={value} violates {relation} {limit} "
         f"(smallest passing limit: {outcome.metric} = {_passing_limit(outcome):.7g})"
     )
+
+
+def shown_value(value: float, limit: float, digits: int = 3) -> str:
+    """``value`` with ``digits`` significant digits, or more until it compares with ``limit``
+    as the exact value does and shows as many decimals as the limit: 0.99989 against 0.9999
+    prints as 0.99989 and 0.99999874 against 0.99999 as 0.999999, not 1."""
+    wanted = _decimals(shown_limit(limit))
+    for places in range(digits, 18):
+        text = f"{value:.{places}g}"
+        shown = float(text)
+        same_side = (shown < limit) == (value < limit) and (shown > limit) == (value > limit)
+        if same_side and (_decimals(text) >= wanted or shown == value):
+            return text
+    return repr(value)
+
+
+def _decimals(text: str) -> int:
+    """Digits after the point of a plain decimal (0 for an exponent form)."""
+    if "e" in text or "." not in text:
+        return 0
+    return len(text.split(".", 1)[1])
+
+
+def shown_limit(limit: float) -> str:
+    """A limit as it was given: the shortest text that reads back as the same number."""
+    short = f"{limit:g}"
+    return short if float(short) == limit else repr(float(limit))
 
 
 def _passing_limit(outcome: GateOutcome) -> float:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from pytest_onnxparity.compare.large_values import divisor_for_large_values, unscaled
 from pytest_onnxparity.compare.percentile import exact_percentile
 from pytest_onnxparity.compare.ranking import argmax_agreement, has_class_axis
 from pytest_onnxparity.compare.ranking import topk_overlap as topk_overlap
@@ -190,7 +191,11 @@ def compare_outputs(
     ref_flat = reference.reshape(-1)
     var_flat = variant.reshape(-1)
     abs_error = np.empty(ref_flat.shape, dtype=np.float32)
-    sums = _Sums()
+    # Values past 1e30 (float64 outputs, or an fp32 output gone wild) are measured divided by a
+    # power of two: their squares would overflow float64 and their errors the float32 buffer.
+    # Relative metrics are unchanged; absolute ones are scaled back at the end.
+    scale = divisor_for_large_values(ref_flat, var_flat, CHUNK_ELEMENTS)
+    sums = _Sums(scale)
     # float64 scratch, reused chunk after chunk: no allocation (nor page fault) per chunk, and
     # small enough that the dozen passes over a chunk run from cache.
     scratch = np.empty((3, min(CHUNK_ELEMENTS, ref_flat.size)), dtype=np.float64)
@@ -199,6 +204,9 @@ def compare_outputs(
         ref, var, err = scratch[:, : stop - start]
         np.copyto(ref, ref_flat[start:stop], casting="unsafe")
         np.copyto(var, var_flat[start:stop], casting="unsafe")
+        if scale != 1.0:
+            ref /= scale
+            var /= scale
         sums.add_chunk(start, ref, var, err, abs_error[start:stop])
     finite = sums.nonfinite_ref == 0 and sums.nonfinite_var == 0
     worst_flat = sums.worst_flat if finite else sums.first_nonfinite()
@@ -217,10 +225,12 @@ def compare_outputs(
         shape=shape,
         reference_dtype=str(reference.dtype),
         variant_dtype=str(variant.dtype),
-        max_abs=max(sums.worst_value, 0.0),
+        max_abs=unscaled(max(sums.worst_value, 0.0), scale),
         max_abs_rel=_relative(max(sums.worst_value, 0.0), sums.reference_peak),
-        mean_abs=sums.abs / sums.counted if sums.counted else 0.0,
-        p99_abs=exact_percentile(abs_error, ref_flat, var_flat, P99, CHUNK_ELEMENTS)
+        mean_abs=unscaled(sums.abs / sums.counted if sums.counted else 0.0, scale),
+        p99_abs=unscaled(
+            exact_percentile(abs_error, ref_flat, var_flat, P99, CHUNK_ELEMENTS, scale), scale
+        )
         if finite
         else NAN,
         rel_l2=_relative(math.sqrt(sums.sq_err), math.sqrt(sums.sq_ref)),
@@ -286,7 +296,9 @@ def _cosine(dot: float, ref_norm: float, var_norm: float) -> float:
 class _Sums:
     """float64 running sums, counts and the worst element over the chunks of one comparison."""
 
-    def __init__(self) -> None:
+    def __init__(self, scale: float = 1.0) -> None:
+        # The chunks come divided by ``scale``: the histogram's edges are divided alike.
+        self.edges = tuple(edge / scale for edge in HISTOGRAM_EDGES)
         self.abs = self.sq_err = self.sq_ref = self.sq_var = self.dot = 0.0
         self.reference_peak = 0.0
         self.counted = self.nonfinite_var = self.nonfinite_ref = 0
@@ -355,7 +367,7 @@ class _Sums:
         """Decade bins in float64 (a float32 copy of an error on an edge, 1e-5, falls a bin
         low), by counting below each edge: several times faster than np.histogram's sort."""
         below: list[int] = []
-        for edge in HISTOGRAM_EDGES[1:-1]:
+        for edge in self.edges[1:-1]:
             if below and below[-1] == err.size:
                 below.append(err.size)  # every error is below a lower edge already
             else:

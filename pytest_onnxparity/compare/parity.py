@@ -61,6 +61,13 @@ def compare(
     """
     skipped = set(skip_outputs)
     names = [name for name in reference if name not in skipped]
+    if not names:
+        # A comparison of nothing has no gate to fail: it must not pass either.
+        raise OutputMismatchError(
+            "no output to compare ("
+            + (f"skip_outputs skips all of {sorted(reference)}" if reference else "no outputs")
+            + "); compare at least one output"
+        )
     missing = [name for name in names if name not in variant]
     if missing:
         raise OutputMismatchError(

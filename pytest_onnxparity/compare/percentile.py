@@ -13,10 +13,16 @@ import numpy as np
 
 
 def exact_percentile(
-    abs_error: np.ndarray, ref_flat: np.ndarray, var_flat: np.ndarray, q: float, chunk: int
+    abs_error: np.ndarray,
+    ref_flat: np.ndarray,
+    var_flat: np.ndarray,
+    q: float,
+    chunk: int,
+    scale: float = 1.0,
 ) -> float:
     """``numpy.percentile(err, q, method="inverted_cdf")`` of the float64 errors
-    ``|var_flat - ref_flat|``, exactly, from their float32 copy ``abs_error`` (reordered).
+    ``|var_flat / scale - ref_flat / scale|``, exactly, from their float32 copy ``abs_error``
+    (reordered). ``scale`` is the power of two ``compare_outputs`` divided huge values by.
 
     The float32 buffer finds the rank's value rounded to float32 (in place: a copy would double
     peak memory). Rounding keeps order, so the float64 value at that rank is among the errors
@@ -34,7 +40,11 @@ def exact_percentile(
     for start in range(0, size, chunk):
         stop = min(start + chunk, size)
         part = err[: stop - start]
-        np.subtract(var_flat[start:stop], ref_flat[start:stop], out=part, dtype=np.float64)
+        if scale == 1.0:
+            np.subtract(var_flat[start:stop], ref_flat[start:stop], out=part, dtype=np.float64)
+        else:  # as compare_outputs did: float64 copies divided by the scale, then subtracted
+            ref = ref_flat[start:stop].astype(np.float64) / scale
+            np.subtract(var_flat[start:stop].astype(np.float64) / scale, ref, out=part)
         np.abs(part, out=part)
         with np.errstate(over="ignore"):
             tied.append(part[part.astype(np.float32) == rounded])

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_onnxparity.config.tables import (
+    FLOAT_RANGE_LIMIT,
     ConfigError,
     check_keys,
     deep_merge,
@@ -36,7 +37,16 @@ FOLDER_CONFIG_NAME = "parity.toml"
 
 
 # Tables owned by feature modules, which validate their own keys (``parse_*_options``).
-FEATURE_SECTIONS = ("health", "speed", "size", "sequence", "localize", "references", "suite")
+FEATURE_SECTIONS = (
+    "health",
+    "weights",
+    "speed",
+    "size",
+    "sequence",
+    "localize",
+    "references",
+    "suite",
+)
 
 
 GLOBAL_KEYS = (
@@ -52,6 +62,7 @@ GLOBAL_KEYS = (
     "files",
     "tags",
     "exclude",
+    "require_variants",
     "session",
     *FEATURE_SECTIONS,
 )
@@ -64,6 +75,7 @@ SESSION_KEYS = (
     "graph_optimization_level",
     "deterministic",
     "allow_spinning",
+    "run_timeout",
 )
 
 
@@ -121,6 +133,8 @@ class SessionConfig:
     graph_optimization_level: str | None = None
     deterministic: bool | None = None
     allow_spinning: bool | None = None
+    run_timeout: float | None = None
+    """Seconds one inference may run before it is stopped and its test fails."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +154,8 @@ class ParityConfig:
     files: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     exclude: tuple[str, ...] = ()
+    require_variants: bool = False
+    """A graph without a variant to compare fails instead of only being loaded."""
     session: SessionConfig = field(default_factory=SessionConfig)
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -227,6 +243,7 @@ def parse_config(raw: Mapping[str, Any], where: str, sources: tuple[str, ...] = 
             files=_files(sub_table(raw, "files", where), where),
             tags=_tags(sub_table(raw, "tags", where), where),
             exclude=tuple(string_list(raw.get("exclude", []), f"{where} exclude")),
+            require_variants=_flag(raw, "require_variants", where),
             session=_session(sub_table(raw, "session", where), f"{where} [session]"),
             sections={
                 name: sub_table(raw, name, where) for name in FEATURE_SECTIONS if name in raw
@@ -234,6 +251,13 @@ def parse_config(raw: Mapping[str, Any], where: str, sources: tuple[str, ...] = 
         )
     except ToleranceError as error:
         raise ConfigError(str(error)) from None
+
+
+def _flag(raw: Mapping[str, Any], key: str, where: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+    return value
 
 
 def _tolerance_table(raw: Mapping[str, Any], where: str) -> ToleranceLayer:
@@ -301,6 +325,10 @@ def _input_rule(raw: Any, where: str) -> InputRule:
     value = raw.get("value")
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ConfigError(f"{where}: value must be a number, got {value!r}")
+    if value is not None and not abs(value) <= FLOAT_RANGE_LIMIT:
+        raise ConfigError(
+            f"{where}: value must be finite and within ±{FLOAT_RANGE_LIMIT:g}, got {value!r}"
+        )
     return InputRule(range=optional_range(raw, "range", where), tie=tie, value=value)
 
 
@@ -338,6 +366,13 @@ def _session(raw: Mapping[str, Any], where: str) -> SessionConfig:
         if raw.get(key) is not None and not isinstance(raw[key], bool):
             raise ConfigError(f"{where}: {key} must be true or false, got {raw[key]!r}")
     providers = raw.get("providers")
+    timeout = raw.get("run_timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0 < timeout < float("inf")
+    ):
+        raise ConfigError(f"{where}: run_timeout must be a number of seconds > 0, got {timeout!r}")
     return SessionConfig(
         providers=None
         if providers is None
@@ -347,6 +382,7 @@ def _session(raw: Mapping[str, Any], where: str) -> SessionConfig:
         graph_optimization_level=level,
         deterministic=raw.get("deterministic"),
         allow_spinning=raw.get("allow_spinning"),
+        run_timeout=None if timeout is None else float(timeout),
     )
 
 

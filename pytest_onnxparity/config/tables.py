@@ -27,6 +27,15 @@ def read_toml_table(path: Path, table: tuple[str, ...] = ()) -> dict[str, Any] |
             document = tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML ({error}); fix the syntax") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
+        ) from None
+    except OSError as error:
+        raise ConfigError(
+            f"{path}: cannot be read ({error.strerror or type(error).__name__}); fix its "
+            "permissions or remove it"
+        ) from None
     node: Any = document
     for key in table:
         if not isinstance(node, dict) or key not in node:
@@ -79,6 +88,12 @@ def optional_int(
     return value
 
 
+# Synthesized values must stay finite in float32 (and their span in float64): a range past
+# that makes every input inf, and every comparison NaN.
+FLOAT_RANGE_LIMIT = 1e38
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def optional_range(raw: Mapping[str, Any], key: str, where: str) -> tuple[float, float] | None:
     value = raw.get(key)
     if value is None:
@@ -87,9 +102,14 @@ def optional_range(raw: Mapping[str, Any], key: str, where: str) -> tuple[float,
         not isinstance(value, list)
         or len(value) != 2
         or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        or value[0] > value[1]
+        or not value[0] <= value[1]  # also refuses NaN
     ):
         raise ConfigError(f"{where}: {key} must be [low, high] with low <= high, got {value!r}")
+    if not all(abs(v) <= FLOAT_RANGE_LIMIT for v in value):
+        raise ConfigError(
+            f"{where}: {key} must lie within [-{FLOAT_RANGE_LIMIT:g}, {FLOAT_RANGE_LIMIT:g}] "
+            f"(finite in float32), got {value!r}; narrow the range"
+        )
     return (value[0], value[1])
 
 
@@ -99,7 +119,17 @@ def int_range(raw: Mapping[str, Any], where: str) -> tuple[int, int] | None:
         return None
     if not all(isinstance(v, int) for v in value):
         raise ConfigError(f"{where}: int_range must hold integers, got {list(value)!r}")
+    check_int64(value, f"{where}: int_range")
     return (int(value[0]), int(value[1]))
+
+
+def check_int64(values: Sequence[Any], where: str) -> None:
+    """Integers that an int64 input can hold (a TOML integer is unbounded in Python)."""
+    if not all(INT64_MIN <= v <= INT64_MAX for v in values if isinstance(v, int)):
+        raise ConfigError(
+            f"{where} must lie within int64 [{INT64_MIN}, {INT64_MAX}], got {list(values)!r}; "
+            "narrow the range"
+        )
 
 
 def int_mapping(raw: Any, where: str, minimum: int) -> dict[str, int]:

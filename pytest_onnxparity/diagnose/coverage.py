@@ -21,6 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_onnxparity.config.tables import ConfigError
+from pytest_onnxparity.diagnose.coverage_table import (
+    COVERAGE_CHECK,
+    WEIGHTS_CHECK,
+    count_with_percent,
+    names_cell,
+    summary_lines,
+)
 from pytest_onnxparity.onnxfile.graph import GraphIndex, load_structure, node_label
 from pytest_onnxparity.onnxfile.weight_forms import (
     FLOAT_STORAGE,
@@ -33,11 +40,10 @@ from pytest_onnxparity.results.terminal import table
 
 COVERAGE_KEYS = ("min_quantized_fraction", "require_quantized")
 
+__all__ = ["COVERAGE_CHECK", "WEIGHTS_CHECK", "summary_lines"]
+
 
 """The keys of ``[tool.onnxparity.health]`` that :func:`parse_coverage_options` reads."""
-
-
-COVERAGE_CHECK = "coverage"
 
 
 _MATMUL_LIKE = frozenset(
@@ -130,14 +136,14 @@ class CoverageReport:
             [
                 row.op_type,
                 str(row.weights),
-                _count_with_percent(row.quantized, row.weights),
+                count_with_percent(row.quantized, row.weights),
                 ", ".join(f"{form}={n}" for form, n in sorted(row.quantized_as.items())) or "-",
-                _names_cell(row.float_names, row.missing_names),
+                names_cell(row.float_names, row.missing_names),
             ]
             for row in self.rows
         ]
         rows.append(
-            ["total", str(self.weights), _count_with_percent(self.quantized, self.weights), "", ""]
+            ["total", str(self.weights), count_with_percent(self.quantized, self.weights), "", ""]
         )
         return table(["op type", "weights", "quantized", "as", "not quantized"], rows)
 
@@ -148,58 +154,6 @@ class CoverageReport:
             "fraction": self.fraction(),
             "rows": [row.to_json() for row in self.rows],
         }
-
-
-def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The run's coverage as one table: a row per graph × variant × op type, from the plain-JSON
-    records of the coverage checks (an ``all`` row follows a variant with several op types)."""
-    rows = []
-    for record in records:
-        if record.get("kind") != "check" or record.get("check") != COVERAGE_CHECK:
-            continue
-        details = record.get("details") or {}
-        op_rows = details.get("rows", [])
-        for row in op_rows:
-            rows.append(
-                [
-                    record["graph"],
-                    record["variant"],
-                    row["op_type"],
-                    str(row["weights"]),
-                    _count_with_percent(row["quantized"], row["weights"]),
-                    ", ".join(f"{form}={n}" for form, n in sorted(row["quantized_as"].items()))
-                    or "-",
-                    _names_cell(row["float_names"], row["missing_names"]),
-                ]
-            )
-        if len(op_rows) > 1:
-            weights, quantized = details["weights"], details["quantized"]
-            rows.append(
-                [
-                    record["graph"],
-                    record["variant"],
-                    "all",
-                    str(weights),
-                    _count_with_percent(quantized, weights),
-                    "",
-                    "",
-                ]
-            )
-    if not rows:
-        return []
-    headers = ["graph", "variant", "op type", "weights", "quantized", "as", "not quantized"]
-    return table(headers, rows)
-
-
-def _count_with_percent(count: int, total: int) -> str:
-    return f"{count} ({100.0 * count / total:.0f}%)" if total else str(count)
-
-
-def _names_cell(float_names: Sequence[str], missing_names: Sequence[str], limit: int = 4) -> str:
-    names = [*float_names, *(f"{name} (missing)" for name in missing_names)]
-    if len(names) > limit:
-        return ", ".join(names[:limit]) + f", … {len(names) - limit} more"
-    return ", ".join(names) or "-"
 
 
 def measure_coverage(reference_path: Path, variant_path: Path) -> CoverageReport:

@@ -7,7 +7,14 @@ Names are read by :mod:`pytest_onnxparity.export.naming`. Beyond them:
   found in several such folders is qualified with the folder (``a/model``, ``b/model``).
 * A dot tag that is not a precision word (``encoder-model.preq.onnx``) is a variant when
   stripping it leaves another graph of the same folder. Its tier is its reference's, and it is
-  listed in :attr:`ExportFolder.unknown_tags` so the report header shows the guess.
+  listed in :attr:`ExportFolder.unknown_tags` so the report header shows the guess. The last
+  ``_``/``-`` word of a name (``model_qdq8.onnx``, as a third-party quantizer writes it) is such
+  a tag too when, stripped, it leaves another graph of the folder with the same input and output
+  names: an underscore joins the words of names far more often than a dot, so the signature
+  must agree as well (``decoder_model_merged`` stays a graph beside ``decoder_model``).
+* An ``.onnx`` file that another model names as its external data is that model's data, unless
+  it is itself a readable model: then the model naming it is broken (its problem says so), and
+  the file stays a model, so a damaged variant can never hide its reference.
 * A graph's reference is its ``fp32`` variant (untagged, ``fp32/`` folder or ``_fp32`` tag);
   without one, its most precise variant, in the order fp32 > bf16 > fp16 > int8 > int4.
   :class:`DiscoveryOverrides` changes any of this per file, per tag or per graph.
@@ -26,6 +33,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
+from pytest_onnxparity.export.ambiguous import (
+    SignatureReader,
+    with_word_tags,
+    without_models_as_data,
+)
 from pytest_onnxparity.export.folder import (
     FILE_OVERRIDE_KEYS,
     DiscoveryError,
@@ -43,6 +55,7 @@ from pytest_onnxparity.export.naming import (
     Placement,
     split_name,
     tier_of_tag,
+    unknown_word_tag,
     with_unknown_dot_tag,
     without_dot_tag,
 )
@@ -70,16 +83,16 @@ def discover(root: Path | str, overrides: DiscoveryOverrides | None = None) -> E
     file_overrides = _checked_file_overrides(overrides.files)
 
     relpaths = _onnx_relpaths(root_path, overrides.exclude)
-    inspections = {relpath: inspect_model(root_path, relpath) for relpath in relpaths}
-    named_as_data = {
-        sidecar for inspection in inspections.values() for sidecar in inspection.external_data
-    }
-    relpaths = [relpath for relpath in relpaths if root_path / relpath not in named_as_data]
+    inspections = without_models_as_data(
+        root_path, {relpath: inspect_model(root_path, relpath) for relpath in relpaths}
+    )
+    relpaths = list(inspections)
     _check_overridden_files_exist(root_path, file_overrides, relpaths)
 
+    signatures = SignatureReader(root_path, inspections)
     placements = [
         _overridden(placement, file_overrides.get(placement.relpath), tag_tiers)
-        for placement in _placements_from_names(relpaths, tag_tiers)
+        for placement in _placements_from_names(relpaths, tag_tiers, signatures)
     ]
     by_graph: dict[str, list[Placement]] = {}
     for placement in placements:
@@ -136,10 +149,28 @@ def _checked_file_overrides(
                 )
             if not isinstance(value, str) or not value:
                 raise DiscoveryError(f"{where} {key} is {value!r}; give a non-empty string")
+            if key in ("graph", "variant") and not _safe_name(value, nested=key == "graph"):
+                raise DiscoveryError(
+                    f"{where} {key} is {value!r}; a {key} name is a plain name ({key} names "
+                    "become file names of recordings): use letters, digits, '_', '-', '.'"
+                    + (" and '/' between folder names" if key == "graph" else "")
+                )
         if "tier" in mapping:
             _checked_tier(mapping["tier"], f"{where} tier")
         checked[PurePosixPath(relpath).as_posix()] = mapping
     return checked
+
+
+def _safe_name(name: str, nested: bool) -> bool:
+    """A name that stays a name when joined to a folder: no absolute path, no ``..``, no
+    backslash or drive, no empty part (and no ``/`` at all unless ``nested``)."""
+    parts = name.split("/")
+    return (
+        "\\" not in name
+        and ":" not in name
+        and (nested or len(parts) == 1)
+        and all(part not in ("", ".", "..") for part in parts)
+    )
 
 
 def _onnx_relpaths(root: Path, exclude: Iterable[str]) -> list[str]:
@@ -157,6 +188,13 @@ def _onnx_relpaths(root: Path, exclude: Iterable[str]) -> list[str]:
             f"{root} holds no {ONNX_SUFFIX} file; pass the folder your export wrote (--onnx-dir)"
         )
     patterns = tuple(exclude)
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(relpath, pattern) for relpath in found):
+            raise DiscoveryError(
+                f"exclude pattern {pattern!r} matches no {ONNX_SUFFIX} file under {root} "
+                "(patterns match the path below the folder, e.g. 'onnx/*_q4.onnx'); fix or "
+                "remove it"
+            )
     kept = [
         relpath
         for relpath in found
@@ -182,7 +220,9 @@ def _check_overridden_files_exist(
         )
 
 
-def _placements_from_names(relpaths: list[str], tag_tiers: Mapping[str, str]) -> list[Placement]:
+def _placements_from_names(
+    relpaths: list[str], tag_tiers: Mapping[str, str], signatures: SignatureReader
+) -> list[Placement]:
     placements = [_placement_from_name(relpath, tag_tiers) for relpath in relpaths]
     # Only names that carry no candidate tag anchor the guess, so "a.b.c" never chains onto "a.b"
     # and the outcome does not depend on the order files are read in.
@@ -194,6 +234,7 @@ def _placements_from_names(relpaths: list[str], tag_tiers: Mapping[str, str]) ->
         else placement
         for placement in placements
     ]
+    placements = with_word_tags(placements, signatures)
     folders_by_graph: dict[str, set[str]] = {}
     for placement in placements:
         folders_by_graph.setdefault(placement.graph, set()).add(placement.folder)
@@ -218,7 +259,8 @@ def _placement_from_name(relpath: str, tag_tiers: Mapping[str, str]) -> Placemen
         return Placement(relpath, folder, graph, directories[-1], folder_tier)
     base, _, last_segment = stem.rpartition(".")
     unknown_dot_tag = last_segment if base and UNKNOWN_DOT_TAG.fullmatch(last_segment) else None
-    return Placement(relpath, folder, graph, UNTAGGED_VARIANT, "fp32", unknown_dot_tag)
+    word_tag = None if unknown_dot_tag else unknown_word_tag(stem)
+    return Placement(relpath, folder, graph, UNTAGGED_VARIANT, "fp32", unknown_dot_tag, word_tag)
 
 
 def _overridden(

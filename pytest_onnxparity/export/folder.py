@@ -176,9 +176,17 @@ class ExportFolder:
         models = {model.relpath: model for graph in self.graphs for model in graph.files}
         lines.extend(
             f"unknown tag {models[relpath].variant!r} in {relpath}: taken as a variant of "
-            f"{models[relpath].graph} with its reference's tier {models[relpath].tier}"
+            f"{models[relpath].graph} with its reference's tier {models[relpath].tier} "
+            f'(set [tags] "{models[relpath].variant}" = "int8" or another tier if it differs)'
             for relpath in self.unknown_tags
         )
+        lone = [graph.name for graph in self.graphs if not graph.variants]
+        if lone:
+            lines.append(
+                f"no variant, only checked to load: {', '.join(lone)} (name a variant "
+                '<graph>_int8.onnx, map a file with [files."<path>"] graph = ..., or set '
+                "require_variants = true to fail such graphs)"
+            )
         return lines
 
 

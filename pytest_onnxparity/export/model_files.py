@@ -54,6 +54,8 @@ def inspect_model(root: Path, relpath: str) -> Inspection:
     gap = _missing_part(scan)
     if gap is not None:
         return Inspection(size_bytes, problem=_unreadable(relpath, gap))
+    if scan.wiring_problem is not None:
+        return Inspection(size_bytes, problem=_miswired(relpath, scan.wiring_problem))
 
     model_folder = PurePosixPath(relpath).parent
     found: list[Path] = []
@@ -61,6 +63,8 @@ def inspect_model(root: Path, relpath: str) -> Inspection:
     outside: list[str] = []
     for location in sorted(set(scan.external_data_locations)):
         escape = _escape(model_folder, location)
+        if escape is None:
+            escape = _linked_outside(root, root / model_folder / location, location)
         if escape is not None:
             outside.append(escape)
         elif (root / model_folder / location).is_file():
@@ -83,6 +87,18 @@ def _unreadable(relpath: str, reason: str) -> str:
     )
 
 
+def _miswired(relpath: str, problem: str) -> str:
+    # Checked before onnxruntime sees the file: some builds crash on such graphs instead of
+    # refusing them, which would take the whole run down.
+    fix = (
+        "sort its nodes topologically (onnxruntime.transformers.onnx_model.OnnxModel(model)."
+        "topological_sort(), then save) or re-export it"
+        if "topological" in problem
+        else "re-export it"
+    )
+    return f"{relpath}: not a valid ONNX graph ({problem}); {fix}"
+
+
 def _missing_part(scan: ModelScan) -> str | None:
     # A protobuf prefix that ends between two fields is well formed; a model cut there lacks the
     # fields written last (the graph, then the opset imports).
@@ -102,6 +118,17 @@ def _escape(model_folder: PurePosixPath, location: str) -> str | None:
     if os.path.normpath(model_folder / location).startswith(".."):
         return f"external data {location!r} points outside the export folder"
     return f"external data {location!r} climbs out of the model's folder, which onnx.load refuses"
+
+
+def _linked_outside(root: Path, sidecar: Path, location: str) -> str | None:
+    """How a sidecar that is a symbolic link leaves the export folder, or None: onnxruntime
+    refuses data whose real path is outside the model's folder."""
+    if not sidecar.is_symlink():
+        return None
+    target = Path(os.path.realpath(sidecar))
+    if target == root.resolve() or root.resolve() in target.parents:
+        return None
+    return f"external data {location!r} is a symbolic link to {target}, outside the export folder"
 
 
 def _sidecar_problem(

@@ -54,6 +54,9 @@ class Placement:
     tier: str | None
     """None for an unknown tag: the tier is inherited once the graph's reference is chosen."""
     unknown_dot_tag: str | None = None
+    unknown_word_tag: str | None = None
+    """The last ``_``/``-`` word of an untagged name (``qdq8`` of ``model_qdq8``): a variant tag
+    when the name without it is another graph of the folder with the same inputs and outputs."""
 
 
 def tier_of_tag(tag: str, tag_tiers: Mapping[str, str] = TAG_WORD_TIERS) -> str | None:
@@ -105,4 +108,31 @@ def with_unknown_dot_tag(placement: Placement) -> Placement:
         variant=placement.unknown_dot_tag,
         tier=None,
         unknown_dot_tag=None,
+    )
+
+
+def unknown_word_tag(stem: str) -> str | None:
+    """The last ``_``/``-`` separated word of ``stem`` when it could be a tag (starts with a
+    letter, follows a non-empty name), else None: ``model_qdq8`` -> ``qdq8``."""
+    cut = max(stem.rfind("_"), stem.rfind("-"))
+    word = stem[cut + 1 :]
+    if cut <= 0 or "." in word or not UNKNOWN_DOT_TAG.fullmatch(word):
+        return None
+    return word
+
+
+def without_word_tag(placement: Placement) -> str:
+    assert placement.unknown_word_tag is not None
+    return placement.graph[: -len(placement.unknown_word_tag) - 1]
+
+
+def with_unknown_word_tag(placement: Placement) -> Placement:
+    assert placement.unknown_word_tag is not None
+    return replace(
+        placement,
+        graph=without_word_tag(placement),
+        variant=placement.unknown_word_tag,
+        tier=None,
+        unknown_dot_tag=None,
+        unknown_word_tag=None,
     )

@@ -20,6 +20,16 @@ from pytest_onnxparity.export.folder import ExportFolder, Graph, ModelFile
 BYTES_PER_MB = 1_000_000
 
 
+def compression_text(ratio: float | None) -> str:
+    """The one way sizes are compared in every table: ``1.77x smaller`` (reference bytes over
+    variant bytes), ``1.25x larger`` for a variant that grew, ``same size`` at 1."""
+    if ratio is None or ratio <= 0:
+        return "-"
+    if round(ratio, 2) == 1.0:
+        return "same size"
+    return f"{ratio:.2f}x smaller" if ratio > 1 else f"{1 / ratio:.2f}x larger"
+
+
 @dataclass(frozen=True)
 class FileSize:
     """One graph file with its sidecars, and how it compares with its graph's reference file."""

@@ -15,7 +15,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -80,3 +80,33 @@ def replace_directory(staging: Path, target: Path) -> None:
     os.replace(target, retired / target.name)
     os.replace(staging, target)
     shutil.rmtree(retired)
+
+
+def write_files_atomic(files: Sequence[tuple[Path, bytes]]) -> None:
+    """Write several files as one step, as far as renames allow: each is written and flushed
+    under its temporary name first (a failure there leaves every old file in place), then all
+    are moved into place back to back, in the order given. Readers that must know the files
+    belong together put a hash of the others in the last one (the results document names the
+    SHA-256 of its metadata block); an interruption between two renames leaves a last file
+    whose hash does not match, never a torn file."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = temp_name(path)
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            staged.append((temporary, path))
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if path.exists():
+                os.chmod(temporary, path.stat().st_mode & 0o777)
+        while staged:
+            temporary, path = staged[0]
+            os.replace(temporary, path)
+            staged.pop(0)
+    finally:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)

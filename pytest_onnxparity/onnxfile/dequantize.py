@@ -2,24 +2,35 @@
 
 Each layout follows onnxruntime's operator documentation (ai.onnx DequantizeLinear, the
 com.microsoft contrib ops): per-tensor, per-axis and blockwise scales with optional zero points,
-and MatMulNBits' packed 2/4/8-bit blocks. Values are read one tensor at a time, from external
-data files too, so memory holds at most one weight and its parameters.
+of every integer type (int2/int4 packed, int8, int16, int32, signed or not) and float8 data;
+MatMulInteger, ConvInteger, QLinearMatMul, QLinearConv, QGemm, DynamicQuantizeMatMul,
+MatMulIntegerToFloat, quantize_dynamic's integer Gather tables, and the packed layouts of
+MatMulNBits and GatherBlockQuantized (:mod:`pytest_onnxparity.onnxfile.packed`). Values are read
+one tensor at a time, from external data files too, so memory holds at most one weight and its
+parameters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pytest_onnxparity.onnxfile.graph import GraphIndex, float_element_types
+from pytest_onnxparity.onnxfile.packed import (
+    blockwise,
+    gather_block_quantized_table,
+    matmul_nbits_weight,
+)
 from pytest_onnxparity.onnxfile.weight_forms import FLOAT_STORAGE, WeightForm
 
 MANTISSA_BITS = {"float64": 52, "float32": 23, "float16": 10, "bfloat16": 7}
 """Explicit mantissa bits of each float type: its relative resolution is 2 ** -bits."""
 _SMALLEST_SUBNORMAL = {"float64": 2.0**-1074, "float32": 2.0**-149, "float16": 2.0**-24}
+FLOAT_BITS = {"float64": 64, "float32": 32, "float16": 16, "bfloat16": 16}
 
 
 class TensorReadError(Exception):
@@ -29,18 +40,39 @@ class TensorReadError(Exception):
 def read_array(tensor: Any, base_dir: Path) -> np.ndarray:
     """The tensor's values, read from its sidecar file without keeping them in the model."""
     from onnx import TensorProto, numpy_helper
+    from onnx.checker import ValidationError  # a sidecar onnx refuses (a symbolic link)
 
     if tensor.data_location == TensorProto.EXTERNAL:
         detached = TensorProto()
         detached.CopyFrom(tensor)
         tensor = detached
+
     try:
         return numpy_helper.to_array(tensor, base_dir=str(base_dir))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, ValidationError) as error:
         raise TensorReadError(
             f"{base_dir}: cannot read tensor {tensor.name!r} ({error}); copy the complete "
             "external data file(s) next to the model"
         ) from None
+
+
+@dataclass(frozen=True)
+class Dequantized:
+    """The float values of one weight form, as its consumer reads them.
+
+    ``values`` are float32 (float64 for float64 storage), as onnxruntime's kernels compute
+    them, in the orientation the reading op uses (MatMulNBits' ``[N, K]``
+    storage comes back as MatMul's ``[K, N]``); ``step`` is the resolution (the largest
+    quantization step, or the float type's rounding step at the tensor's peak); ``bits`` the
+    bits per stored value; ``float_type`` the storage type name of a float form (None when
+    quantized); ``layout`` says how it was read (``int4, blocks of 32 along axis 0``).
+    """
+
+    values: np.ndarray
+    step: float
+    bits: int
+    float_type: str | None
+    layout: str
 
 
 # (op type, data slot) -> (scale slot, zero-point slot, default axis). A slot of None means the
@@ -58,7 +90,6 @@ _QUANT_PARAMS: Mapping[tuple[str, int], tuple[int | None, int | None, int]] = {
     ("MatMulInteger", 0): (None, 2, -1),
     ("MatMulInteger", 1): (None, 3, -1),
     ("ConvInteger", 1): (None, 3, 0),
-    ("GatherBlockQuantized", 0): (2, 3, 1),
     # quantize_dynamic gathers rows of the integer table, then dequantizes them.
     ("Gather", 0): (None, None, 0),
 }
@@ -67,125 +98,151 @@ _QUANT_PARAMS: Mapping[tuple[str, int], tuple[int | None, int | None, int]] = {
 def dequantize(
     form: WeightForm, index: GraphIndex, base_dir: Path
 ) -> tuple[np.ndarray, float] | None:
-    """The float values a form stands for and its resolution (the largest quantization step, or
-    the float type's rounding step at the tensor's peak); None when its layout is unknown."""
-    raw = read_array(index.initializers[form.tensor], base_dir)
+    """The float values a form stands for and its resolution; None when its layout is unknown."""
+    result = dequantize_form(form, index, base_dir)
+    return None if isinstance(result, str) else (result.values, result.step)
+
+
+def dequantize_form(form: WeightForm, index: GraphIndex, base_dir: Path) -> Dequantized | str:
+    """The float values a form stands for, or a short reason why its layout cannot be read."""
+    tensor = index.initializers[form.tensor]
+    raw = read_array(tensor, base_dir)
+    floats = float_element_types()
     if form.storage == FLOAT_STORAGE or form.storage in MANTISSA_BITS:
-        values = raw.astype(np.float64)
-        dtype = float_element_types()[index.initializers[form.tensor].data_type]
-        peak = float(np.max(np.abs(values))) if values.size else 0.0
+        dtype = floats[tensor.data_type]
+        values = raw if raw.dtype == np.float64 else raw.astype(np.float32)
+        finite = values[np.isfinite(values)]
+        peak = float(np.max(np.abs(finite))) if finite.size else 0.0
         step = max(peak * 2.0 ** -MANTISSA_BITS[dtype], _SMALLEST_SUBNORMAL.get(dtype, 0.0))
-        return values, step
+        return Dequantized(values, step, FLOAT_BITS[dtype], dtype, dtype)
     node = form.consumer
+    attributes = _attributes(node)
+    inputs = list(node.input)
+
+    def read(name: str) -> np.ndarray | None:
+        return _initializer_values(index, name, base_dir)
+
     if node.op_type == "MatMulNBits" and form.slot == 1:
-        return _dequantize_matmul_nbits(node, raw, index, base_dir)
+        weight = matmul_nbits_weight(attributes, inputs, raw, read)
+        if isinstance(weight, str):
+            return weight
+        bits, block_size = attributes.get("bits", 4), attributes.get("block_size")
+        layout = f"packed {bits}-bit, blocks of {block_size} along K"
+        return Dequantized(weight[0], weight[1], int(bits), None, layout)
+    if node.op_type == "GatherBlockQuantized" and form.slot == 0:
+        table = gather_block_quantized_table(attributes, inputs, raw, tensor.data_type, read)
+        if isinstance(table, str):
+            return table
+        block = attributes.get("block_size", 128)
+        layout = f"{_type_name(tensor.data_type)} {table[2]}-bit, blocks of {block}"
+        return Dequantized(table[0], table[1], table[2], None, layout)
+    return _dequantize_linear(form, node, attributes, raw, tensor.data_type, index, read)
+
+
+def _dequantize_linear(
+    form: WeightForm,
+    node: Any,
+    attributes: dict[str, Any],
+    raw: np.ndarray,
+    data_type: int,
+    index: GraphIndex,
+    read: Any,
+) -> Dequantized | str:
+    """``(q - zero_point) * scale`` with per-tensor, per-axis or blockwise parameters."""
     params = _QUANT_PARAMS.get((node.op_type, form.slot))
     if params is None:
-        return None
+        return f"{node.op_type} input {form.slot} is not a layout this check reads"
     scale_slot, zero_point_slot, axis = params
-    attributes = _attributes(node)
     block_size = 0
     if node.op_type == "DequantizeLinear":
         axis, block_size = attributes.get("axis", 1), attributes.get("block_size", 0)
-    elif node.op_type == "GatherBlockQuantized":
-        axis, block_size = attributes.get("quantize_axis", 1), attributes.get("block_size", 128)
-    scale_name = (
-        _input(node, scale_slot) if scale_slot is not None else f"{form.reference_name}_scale"
-    )
-    scale = _initializer_values(index, scale_name, base_dir)
+    elif node.op_type == "QGemm" and form.slot == 3 and attributes.get("transB", 0):
+        axis = 0  # B stored [N, K]: one scale per row
+    scale_name, zero_point_name = _parameter_names(form, node, scale_slot, zero_point_slot, index)
+    scale = read(scale_name)
     if scale is None:
-        return None
-    zero_point_name = (
-        _input(node, zero_point_slot)
-        if zero_point_slot is not None
-        else f"{form.reference_name}_zero_point"
-    )
-    zero_point = _initializer_values(index, zero_point_name, base_dir)
+        return f"no scale found for {form.tensor!r} (looked for {scale_name!r})"
+    zero_point = read(zero_point_name)
     if zero_point is None:
-        zero_point = np.asarray(_default_zero_point(node, index.initializers[form.tensor]))
-    data = raw.astype(np.float64)
+        zero_point = np.zeros(())
+    data = raw.astype(np.float32)
     scale_full = _broadcast(scale, data.shape, axis, block_size)
     zero_point_full = _broadcast(zero_point, data.shape, axis, block_size)
     if scale_full is None or zero_point_full is None:
-        return None
-    return (data - zero_point_full) * scale_full, float(np.max(np.abs(scale)))
-
-
-def _dequantize_matmul_nbits(
-    node: Any, packed: np.ndarray, index: GraphIndex, base_dir: Path
-) -> tuple[np.ndarray, float] | None:
-    """The [K, N] weight of a com.microsoft MatMulNBits node.
-
-    Layout (onnxruntime ContribOperators.md): B is uint8 [N, blocks, block_size * bits / 8],
-    values packed low bits first; scales [N, blocks] (or flat); zero points packed like B per
-    row, or float like scales, default 2^(bits - 1). Rows reordered by g_idx are not handled.
-    """
-    attributes = _attributes(node)
-    k, n = attributes.get("K"), attributes.get("N")
-    bits, block_size = attributes.get("bits", 4), attributes.get("block_size")
-    if not (k and n and block_size) or bits not in (2, 4, 8) or _input(node, 4):
-        return None
-    blocks = -(-k // block_size)
-    scales = _initializer_values(index, _input(node, 2), base_dir)
-    if scales is None or scales.size != n * blocks:
-        return None
-    scales = scales.reshape(n, blocks)
-    quantized = _unpack_bits(packed.reshape(n, -1), bits)[:, : blocks * block_size]
-    zero_point_name = _input(node, 3)
-    if not zero_point_name:
-        zero_points = np.full((n, blocks), 2.0 ** (bits - 1))
+        return (
+            f"scale {list(scale.shape)} or zero point {list(zero_point.shape)} does not fit "
+            f"data {list(data.shape)} (axis {axis}, block size {block_size})"
+        )
+    bits = _integer_bits(data_type)
+    if block_size:
+        layout = f"{_type_name(data_type)}, blocks of {block_size} along axis {axis}"
+    elif scale.size == 1:
+        layout = f"{_type_name(data_type)}, per tensor"
     else:
-        zero_point_tensor = index.initializers.get(zero_point_name)
-        if zero_point_tensor is None:
-            return None
-        raw_zero_points = read_array(zero_point_tensor, base_dir)
-        if raw_zero_points.dtype == np.uint8:
-            zero_points = _unpack_bits(raw_zero_points.reshape(n, -1), bits)[:, :blocks]
-        else:
-            zero_points = raw_zero_points.astype(np.float64).reshape(n, blocks)
-    weights = (quantized.reshape(n, blocks, block_size) - zero_points[..., None]) * scales[
-        ..., None
-    ]
-    return weights.reshape(n, -1)[:, :k].T, float(np.max(np.abs(scales)))
+        layout = f"{_type_name(data_type)}, per axis {axis}"
+    data -= zero_point_full
+    data *= scale_full
+    return Dequantized(data, float(np.max(np.abs(scale))), bits, None, layout)
 
 
-def _unpack_bits(packed: np.ndarray, bits: int) -> np.ndarray:
-    """uint8 rows -> rows of ``bits``-wide unsigned values, low bits first, as float64."""
-    packed = packed.astype(np.uint8)
-    if bits == 8:
-        return packed.astype(np.float64)
-    mask = (1 << bits) - 1
-    parts = [(packed >> (bits * i)) & mask for i in range(8 // bits)]
-    return np.stack(parts, axis=-1).reshape(packed.shape[0], -1).astype(np.float64)
+def _parameter_names(
+    form: WeightForm,
+    node: Any,
+    scale_slot: int | None,
+    zero_point_slot: int | None,
+    index: GraphIndex,
+) -> tuple[str, str]:
+    """Where the scale and zero point of a form are: the op's own inputs, the DequantizeLinear
+    that quantize_dynamic puts after an integer Gather, or onnxruntime's naming convention
+    (``W_scale`` / ``W_zero_point`` beside ``W_quantized``)."""
+    if node.op_type == "Gather":
+        for reader, slot in index.consumers.get(node.output[0], ()):
+            if reader.op_type == "DequantizeLinear" and slot == 0:
+                return _input(reader, 1), _input(reader, 2)
+    scale = _input(node, scale_slot) if scale_slot is not None else ""
+    zero_point = _input(node, zero_point_slot) if zero_point_slot is not None else ""
+    bases = [form.tensor.removesuffix("_quantized"), form.reference_name]
+    if not scale:
+        scale = next((f"{b}_scale" for b in bases if f"{b}_scale" in index.initializers), "")
+    if not zero_point and zero_point_slot is None:
+        zero_point = next(
+            (f"{b}_zero_point" for b in bases if f"{b}_zero_point" in index.initializers), ""
+        )
+    return scale or f"{bases[0]}_scale", zero_point
 
 
 def _broadcast(
     param: np.ndarray, shape: tuple[int, ...], axis: int, block_size: int
 ) -> np.ndarray | None:
     """Scale or zero point expanded to the data's shape: per tensor, per axis or per block."""
-    param = param.astype(np.float64)
+    param = param.astype(np.float32)
     if param.size == 1:
         return param.reshape(())
     if not shape:
         return None
     axis %= len(shape)
     if block_size:
-        if param.ndim != len(shape):
-            return None
-        expanded = np.repeat(param, block_size, axis=axis)
-        expanded = np.take(expanded, np.arange(shape[axis]), axis=axis)
-        return expanded if expanded.shape == shape else None
+        return blockwise(param, shape, axis, block_size)
     if param.ndim == 1 and param.shape[0] == shape[axis]:
         return param.reshape([-1 if i == axis else 1 for i in range(len(shape))])
     return param if param.shape == shape else None
 
 
-def _default_zero_point(node: Any, data: Any) -> float:
+def _integer_bits(data_type: int) -> int:
+    from onnx import helper
+
+    name = _type_name(data_type)
+    if name.startswith("float4") or name.endswith("int4"):
+        return 4
+    if name.endswith("int2"):
+        return 2
+    return int(np.dtype(helper.tensor_dtype_to_np_dtype(data_type)).itemsize * 8)
+
+
+def _type_name(data_type: int) -> str:
     from onnx import TensorProto
 
-    if node.op_type == "GatherBlockQuantized" and data.data_type == TensorProto.UINT4:
-        return 8.0
-    return 0.0
+    return str(TensorProto.DataType.Name(data_type)).lower()
 
 
 def _attributes(node: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@ reads each tensor, and the float element types."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +43,17 @@ class GraphIndex:
     producers: Mapping[str, Any]
 
     @classmethod
-    def of(cls, model: Any) -> GraphIndex:
-        """Index an ``onnx.ModelProto`` (loaded with or without its external data)."""
+    def of(cls, model: Any, *, constants: bool = False) -> GraphIndex:
+        """Index an ``onnx.ModelProto`` (loaded with or without its external data).
+
+        With ``constants``, ``initializers`` also holds the initializers of subgraphs (If, Loop
+        and Scan bodies) and the tensors of Constant nodes with more than one value, by output
+        name: some exporters keep every weight there (silero-vad inlines both sample rates'
+        weights as Constants in the branches of an If).
+        """
         consumers: dict[str, list[tuple[Any, int]]] = {}
         producers: dict[str, Any] = {}
+        tensors = {tensor.name: tensor for tensor in model.graph.initializer}
         for node in iter_nodes(model.graph):
             for slot, name in enumerate(node.input):
                 if name:
@@ -53,8 +61,19 @@ class GraphIndex:
             for name in node.output:
                 if name:
                     producers[name] = node
+            if not constants:
+                continue
+            for attribute in node.attribute:
+                if attribute.type == attribute.GRAPH:
+                    tensors.update((t.name, t) for t in attribute.g.initializer)
+                elif attribute.type == attribute.GRAPHS:
+                    tensors.update((t.name, t) for g in attribute.graphs for t in g.initializer)
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.output:
+                value = next((a.t for a in node.attribute if a.name == "value"), None)
+                if value is not None and math.prod(value.dims) > 1:
+                    tensors.setdefault(node.output[0], value)
         return cls(
-            initializers={tensor.name: tensor for tensor in model.graph.initializer},
+            initializers=tensors,
             consumers={name: tuple(uses) for name, uses in consumers.items()},
             producers=producers,
         )

@@ -6,8 +6,8 @@ table: an id past the table's end crashes the reference (``Gather idx=2 must be 
 (directly or through Cast/Reshape/Unsqueeze…) and whose ``data`` is an initializer (directly or
 through DequantizeLinear/Cast/Identity) has ``dims[axis]`` rows.
 
-Read with :mod:`pytest_onnxparity.onnxfile.protoscan`'s wire-format walk over a memory map: the
-main graph's nodes and the initializers' names and dims, never their data (no onnx import).
+Read with :mod:`pytest_onnxparity.onnxfile.wire`'s field walk over a memory map: the main
+graph's nodes and the initializers' names and dims, never their data (no onnx import).
 """
 
 from __future__ import annotations
@@ -17,20 +17,24 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# protoscan's field walker: one wire-format reader for the package.
-from pytest_onnxparity.onnxfile.protoscan import (
+from pytest_onnxparity.onnxfile.protoscan import MODEL_GRAPH
+
+# One wire-format reader for the package.
+from pytest_onnxparity.onnxfile.wire import (
     GRAPH_INITIALIZER,
     GRAPH_NODE,
     LENGTH_DELIMITED,
-    MODEL_GRAPH,
+    NODE_INPUT,
+    NODE_OP_TYPE,
+    NODE_OUTPUT,
     TENSOR_NAME,
     VARINT,
-    _fields,
-    _text,
-    _varint,
 )
+from pytest_onnxparity.onnxfile.wire import fields as _fields
+from pytest_onnxparity.onnxfile.wire import text as _text
+from pytest_onnxparity.onnxfile.wire import varint as _varint
 
-NODE_INPUT, NODE_OUTPUT, NODE_OP_TYPE, NODE_ATTRIBUTE = 1, 2, 4, 5
+NODE_ATTRIBUTE = 5
 ATTRIBUTE_NAME, ATTRIBUTE_INT = 1, 3
 TENSOR_DIMS = 1
 # Ops an index passes through unchanged in meaning (on their first input).

@@ -6,6 +6,9 @@ every inline weight); onnxruntime then reads the file again to build its session
 walks the protobuf wire format over a memory map instead, descending only into the messages that
 can hold tensors and stepping over everything else, so weight bytes are never touched.
 
+:func:`scan_format` reads the same way what a model card states about a file: IR version,
+opset imports, producer (the exporter) and the operator domains its nodes use.
+
 Field numbers are those of onnx.proto (stable since IR version 3).
 """
 
@@ -16,30 +19,41 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-# Wire types.
-VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
+from pytest_onnxparity.onnxfile.wire import (
+    GRAPH_INITIALIZER,
+    GRAPH_INPUT,
+    GRAPH_NODE,
+    GRAPH_OUTPUT,
+    GRAPH_SPARSE_INITIALIZER,
+    LENGTH_DELIMITED,
+    NODE_OP_TYPE,
+    SPARSE_VALUES,
+    VALUE_INFO_NAME,
+    VARINT,
+)
+from pytest_onnxparity.onnxfile.wire import ProtoScanError as ProtoScanError
+from pytest_onnxparity.onnxfile.wire import fields as _fields
+from pytest_onnxparity.onnxfile.wire import tensor_name as _tensor_name
+from pytest_onnxparity.onnxfile.wire import text as _text
+from pytest_onnxparity.onnxfile.wiring import wiring_problem
 
+MODEL_IR_VERSION, MODEL_PRODUCER_NAME, MODEL_PRODUCER_VERSION = 1, 2, 3
 MODEL_GRAPH, MODEL_OPSET_IMPORT, MODEL_FUNCTIONS = 7, 8, 25
-GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_SPARSE_INITIALIZER = 1, 5, 15
-GRAPH_INPUT, GRAPH_OUTPUT = 11, 12
-VALUE_INFO_NAME, VALUE_INFO_TYPE = 1, 2
+OPSET_DOMAIN, OPSET_VERSION = 1, 2
+NODE_DOMAIN = 7
+VALUE_INFO_TYPE = 2
 TYPE_TENSOR = 1
 TENSOR_TYPE_ELEM_TYPE, TENSOR_TYPE_SHAPE = 1, 2
 SHAPE_DIM = 1
 DIM_VALUE, DIM_PARAM = 1, 2
-TENSOR_NAME = 8
 NODE_ATTRIBUTE = 5
 FUNCTION_NODE = 7
 ATTRIBUTE_TENSOR, ATTRIBUTE_GRAPH, ATTRIBUTE_TENSORS, ATTRIBUTE_GRAPHS = 5, 6, 10, 11
 ATTRIBUTE_SPARSE_TENSOR, ATTRIBUTE_SPARSE_TENSORS = 22, 23
-SPARSE_VALUES, SPARSE_INDICES = 1, 2
+SPARSE_INDICES = 2
 TENSOR_EXTERNAL_DATA, TENSOR_DATA_LOCATION = 13, 14
 ENTRY_KEY, ENTRY_VALUE = 1, 2
 DATA_LOCATION_EXTERNAL = 1
-
-
-class ProtoScanError(ValueError):
-    """The bytes are not a well-formed protobuf message (corrupt, or cut inside a field)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,9 @@ class ModelScan:
     has_graph: bool
     has_opset_import: bool
     external_data_locations: tuple[str, ...]
+    wiring_problem: str | None = None
+    """How the main graph's nodes are miswired (a node reading a value no earlier node, input or
+    initializer makes), or None. onnxruntime may crash rather than refuse such a file."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,105 @@ class ValueInfo:
     name: str
     elem_type: int
     shape: tuple[int | str | None, ...] | None
+
+
+@dataclass(frozen=True)
+class ModelFormat:
+    """What a model card states about one file: ``opset_imports`` maps each domain (``""`` is
+    ai.onnx) to its version; ``ops_by_domain`` counts every node's op type per domain,
+    subgraphs and local functions included."""
+
+    ir_version: int | None
+    producer_name: str
+    producer_version: str
+    opset_imports: tuple[tuple[str, int], ...]
+    ops_by_domain: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
+
+    def to_json(self) -> dict[str, object]:
+        imports = {domain or "ai.onnx": version for domain, version in self.opset_imports}
+        return {
+            "ir_version": self.ir_version,
+            "opset": imports.get("ai.onnx"),
+            "opset_imports": imports,
+            "producer": " ".join(p for p in (self.producer_name, self.producer_version) if p),
+            "ops_by_domain": {domain or "ai.onnx": dict(ops) for domain, ops in self.ops_by_domain},
+        }
+
+
+def scan_format(path: Path) -> ModelFormat:
+    """IR version, producer, opset imports and op types per domain of ``path``, weights unread.
+
+    Raises ProtoScanError when the file is not a protobuf message."""
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        view = memoryview(data)
+        try:
+            return _format(view)
+        finally:
+            view.release()
+
+
+def _format(buffer: memoryview) -> ModelFormat:
+    ir_version: int | None = None
+    producer = {MODEL_PRODUCER_NAME: "", MODEL_PRODUCER_VERSION: ""}
+    imports: list[tuple[str, int]] = []
+    ops: dict[str, dict[str, int]] = {}
+    for number, wire, start, end in _fields(buffer, 0, len(buffer)):
+        if number == MODEL_IR_VERSION and wire == VARINT:
+            ir_version = start
+        elif wire != LENGTH_DELIMITED:
+            continue
+        elif number in producer:
+            producer[number] = _text(buffer, start, end)
+        elif number == MODEL_OPSET_IMPORT:
+            domain, version = "", 0
+            for field, field_wire, field_start, field_end in _fields(buffer, start, end):
+                if field == OPSET_DOMAIN and field_wire == LENGTH_DELIMITED:
+                    domain = _text(buffer, field_start, field_end)
+                elif field == OPSET_VERSION and field_wire == VARINT:
+                    version = field_start
+            imports.append(("" if domain == "ai.onnx" else domain, version))
+        elif number == MODEL_GRAPH:
+            _count_ops(buffer, start, end, GRAPH_NODE, ops)
+        elif number == MODEL_FUNCTIONS:
+            _count_ops(buffer, start, end, FUNCTION_NODE, ops)
+    return ModelFormat(
+        ir_version=ir_version,
+        producer_name=producer[MODEL_PRODUCER_NAME],
+        producer_version=producer[MODEL_PRODUCER_VERSION],
+        opset_imports=tuple(sorted(imports)),
+        ops_by_domain=tuple(
+            (domain, tuple(sorted(counts.items()))) for domain, counts in sorted(ops.items())
+        ),
+    )
+
+
+def _count_ops(
+    buffer: memoryview, start: int, end: int, node_field: int, ops: dict[str, dict[str, int]]
+) -> None:
+    """Count the op types of a graph's (or function's) nodes by domain, into ``ops``."""
+    for number, wire, node_start, node_end in _fields(buffer, start, end):
+        if number != node_field or wire != LENGTH_DELIMITED:
+            continue
+        op_type = domain = ""
+        for field, field_wire, field_start, field_end in _fields(buffer, node_start, node_end):
+            if field_wire != LENGTH_DELIMITED:
+                continue
+            if field == NODE_OP_TYPE:
+                op_type = _text(buffer, field_start, field_end)
+            elif field == NODE_DOMAIN:
+                domain = _text(buffer, field_start, field_end)
+            elif field == NODE_ATTRIBUTE:
+                for kind, kind_wire, kind_start, kind_end in _fields(
+                    buffer, field_start, field_end
+                ):
+                    if (
+                        kind in (ATTRIBUTE_GRAPH, ATTRIBUTE_GRAPHS)
+                        and kind_wire == LENGTH_DELIMITED
+                    ):
+                        _count_ops(buffer, kind_start, kind_end, GRAPH_NODE, ops)
+        domain = "" if domain == "ai.onnx" else domain
+        per_domain = ops.setdefault(domain, {})
+        per_domain[op_type] = per_domain.get(op_type, 0) + 1
 
 
 def scan_signature(path: Path) -> tuple[tuple[ValueInfo, ...], tuple[ValueInfo, ...]]:
@@ -130,17 +246,6 @@ def _dim(buffer: memoryview, start: int, end: int) -> int | str | None:
     return None
 
 
-def _tensor_name(buffer: memoryview, start: int, end: int) -> str:
-    for number, wire, field_start, field_end in _fields(buffer, start, end):
-        if number == TENSOR_NAME and wire == LENGTH_DELIMITED:
-            return _text(buffer, field_start, field_end)
-    return ""
-
-
-def _text(buffer: memoryview, start: int, end: int) -> str:
-    return bytes(buffer[start:end]).decode("utf-8", errors="replace")
-
-
 def scan_model(path: Path) -> ModelScan:
     """Scan ``path`` (a non-empty file); raises ProtoScanError when it is not a protobuf."""
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
@@ -152,19 +257,21 @@ def scan_model(path: Path) -> ModelScan:
 
 
 def _scan(buffer: memoryview) -> ModelScan:
-    has_graph = has_opset = False
+    has_opset = False
     locations: list[str] = []
+    graph_spans: list[tuple[int, int]] = []
     for number, wire, start, end in _fields(buffer, 0, len(buffer)):
         if wire != LENGTH_DELIMITED:
             continue
         if number == MODEL_GRAPH:
-            has_graph = True
+            graph_spans.append((start, end))
             locations.extend(_graph_locations(buffer, start, end))
         elif number == MODEL_OPSET_IMPORT:
             has_opset = True
         elif number == MODEL_FUNCTIONS:
             locations.extend(_function_locations(buffer, start, end))
-    return ModelScan(has_graph, has_opset, tuple(locations))
+    wiring = wiring_problem(buffer, graph_spans) if graph_spans else None
+    return ModelScan(bool(graph_spans), has_opset, tuple(locations), wiring)
 
 
 def _graph_locations(buffer: memoryview, start: int, end: int) -> Iterator[str]:
@@ -235,45 +342,3 @@ def _string_entry(buffer: memoryview, start: int, end: int) -> tuple[str, str]:
         elif number == ENTRY_VALUE:
             value = text
     return key, value
-
-
-def _fields(buffer: memoryview, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
-    """``(field number, wire type, a, b)`` for each field in ``buffer[start:end]``.
-
-    For length-delimited fields ``a:b`` is the payload's span; for varints ``a`` is the value.
-    """
-    position = start
-    while position < end:
-        tag, position = _varint(buffer, position, end)
-        number, wire = tag >> 3, tag & 7
-        if number == 0:
-            raise ProtoScanError("field number 0")
-        if wire == VARINT:
-            value, position = _varint(buffer, position, end)
-            yield number, wire, value, position
-        elif wire == LENGTH_DELIMITED:
-            length, position = _varint(buffer, position, end)
-            payload_end = position + length
-            if payload_end > end:
-                raise ProtoScanError("a field runs past the end of its message")
-            yield number, wire, position, payload_end
-            position = payload_end
-        elif wire in (FIXED64, FIXED32):
-            position += 8 if wire == FIXED64 else 4
-            if position > end:
-                raise ProtoScanError("a field runs past the end of its message")
-        else:
-            raise ProtoScanError(f"wire type {wire} is not used by ONNX")
-
-
-def _varint(buffer: memoryview, position: int, end: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if position >= end or shift > 63:
-            raise ProtoScanError("a varint runs past the end of its message")
-        byte = buffer[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, position
-        shift += 7

@@ -123,7 +123,139 @@ def locate_forms(
     return {name: list(forms.values()) for name, forms in found.items()}
 
 
+# (reference op type, weight slot) -> variant op types that stand in for it, and their slot.
+_MATMUL_B = {
+    "MatMul": 1,
+    "Gemm": 1,
+    "FusedMatMul": 1,
+    "MatMulNBits": 1,
+    "MatMulInteger": 1,
+    "QLinearMatMul": 3,
+    "QGemm": 3,
+    "DynamicQuantizeMatMul": 1,
+    "MatMulIntegerToFloat": 1,
+}
+_MATMUL_A = {
+    "MatMul": 0,
+    "Gemm": 0,
+    "FusedMatMul": 0,
+    "MatMulInteger": 0,
+    "QLinearMatMul": 0,
+    "QGemm": 0,
+    "MatMulIntegerToFloat": 0,
+}
+STAND_IN_SLOTS: Mapping[tuple[str, int], Mapping[str, int]] = {
+    ("MatMul", 1): _MATMUL_B,
+    ("Gemm", 1): _MATMUL_B,
+    ("MatMul", 0): _MATMUL_A,
+    ("Gemm", 0): _MATMUL_A,
+    ("Conv", 1): {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3, "FusedConv": 1, "NhwcConv": 1},
+    ("ConvTranspose", 1): {"ConvTranspose": 1},
+    ("Gather", 0): {"Gather": 0, "GatherBlockQuantized": 0},
+}
+
+
+def locate_forms_by_reader(
+    reference: GraphIndex,
+    variant: GraphIndex,
+    names: Sequence[str],
+    claimed: set[str],
+) -> dict[str, list[WeightForm]]:
+    """Forms of weights whose names the variant does not keep, found through the node that
+    reads them: a variant node named like the reference's reader (quantizers keep it or add a
+    suffix: ``MatMul_Q4``, ``MatMul_quant``) whose stand-in slot leads, through
+    DequantizeLinear and pass-through ops, to an initializer no other weight ``claimed``."""
+    nodes = {id(node): node for node in variant.producers.values() if node.name}
+    by_name: dict[str, list[Any]] = {}
+    for node in nodes.values():
+        for base in _name_and_prefixes(node.name):
+            by_name.setdefault(base, []).append(node)
+    found: dict[str, list[WeightForm]] = {}
+    for name in names:
+        reference_type = reference.initializers[name].data_type
+        for reader, reader_slot in _direct_reads(reference, name):
+            slots = STAND_IN_SLOTS.get((reader.op_type, reader_slot), {})
+            for node in by_name.get(reader.name, []) if reader.name else []:
+                if node.op_type not in slots or slots[node.op_type] >= len(node.input):
+                    continue
+                form = _form_behind(variant, node, slots[node.op_type], name, reference_type)
+                if form is not None and form.tensor not in claimed:
+                    claimed.add(form.tensor)
+                    found.setdefault(name, []).append(form)
+    return found
+
+
+def _form_behind(
+    variant: GraphIndex, node: Any, slot: int, owner: str, reference_type: int
+) -> WeightForm | None:
+    """The initializer a node reads at ``slot``, through DequantizeLinear and pass-throughs."""
+    floats = float_element_types()
+    consumer, consumer_slot, tensor_name = node, slot, node.input[slot]
+    for _ in range(16):
+        if tensor_name in variant.initializers:
+            break
+        producer = variant.producers.get(tensor_name)
+        if producer is None or not producer.input:
+            return None
+        if producer.op_type == "DequantizeLinear":
+            consumer, consumer_slot = producer, 0
+        elif producer.op_type not in PASS_THROUGH_OPS:
+            return None
+        tensor_name = producer.input[0]
+    tensor = variant.initializers.get(tensor_name)
+    if tensor is None:
+        return None
+    storage = _storage(consumer, consumer_slot, tensor, True, reference_type, floats)
+    if storage is None:
+        return None
+    users = frozenset({node.op_type})
+    return WeightForm(owner, tensor_name, storage, consumer, consumer_slot, users)
+
+
+def _direct_reads(index: GraphIndex, name: str) -> list[tuple[Any, int]]:
+    """The nodes reading an initializer, directly or through pass-through ops."""
+    reads, pending, seen = [], [name], set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for node, slot in index.consumers.get(current, ()):
+            if slot == 0 and node.op_type in PASS_THROUGH_OPS:
+                pending.extend(output for output in node.output if output)
+            else:
+                reads.append((node, slot))
+    return reads
+
+
+def _name_and_prefixes(name: str) -> list[str]:
+    """``a_b_c`` -> ``a_b_c``, ``a_b``, ``a`` (a node name and its prefixes up to an ``_``)."""
+    names = [name] if name else []
+    cut = name.rfind("_")
+    while cut > 0:
+        names.append(name[:cut])
+        cut = name.rfind("_", 0, cut)
+    return names
+
+
 def _owning_reference_name(name: str, reference_names: Mapping[str, Any]) -> str | None:
+    """The reference name ``name`` starts with (up to an ``_``); failing that, the longest one it
+    contains between ``_`` boundaries, for quantizers that add a prefix too (nncf writes
+    ``q_output_<weight>_1``)."""
+    owner = _prefix_owner(name, reference_names)
+    if owner is not None:
+        return owner
+    best = None
+    start = name.find("_")
+    while start >= 0:
+        candidate = _prefix_owner(name[start + 1 :], reference_names)
+        if candidate is not None and (best is None or len(candidate) > len(best)):
+            best = candidate
+        start = name.find("_", start + 1)
+    return best
+
+
+def _prefix_owner(name: str, reference_names: Mapping[str, Any]) -> str | None:
     if name in reference_names:
         return name
     cut = name.rfind("_")
@@ -132,6 +264,22 @@ def _owning_reference_name(name: str, reference_names: Mapping[str, Any]) -> str
             return name[:cut]
         cut = name.rfind("_", 0, cut)
     return None
+
+
+def storage_of(
+    node: Any, slot: int, tensor: Any, reference_type: int, floats: Mapping[int, str]
+) -> str | None:
+    """How ``node`` reading ``tensor`` at ``slot`` stores a weight whose name the variant
+    changed: as for a tensor of the weight's own name, but a float tensor read as a quantized
+    op's scale or zero point is not the weight."""
+    quantized_op = node.op_type in QUANTIZED_DATA_SLOTS
+    if (
+        tensor.data_type in floats
+        and quantized_op
+        and slot not in QUANTIZED_DATA_SLOTS[node.op_type]
+    ):
+        return None
+    return _storage(node, slot, tensor, True, reference_type, floats)
 
 
 def _storage(

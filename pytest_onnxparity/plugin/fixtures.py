@@ -183,17 +183,23 @@ def assert_parity(request: pytest.FixtureRequest) -> Callable[..., None]:
             pytest.fail(
                 f"assert_parity: {problem.replace('@pytest.mark.parity', 'keyword')}", pytrace=False
             )
-        layer = {
-            **marker_layer(marker_kwargs, "@pytest.mark.parity"),
-            **marker_layer(tolerance, "assert_parity"),
-        }
+        marker_limits = marker_layer(marker_kwargs, "@pytest.mark.parity")
+        call_limits = marker_layer(tolerance, "assert_parity")
+        layer = {**marker_limits, **call_limits}
+        custom = not isinstance(reference, LoadedCase)
         if isinstance(reference, LoadedCase):
             record = reference.engine.check(reference.case, request.node.nodeid, layer)
         else:
             record = _custom_record(
                 settings, request.node.nodeid, reference, variant, graph, variant_name, tier, layer
             )
-        _finish(request, record)
+        _finish(
+            request,
+            record,
+            marker_keys=set(marker_limits),
+            call_keys=set(call_limits),
+            custom=custom,
+        )
 
     return check
 
@@ -226,14 +232,14 @@ def _custom_record(
     )
 
 
-def _finish(request: pytest.FixtureRequest, record: Any) -> None:
+def _finish(request: pytest.FixtureRequest, record: Any, **where_limits_came_from: Any) -> None:
     __tracebackhide__ = True
     from pytest_onnxparity.plugin.items import failure_text
-    from pytest_onnxparity.results.records import encode_property
+    from pytest_onnxparity.plugin.results import attach_record
 
-    request.node.user_properties.append(encode_property(record.to_json()))
+    attach_record(request.node, record.to_json())
     title = f"{record.graph}[{record.variant}]"
     if record.error is not None:
         pytest.fail(f"{title}: {record.error}", pytrace=False)
     if not record.passed:
-        pytest.fail(failure_text(title, record), pytrace=False)
+        pytest.fail(failure_text(title, record, **where_limits_came_from), pytrace=False)

@@ -1,6 +1,8 @@
 """Hooks that conftest.py files and plugins implement to extend pytest-onnxparity.
 
 Registered by ``pytest_addhooks``; each is documented with when it runs and what it returns.
+Mark your implementations ``@pytest.hookimpl(optionalhook=True)``: without it, a run with the
+plugin disabled (``-p no:onnxparity``) or not installed stops with "unknown hook".
 """
 
 from __future__ import annotations
@@ -25,9 +27,14 @@ def pytest_onnxparity_graph_items(
     """
 
 
-@pytest.hookspec(firstresult=True)
+@pytest.hookspec
 def pytest_onnxparity_update_record(record: dict[str, Any], item: pytest.Item) -> None:
-    """Edit a result record (plain JSON) in place before it is attached to the test report."""
+    """Edit a result record (plain JSON) in place before it is attached to the test report.
+
+    Every implementation is called, in pluggy's order, each seeing the edits of the ones before;
+    what they return is ignored. The record then goes to the controller on the report (it must
+    stay plain JSON: dicts, lists, str, int, float, bool, None).
+    """
 
 
 @pytest.hookspec
@@ -103,4 +110,19 @@ def pytest_onnxparity_pipeline_adapter(config: pytest.Config) -> Any:
     it) and ``graphs`` (the pipeline's graph names when ``[sequence] graphs`` does not list
     them). Asked once per process, at collection, when ``[sequence]`` or ``--parity-clips``
     asks for sequence gates. See ``docs/sequence.md``.
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_onnxparity_reference_pipeline(config: pytest.Config) -> Any:
+    """The upstream pipeline the fp32 ONNX pipeline is gated against, or None.
+
+    Return a callable ``pipeline(clip) -> PipelineOutput`` that decodes one clip with the model
+    the export came from (a PyTorch greedy loop, ``transformers``' ``generate()``…), returning
+    the same tokens (and text, and optionally ``step_logits``) as the ONNX adapter. With it,
+    the sequence gates add ``sequence[fp32]`` (and one test per clip): the fp32 ONNX set against
+    this pipeline under ``[sequence.reference_gates]`` (identical tokens by default), and every
+    variant set's record and card row report it against both the PyTorch and the fp32 ONNX
+    pipeline. Each clip is decoded by it once per process. Asked once per process, at
+    collection, when sequence gates are on. See ``docs/sequence.md``.
     """

@@ -11,13 +11,17 @@ import pytest
 from pytest_onnxparity.compare.gates import failure_message
 from pytest_onnxparity.export.folder import Graph
 from pytest_onnxparity.plugin import keys
-from pytest_onnxparity.results.records import CheckResult, ParityRecord, encode_property
+from pytest_onnxparity.plugin.folder_hooks import FolderHooks
+from pytest_onnxparity.plugin.hints import next_step
+from pytest_onnxparity.plugin.markers import mark_generated
+from pytest_onnxparity.plugin.results import attach_record
+from pytest_onnxparity.results.records import CheckResult, ParityRecord
 from pytest_onnxparity.run.cases import ParityCase
 from pytest_onnxparity.run.engine import ParityEngine
 from pytest_onnxparity.runtime.inputs import DEFAULT_SET
 
 
-class ExportDirNode(pytest.Directory):
+class ExportDirNode(FolderHooks, pytest.Directory):
     """The ``--onnx-dir`` folder, collected like a test directory: its children are graphs."""
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
@@ -31,7 +35,7 @@ class ExportDirNode(pytest.Directory):
         return nodes
 
 
-class GraphNode(pytest.Collector):
+class GraphNode(FolderHooks, pytest.Collector):
     """One graph of the folder; its items are the variants' checks."""
 
     def __init__(self, *, graph: Graph, engine: ParityEngine, **kwargs: Any) -> None:
@@ -60,15 +64,14 @@ class GraphNode(pytest.Collector):
         return items
 
 
-class ParityItem(pytest.Item):
+class ParityItem(FolderHooks, pytest.Item):
     """A variant against its graph's reference on one input set."""
 
     def __init__(self, *, case: ParityCase, engine: ParityEngine, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
         self.engine = engine
-        self.add_marker("parity")
-        self.add_marker(pytest.mark.xdist_group(case.graph.name))
+        mark_generated(self, case.graph.name)
 
     def runtest(self) -> None:
         record = self.engine.check(self.case, self.nodeid)
@@ -79,8 +82,7 @@ class ParityItem(pytest.Item):
                 item=self, record=record_json
             ):
                 details.extend(lines or [])
-        self.ihook.pytest_onnxparity_update_record(record=record_json, item=self)
-        self.user_properties.append(encode_property(record_json))
+        attach_record(self, record_json)
         if record.error is not None:
             pytest.fail(f"{self._title()}: {record.error}", pytrace=False)
         if not record.passed:
@@ -99,7 +101,7 @@ class ParityItem(pytest.Item):
         return self.case.variant.path, None, f"{self.case.graph.name}::{self.name}"
 
 
-class CheckItem(pytest.Item):
+class CheckItem(FolderHooks, pytest.Item):
     """A non-numeric check of one graph variant: runs ``check()`` and gates on its result.
 
     Feature modules make these from ``pytest_onnxparity_graph_items``. A result that is not
@@ -118,8 +120,7 @@ class CheckItem(pytest.Item):
         self.check = check
         self.graph = graph
         self.model_path = model_path
-        self.add_marker("parity")
-        self.add_marker(pytest.mark.xdist_group(graph.name))
+        mark_generated(self, graph.name)
 
     def runtest(self) -> None:
         record_and_gate(self, self.check())
@@ -132,21 +133,19 @@ def record_and_gate(item: pytest.Item, result: CheckResult) -> None:
     """Attach ``result`` to ``item``'s report as a plain-JSON record; fail the test if it must."""
     __tracebackhide__ = True
     record = {"kind": "check", "nodeid": item.nodeid, **result.to_json()}
-    item.ihook.pytest_onnxparity_update_record(record=record, item=item)
-    item.user_properties.append(encode_property(record))
+    attach_record(item, record)
     if not result.passed and result.enforced:
         pytest.fail(result.message or f"{result.check} failed", pytrace=False)
 
 
-class LoadItem(pytest.Item):
+class LoadItem(FolderHooks, pytest.Item):
     """A graph without variants: still proven loadable, so a broken lone file never passes."""
 
     def __init__(self, *, graph: Graph, engine: ParityEngine, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.graph = graph
         self.engine = engine
-        self.add_marker("parity")
-        self.add_marker(pytest.mark.xdist_group(graph.name))
+        mark_generated(self, graph.name)
 
     def runtest(self) -> None:
         from pytest_onnxparity.runtime.sessions import ModelLoadError
@@ -155,30 +154,23 @@ class LoadItem(pytest.Item):
             self.engine.runner(self.graph.reference_file)
         except ModelLoadError as error:
             pytest.fail(str(error), pytrace=False)
+        config = self.engine.settings.config
+        if config.require_variants:
+            pytest.fail(
+                f"{self.graph.reference_file.path}: graph {self.graph.name} has no variant to "
+                f"compare, and require_variants = true ({' + '.join(config.sources)}); add the "
+                'variant files, check exclude, or map a file to it with [files."<path>"] graph',
+                pytrace=False,
+            )
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.graph.reference_file.path, None, f"{self.graph.name}::{self.name}"
 
 
-def failure_text(title: str, record: ParityRecord) -> str:
+def failure_text(title: str, record: ParityRecord, **where_limits_came_from: Any) -> str:
+    """The failure message of ``record``; keywords as :func:`~plugin.hints.next_step`'s."""
     assert record.result is not None
-    failed = [gate for gate in record.result.gates if not gate.passed]
-    first = failed[0]
-    scope = f"{record.graph}/{record.variant}"
-    hint = (
-        f"if this drift is acceptable, raise the limit: --parity-tolerance "
-        f"{scope}/{first.output}:{first.metric}=<limit>, or in parity.toml "
-        f'[graphs."{record.graph}".variants."{record.variant}".outputs."{first.output}"]; '
-        "--parity-suggest PATH writes limits from measured values"
-    )
-    if first.metric == "finite":
-        hint = "NaN/Inf cannot be tolerated: fix the variant (overflow in fp16? a broken scale?)"
-    elif first.metric == "reference_finite":
-        hint = (
-            "give the graph inputs its reference is defined on: a rule in "
-            f'[graphs."{record.graph}".inputs.<input>] (range, value) or real inputs '
-            f'([references."{record.graph}"] input_data); if the reference is broken, fix it'
-        )
+    hint = next_step(record, **where_limits_came_from)
     return failure_message(title, record.result.stats, record.result.gates, hint)
 
 
@@ -187,6 +179,10 @@ def collect_export_dir(path: Path, parent: pytest.Collector) -> ExportDirNode | 
     engine = parent.config.stash.get(keys.ENGINE, None)
     if engine is None or path != engine.folder.root:
         return None
+    if not path.is_relative_to(parent.config.rootpath):
+        # Outside the rootdir pytest would give the folder an empty node id (its items
+        # ``::encoder::parity[int8]``); its own name reads like the ids inside a project.
+        return ExportDirNode.from_parent(parent, path=path, nodeid=path.name)
     return ExportDirNode.from_parent(parent, path=path)
 
 

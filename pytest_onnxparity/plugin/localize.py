@@ -1,10 +1,11 @@
-"""pytest glue for localization: which layer of a variant drifts, in the failure message, the JSON
-results and a drift-by-depth plot per graph.
+"""pytest glue for localization: which node of a variant is damaged, in the failure message, the
+JSON results and a drift-and-damage plot per graph.
 
 ``--parity-localize`` localizes every generated parity test of the run; ``[localize] auto = true``
 only the failing ones. Each localization runs after the ordinary parity check, on the same input
-arrays and session settings, in instrumented copies of both models in a temporary folder; the
-verdict is the ordinary run's and never changes. Workers put the localization in the test's record;
+arrays and session settings, in instrumented copies of both models in a temporary folder, with
+weight-space parity's verdicts (the run's ``[weights]`` limits) as its prior; the verdict is the
+ordinary run's and never changes. Workers put the localization in the test's record;
 the controller draws one plot per graph (every localized variant a line) before the results file
 is written, and references the plot from each record.
 
@@ -23,9 +24,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_onnxparity.plugin import keys
+from pytest_onnxparity.plugin.weights import WEIGHT_SETTINGS
 
 if TYPE_CHECKING:
+    from pytest_onnxparity.compare.weight_space import WeightSettings
     from pytest_onnxparity.diagnose.localize.config import LocalizeOptions
+    from pytest_onnxparity.diagnose.localize.prior import WeightVerdict
     from pytest_onnxparity.diagnose.localize.records import Localization
     from pytest_onnxparity.plugin.items import ParityItem
 
@@ -98,8 +102,9 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     options = settings.options
     return [
         f"onnxparity localize: {which} (instrumented runs at graph opt "
-        f"{options.graph_optimization_level}, {options.batch_size} tensors per run, "
-        f"rel_l2 tolerance {options.tolerance_rel_l2:g})"
+        f"{options.graph_optimization_level} within {options.memory_budget_mb} MB, damaged from "
+        f"{options.damage_ratio:g}× the op type's noise, rel_l2 tolerance "
+        f"{options.tolerance_rel_l2:g})"
     ]
 
 
@@ -141,6 +146,7 @@ def localize_into_record(
     ``record`` and return the failure-message lines that describe it."""
     from pytest_onnxparity.diagnose.localize.measure import localize
     from pytest_onnxparity.diagnose.localize.plot import drift_plot_path
+    from pytest_onnxparity.diagnose.localize.report import message_lines
     from pytest_onnxparity.runtime.sessions import ModelLoadError
 
     case, engine = item.case, item.engine
@@ -162,6 +168,12 @@ def localize_into_record(
                 options=settings.options,
                 workdir=Path(workdir),
                 settings=engine.settings.session,
+                weights=weight_verdicts(
+                    reference.path,
+                    case.variant.path,
+                    record.get("tier"),
+                    item.config.stash.get(WEIGHT_SETTINGS, None),
+                ),
             )
         except ModelLoadError as error:
             record["localization_error"] = str(error)
@@ -171,7 +183,24 @@ def localize_into_record(
         plot = drift_plot_path(plot_dir, case.graph.name, settings.options.plot_format)
         localization = localization.with_plot(plot)
     record["localization"] = localization.to_json()
-    return localization.message_lines(settings.options.top_n)
+    return message_lines(localization, settings.options.top_n)
+
+
+def weight_verdicts(
+    reference: Path, variant: Path, tier: str | None, settings: WeightSettings | None
+) -> list[WeightVerdict] | None:
+    """Weight-space parity's verdict on every weight of ``variant`` (the run's ``[weights]``
+    limits, else the defaults), the prior of localization; None where the weights cannot be read
+    (the localization then says it judged from activations alone)."""
+    from pytest_onnxparity.compare.weight_space import WeightSettings, compare_weights
+    from pytest_onnxparity.diagnose.localize.prior import verdicts_from_comparisons
+    from pytest_onnxparity.onnxfile.dequantize import TensorReadError
+
+    try:
+        report = compare_weights(reference, variant, settings or WeightSettings(), file_tier=tier)
+    except TensorReadError:
+        return None
+    return list(verdicts_from_comparisons(report.comparisons))
 
 
 def _input_key(case: Any) -> Any:
@@ -273,6 +302,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 def summary_lines(records: list[dict[str, Any]]) -> list[str]:
     """One line per localized test: where its variant first drifts past the tolerance."""
     from pytest_onnxparity.diagnose.localize.records import Localization
+    from pytest_onnxparity.diagnose.localize.report import summary_line
 
     lines = []
     levels = set()
@@ -285,7 +315,7 @@ def summary_lines(records: list[dict[str, Any]]) -> list[str]:
         elif "localization" in record:
             localization = Localization.from_json(record["localization"])
             levels.add(localization.optimization_level)
-            lines.append(f"{scope}: {localization.summary_line()}")
+            lines.append(f"{scope}: {summary_line(localization)}")
     if levels:
         lines.insert(
             0,

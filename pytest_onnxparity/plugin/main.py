@@ -20,10 +20,12 @@ FEATURE_PLUGINS: tuple[str, ...] = (
     "localize",
     "results",
     "health",
+    "weights",
     "suites",
     "speed",
     "references",
     "sequence",
+    "data_folder",
 )
 
 MARKER_DOC = (
@@ -36,6 +38,14 @@ MARKER_DOC = (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    # Before pytest imports the conftest.py files of the test paths: the export folder is data.
+    from pytest_onnxparity.plugin.data_folder import refuse_initial_conftests
+
+    refuse_initial_conftests(early_config)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -57,16 +67,21 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
+    from pytest_onnxparity.plugin.rootdir import rootdir_problem
+
+    problem = rootdir_problem(config)
+    if problem:
+        raise pytest.UsageError(f"onnxparity: {problem}")
     from pytest_onnxparity.plugin import fixtures
 
     config.pluginmanager.register(fixtures, "onnxparity-fixtures")
-    onnx_dir = _onnx_dir(config)
+    onnx_dir, from_command_line = _onnx_dir(config)
     if onnx_dir is not None:
         from pytest_onnxparity.plugin.run import start_run
 
         # Before the feature plugins register, so their pytest_configure finds the run's
         # settings and engine in the stash instead of reading the config files again.
-        start_run(config, onnx_dir)
+        start_run(config, onnx_dir, from_command_line=from_command_line)
     for name in FEATURE_PLUGINS:
         module = importlib.import_module(f"pytest_onnxparity.plugin.{name}")
         config.pluginmanager.register(module, f"onnxparity-{name}_plugin")
@@ -78,13 +93,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(reporter, "onnxparity-reporter")
 
 
-def _onnx_dir(config: pytest.Config) -> Path | None:
-    """``--onnx-dir`` is relative to the working directory; the ini key to the rootdir."""
+def _onnx_dir(config: pytest.Config) -> tuple[Path | None, bool]:
+    """The export folder and whether the command line named it. ``--onnx-dir`` is relative to
+    the working directory; the ini key to the rootdir."""
     cli = config.getoption("onnx_dir")
     if cli:
-        return Path(cli).resolve()
+        return Path(cli).resolve(), True
     ini = config.getini("parity_onnx_dir")
-    return (config.rootpath / str(ini)).resolve() if ini else None
+    return ((config.rootpath / str(ini)).resolve() if ini else None), False
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -92,7 +108,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     from pytest_onnxparity.plugin.run import header_lines
 
-    return header_lines(config.stash[keys.ENGINE])
+    return header_lines(config)
 
 
 @pytest.hookimpl(tryfirst=True)

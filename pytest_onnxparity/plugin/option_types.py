@@ -94,6 +94,13 @@ def parse_health_checks(text: str) -> tuple[str, ...]:
     return _usage_error(lambda: parse_check_list(text), ValueError)
 
 
+def parse_on_off(text: str) -> bool:
+    """``--parity-weights on|off`` (true/false, yes/no, 1/0 too)."""
+    from pytest_onnxparity.compare.weight_space.limits import parse_switch
+
+    return _usage_error(lambda: parse_switch(text), ValueError)
+
+
 def parse_suite_choice(text: str) -> str:
     """``--parity-suite NAME|PATH``: a shipped suite's name or a path to a suite ``.toml``."""
     if not text.strip():

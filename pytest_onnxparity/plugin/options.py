@@ -1,6 +1,9 @@
 """Command-line options: declared in one group, each string parsed once into an object.
 
 Parsers raise ``argparse.ArgumentTypeError`` so pytest reports a usage error naming the flag.
+Numeric ini keys are typed (``type="int"``): pytest reads ``parity_threads = 2`` from a native
+``[tool.pytest]`` table as it is and ``"2"`` from an ini file, and names the key when it is not
+an integer.
 This module imports only the standard library: it is loaded with the plugin.
 """
 
@@ -18,6 +21,7 @@ from pytest_onnxparity.plugin.option_types import (
     parse_localize_dir,
     parse_margin,
     parse_non_negative_int,
+    parse_on_off,
     parse_positive_int,
     parse_scoped_tolerance,
     parse_size_budget,
@@ -83,7 +87,7 @@ def add_options(parser: Any) -> None:
         metavar="N",
         help="intra-op threads per session (default 0 = onnxruntime's choice)",
     )
-    parser.addini("parity_threads", "default for --parity-threads", default=None)
+    parser.addini("parity_threads", "default for --parity-threads", type="int", default=None)
     group.addoption(
         "--parity-graph-opt",
         choices=GRAPH_OPT_LEVELS,
@@ -116,6 +120,7 @@ def add_options(parser: Any) -> None:
     )
     _add_localize_options(group, parser)
     _add_health_options(group, parser)
+    _add_weights_options(group, parser)
     _add_speed_options(group, parser)
     _add_results_options(group, parser)
     _add_suite_options(group, parser)
@@ -124,20 +129,20 @@ def add_options(parser: Any) -> None:
 
 
 def _add_localize_options(group: Any, parser: Any) -> None:
-    """Localization: which layer of a variant drifts (``localize_plugin``)."""
+    """Localization: which node of a variant is damaged (``localize_plugin``)."""
     group.addoption(
         "--parity-localize",
         action="store_true",
         default=False,
-        help="localize every parity test: per-tensor drift of each variant against its "
-        "reference, in the failure message, the JSON results and a drift plot per graph "
-        "([localize] auto = true does it for failing tests only)",
+        help="localize every parity test: the damaged nodes of each variant and its "
+        "per-tensor drift against the reference, in the failure message, the JSON results "
+        "and a plot per graph ([localize] auto = true does it for failing tests only)",
     )
     group.addoption(
         "--parity-localize-dir",
         type=parse_localize_dir,
         metavar="DIR",
-        help="folder for the drift-by-depth plots (default: the --parity-json folder, "
+        help="folder for the drift-and-damage plots (default: the --parity-json folder, "
         "else a new temporary folder)",
     )
 
@@ -159,6 +164,13 @@ def _add_results_options(group: Any, parser: Any) -> None:
         "appended to $GITHUB_STEP_SUMMARY when set)",
     )
     parser.addini("parity_markdown", "default for --parity-markdown", default=None)
+    group.addoption(
+        "--parity-model-index",
+        metavar="PATH",
+        help="write the Hugging Face Hub's model-index (WER/CER of each pipeline against ground "
+        "truth) as YAML front matter (.json: JSON); validated with huggingface_hub if installed",
+    )
+    parser.addini("parity_model_index", "default for --parity-model-index", default=None)
     group.addoption(
         "--parity-baseline",
         metavar="OLD.json",
@@ -186,6 +198,19 @@ def _add_health_options(group: Any, parser: Any) -> None:
         "comma list of checker, opset, domains, initializers, structure, outputs, coverage; "
         "'all' or 'none' (default: a [health] config table turns all of them on)",
     )
+
+
+def _add_weights_options(group: Any, parser: Any) -> None:
+    """Weight-space parity (``weights_plugin``), on by default."""
+    group.addoption(
+        "--parity-weights",
+        type=parse_on_off,
+        metavar="on|off",
+        help="weight-space parity: one weights[<variant>] test per variant file comparing each "
+        "dequantized weight with the reference's, before inference (default on; [weights] "
+        "tunes it)",
+    )
+    parser.addini("parity_weights", "default for --parity-weights (on or off)", default=None)
 
 
 def _add_suite_options(group: Any, parser: Any) -> None:
@@ -246,14 +271,18 @@ def _add_speed_options(group: Any, parser: Any) -> None:
         metavar="N",
         help="timed rounds per figure; the median is gated (default 5)",
     )
-    parser.addini("parity_timing_repeats", "default for --parity-timing-repeats", default=None)
+    parser.addini(
+        "parity_timing_repeats", "default for --parity-timing-repeats", type="int", default=None
+    )
     group.addoption(
         "--parity-timing-warmup",
         type=parse_non_negative_int,
         metavar="N",
         help="untimed rounds before the timed ones (default 1)",
     )
-    parser.addini("parity_timing_warmup", "default for --parity-timing-warmup", default=None)
+    parser.addini(
+        "parity_timing_warmup", "default for --parity-timing-warmup", type="int", default=None
+    )
 
 
 def _add_references_options(group: Any, parser: Any) -> None:

@@ -7,7 +7,6 @@ starts, and torch only when a torch reference is built.
 
 from __future__ import annotations
 
-import json
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -52,7 +51,7 @@ def reference_settings(config: pytest.Config, engine: ParityEngine) -> Reference
     project's ``[tool.onnxparity.references]``; each table's paths relative to its file."""
     from pytest_onnxparity.config.project import FOLDER_CONFIG_NAME
     from pytest_onnxparity.config.tables import ConfigError, read_toml_table
-    from pytest_onnxparity.references.config import parse_reference_layers
+    from pytest_onnxparity.references.config import parse_reference_layers, refuse_folder_pickle
     from pytest_onnxparity.references.settings import RECORD_FOLDER, ReferenceSettings
 
     layers = []
@@ -63,6 +62,7 @@ def reference_settings(config: pytest.Config, engine: ParityEngine) -> Reference
     folder_file = engine.folder.root / FOLDER_CONFIG_NAME
     table = read_toml_table(folder_file, ("references",))
     if table is not None:
+        refuse_folder_pickle(table, str(folder_file))
         layers.append((table, str(folder_file), engine.folder.root))
     specs = parse_reference_layers(layers)
     option = config.option
@@ -105,7 +105,42 @@ def reference_hooks(config: pytest.Config) -> ReferenceHooks:
 
 
 def _call_hook(config: pytest.Config, name: str, graph: str) -> Any:
-    """Call a user hook; whatever it raises becomes one line naming where it raised."""
+    """Ask every implementation of a user hook; whatever one raises becomes one line naming the
+    user's line that raised it. Two implementations answering for one graph is an error: which
+    one pytest would pick depends on how the conftest folders sort."""
+    from pytest_onnxparity.references.base import ReferenceError
+
+    answers = [
+        (where, answer)
+        for where, function in _implementations(config, name)
+        if (answer := _ask(function, where, name, graph, config)) is not None
+    ]
+    if len(answers) > 1:
+        raise ReferenceError(
+            f"the {name} hook answers for graph {graph!r} in both {answers[0][0]} and "
+            f"{answers[1][0]}; return None for it from all but one"
+        )
+    return answers[0][1] if answers else None
+
+
+def _implementations(config: pytest.Config, name: str) -> list[tuple[str, Callable[..., Any]]]:
+    hook = getattr(config.hook, name)
+    found = []
+    for implementation in hook.get_hookimpls():
+        function = implementation.function
+        code = getattr(function, "__code__", None)
+        where = (
+            f"{_shown_path(config, code.co_filename)}:{code.co_firstlineno}"
+            if code is not None
+            else implementation.plugin_name
+        )
+        found.append((where, function))
+    return found
+
+
+def _ask(
+    function: Callable[..., Any], where: str, name: str, graph: str, config: pytest.Config
+) -> Any:
     from pytest_onnxparity.references.base import (
         TORCH_EXTRA,
         ReferenceError,
@@ -113,21 +148,47 @@ def _call_hook(config: pytest.Config, name: str, graph: str) -> Any:
         first_line,
     )
 
-    hook: Callable[..., Any] = getattr(config.hook, name)
     try:
-        return hook(graph=graph, config=config)
+        return function(graph=graph, config=config)
     except Exception as error:  # user code in conftest.py: anything can come out of it
-        frames = traceback.extract_tb(error.__traceback__)
-        where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "conftest"
+        line = _user_line(config, error, where)
         if isinstance(error, ImportError) and (error.name or "").split(".")[0] == "torch":
             raise TorchMissingError(
-                f"the {name} hook for {graph!r} ({where}) needs torch, which is not installed: "
+                f"the {name} hook for {graph!r} ({line}) needs torch, which is not installed: "
                 f"{TORCH_EXTRA} (or gate on outputs recorded with --parity-record)"
             ) from None
         raise ReferenceError(
-            f"the {name} hook raised {type(error).__name__} for graph {graph!r} at {where}: "
-            f"{first_line(error)}; fix the hook in conftest.py"
+            f"the {name} hook raised {type(error).__name__} for graph {graph!r} at {line}: "
+            f"{first_line(error)}; fix the hook ({where})"
         ) from error
+
+
+def _user_line(config: pytest.Config, error: BaseException, where: str) -> str:
+    """The last frame of the traceback in the user's own files (not in torch, numpy or any
+    installed package): where the hook called what failed."""
+    import sysconfig
+
+    installed = {
+        str(Path(sysconfig.get_paths()[key]).resolve()) for key in ("purelib", "platlib", "stdlib")
+    }
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [
+        frame
+        for frame in frames
+        if not any(str(Path(frame.filename).resolve()).startswith(path) for path in installed)
+    ]
+    frame = (own or frames)[-1] if frames else None
+    if frame is None:
+        return where
+    return f"{_shown_path(config, frame.filename)}:{frame.lineno}"
+
+
+def _shown_path(config: pytest.Config, filename: str) -> str:
+    path = Path(filename)
+    try:
+        return str(path.resolve().relative_to(config.rootpath))
+    except ValueError:
+        return str(path)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -149,6 +210,14 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         extra = f" ({', '.join(sources)})" if sources else ""
         chosen.append(f"{graph.name} vs {engine.references.chosen_label(graph)}{extra}")
     lines = [f"onnxparity references: {'; '.join(chosen)}"] if chosen else []
+    from pytest_onnxparity.run.cases import REFERENCE_HOOK
+
+    hooks = [where for where, _ in _implementations(config, REFERENCE_HOOK)]
+    if hooks:
+        lines.append(
+            f"onnxparity reference hook: {', '.join(hooks)} (its answer replaces the fp32 file "
+            "of the graphs it answers for)"
+        )
     if settings.record_layout is not None:
         lines.append(
             f"onnxparity: recording references ({settings.record_layout}) to "
@@ -209,15 +278,11 @@ class ReferenceRecorder:
         self.failures: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
-        from pytest_onnxparity.results.records import USER_PROPERTY
+        from pytest_onnxparity.plugin.results import report_records
 
-        for name, value in report.user_properties:
-            if name == USER_PROPERTY and isinstance(value, str):
-                record = json.loads(value)
-                if record.get("kind") == "parity":
-                    self.graphs.add(record["graph"])
+        for record in report_records(report):
+            if record.get("kind") == "parity":
+                self.graphs.add(record["graph"])
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         from pytest_onnxparity.references.recorded import RecordedDataError

@@ -15,34 +15,53 @@ from pytest_onnxparity.export.discovery import discover
 from pytest_onnxparity.export.folder import DiscoveryError, DiscoveryOverrides
 from pytest_onnxparity.plugin import keys
 from pytest_onnxparity.plugin.suites import fit_run_config, suite_base
+from pytest_onnxparity.run.config_targets import check_config_targets
 from pytest_onnxparity.run.engine import ParityEngine
 from pytest_onnxparity.run.settings import Settings, build_settings
 from pytest_onnxparity.runtime.inputs import InputError
+from pytest_onnxparity.runtime.ort import OnnxRuntimeMissingError, require_onnxruntime
 
 MARKER_SELECTORS = ("graph", "variant", "tier")
 MARKER_KEYS = (*MARKER_SELECTORS, *TOLERANCE_KEYS)
 
 
-def start_run(config: pytest.Config, onnx_dir: Path) -> ParityEngine:
-    """Resolve settings, discover the folder and stash the engine; bad input is a UsageError."""
+def start_run(config: pytest.Config, onnx_dir: Path, *, from_command_line: bool) -> ParityEngine:
+    """Resolve settings, discover the folder and stash the engine; bad input is a UsageError.
+
+    ``--onnx-dir`` on a command line that names no test paths collects the export folder alone
+    (not the project's ``testpaths`` or working directory, whose tests it would only deselect);
+    the ini key ``parity_onnx_dir`` adds the folder to a normal run.
+    """
     try:
         if not onnx_dir.is_dir():
             raise DiscoveryError(
                 f"--onnx-dir {onnx_dir}: no such directory; pass the folder your export wrote"
             )
+        require_onnxruntime()
         parity_config = run_config(config, onnx_dir)
         folder = discover(onnx_dir, discovery_overrides(parity_config))
         parity_config = fit_run_config(config, parity_config, folder)
         settings = settings_from_options(config, onnx_dir, parity_config)
+        check_config_targets(parity_config, folder, settings.cli_tolerances)
         engine = ParityEngine(settings, folder)
         engine.check_dims()
-    except (ConfigError, DiscoveryError, ToleranceError, InputError) as error:
+    except (
+        ConfigError,
+        DiscoveryError,
+        ToleranceError,
+        InputError,
+        OnnxRuntimeMissingError,
+    ) as error:
         raise pytest.UsageError(f"onnxparity: {error}") from None
     config.stash[keys.SETTINGS] = settings
     config.stash[keys.ENGINE] = engine
-    # The folder becomes one more collection argument, so its tests are collected (and counted,
-    # listed by --collect-only, selected by -m/-k) like any test directory.
-    if str(folder.root) not in config.args:
+    # The folder becomes a collection argument, so its tests are collected (and counted, listed
+    # by --collect-only, selected by -m/-k) like any test directory.
+    if from_command_line and config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args[:] = [str(folder.root)]
+        config.args_source = pytest.Config.ArgsSource.ARGS
+        config.stash[keys.FOLDER_ONLY] = True
+    elif str(folder.root) not in config.args:
         config.args.append(str(folder.root))
     return engine
 
@@ -84,12 +103,11 @@ def settings_from_options(
     )
 
 
-def _int_ini(value: Any) -> int | None:
-    if value in (None, ""):
-        return None
-    if not str(value).isdigit():
+def _int_ini(value: int | None) -> int | None:
+    """The typed ini ``parity_threads`` (pytest parsed it), checked for a negative value."""
+    if value is not None and value < 0:
         raise ConfigError(f"ini parity_threads must be a non-negative integer, got {value!r}")
-    return int(value)
+    return value
 
 
 def discovery_overrides(parity_config: ParityConfig) -> DiscoveryOverrides:
@@ -105,11 +123,13 @@ def discovery_overrides(parity_config: ParityConfig) -> DiscoveryOverrides:
     )
 
 
-def header_lines(engine: ParityEngine) -> list[str]:
+def header_lines(config: pytest.Config) -> list[str]:
+    engine = config.stash[keys.ENGINE]
     settings = engine.settings
     session = settings.session
+    folder = shown_path(engine.folder.root, config)
     lines = [
-        f"onnxparity: {engine.folder.root} (seed {settings.plan.seed}, "
+        f"onnxparity: {folder} (seed {settings.plan.seed}, "
         f"providers {', '.join(session.providers)}, threads {session.intra_op_threads or 'auto'}, "
         f"graph opt {session.graph_optimization_level}"
         f"{', deterministic' if session.deterministic else ''})",
@@ -117,7 +137,18 @@ def header_lines(engine: ParityEngine) -> list[str]:
     if settings.config.sources:
         lines.append(f"onnxparity config: {'; '.join(settings.config.sources)}")
     lines.extend(f"  {line}" for line in engine.folder.table_lines())
+    if config.stash.get(keys.FOLDER_ONLY, False):
+        lines.append(
+            f"onnxparity: collecting {folder} only (name test paths on the command line to "
+            "collect them too)"
+        )
     return lines
+
+
+def shown_path(path: Path, config: pytest.Config) -> str:
+    """``path`` relative to the working directory when it lies inside it, else absolute."""
+    base = config.invocation_params.dir
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)
 
 
 def marker_problem(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_onnxparity.plugin import keys
+from pytest_onnxparity.plugin.folder_hooks import FolderHooks
 from pytest_onnxparity.plugin.sequence_items import SequenceItem, sequence_items
 from pytest_onnxparity.plugin.sequence_settings import SEQUENCE, SequenceSettings
 
@@ -58,10 +59,37 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     try:
         settings = resolve_settings(config, engine)
+    except MissingClipsError as error:
+        # Clips often come from the command line of the one CI job that runs these gates: a
+        # run without them fails the sequence test, not every test of the folder.
+        config.stash[MISSING_CLIPS] = str(error)
+        return
     except ConfigError as error:
         raise pytest.UsageError(f"onnxparity: {error}") from None
     if settings is not None:
         config.stash[SEQUENCE] = settings
+
+
+class MissingClipsError(ValueError):
+    """A ``[sequence]`` table without clips, and none on the command line."""
+
+
+MISSING_CLIPS: pytest.StashKey[str] = pytest.StashKey()
+
+
+class MissingClipsItem(FolderHooks, pytest.Item):
+    """``sequence[clips]``: the sequence gates were asked for without clips to run them on."""
+
+    def __init__(self, *, problem: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.problem = problem
+        self.add_marker("parity")
+
+    def runtest(self) -> None:
+        pytest.fail(self.problem, pytrace=False)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, self.name
 
 
 def resolve_settings(config: pytest.Config, engine: ParityEngine) -> SequenceSettings | None:
@@ -100,7 +128,7 @@ def resolve_settings(config: pytest.Config, engine: ParityEngine) -> SequenceSet
                 sample_rate=None if source is None else source.sample_rate,
             )
     if source is None:
-        raise ConfigError(
+        raise MissingClipsError(
             f"{where}: no clips: set clips_dir (a folder of wav/flac with .txt transcripts) or "
             "dataset (a local audiofolder or a hub name), or pass --parity-clips DIR"
         )
@@ -129,6 +157,9 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 def pytest_onnxparity_folder_items(
     parent: pytest.Collector, engine: ParityEngine
 ) -> list[pytest.Item] | None:
+    problem = parent.config.stash.get(MISSING_CLIPS, None)
+    if problem is not None:
+        return [MissingClipsItem.from_parent(parent, name="sequence[clips]", problem=problem)]
     settings = parent.config.stash.get(SEQUENCE, None)
     if settings is None:
         return None

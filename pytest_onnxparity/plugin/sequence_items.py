@@ -5,11 +5,14 @@ the corpus, and ``rtf[<set>]`` when timings are asked for; each set's items shar
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_onnxparity.plugin.folder_hooks import FolderHooks
+from pytest_onnxparity.plugin.markers import mark_generated
 from pytest_onnxparity.plugin.sequence_settings import (
     ADAPTER_HOOK,
     CACHE,
@@ -35,7 +38,12 @@ def sequence_items(
     """Every sequence item of the run, or one failing ``sequence`` item saying what is missing."""
     from pytest_onnxparity.config.tables import ConfigError
     from pytest_onnxparity.speech.audio.clips import ClipError
-    from pytest_onnxparity.speech.sequence.run import SequenceCache, resolve_variant_sets
+    from pytest_onnxparity.speech.sequence.pipeline import TORCH_REFERENCE
+    from pytest_onnxparity.speech.sequence.run import (
+        REFERENCE_SET,
+        SequenceCache,
+        resolve_variant_sets,
+    )
 
     config = parent.config
     adapter = config.hook.pytest_onnxparity_pipeline_adapter(config=config)
@@ -52,6 +60,7 @@ def sequence_items(
             )
         ]
     options = settings.options
+    upstream = config.hook.pytest_onnxparity_reference_pipeline(config=config)
     roles = options.graphs or tuple(getattr(adapter, "graphs", None) or ()) or _set_roles(options)
     try:
         reference, variant_sets = resolve_variant_sets(
@@ -63,6 +72,11 @@ def sequence_items(
             where=settings.where,
         )
         clip_ids = settings.source.clip_ids(base_dir=settings.base_dir, limit=settings.limit)
+        if upstream is not None and any(s.name == reference.name for s in variant_sets):
+            raise ConfigError(
+                f"{settings.where}: variant set {reference.name!r} is the name of the fp32 ONNX "
+                "set, which is gated against the PyTorch reference pipeline; rename the set"
+            )
     except (ConfigError, ClipError, ImportError) as problem:
         return [ProblemItem.from_parent(parent, name="sequence", problem=str(problem))]
     sample_rate = getattr(adapter, "sample_rate", None) or settings.source.sample_rate
@@ -77,25 +91,30 @@ def sequence_items(
         ),
         open_graphs=partial(_open_graphs, engine),
         normalization=options.normalization,
+        reference_pipeline=upstream,
     )
     config.stash[CACHE] = cache
     context = {
         "reference_files": reference.to_json()["files"],
         "clip_source": settings.source.describe(settings.base_dir),
+        "dataset": settings.source.dataset_card(settings.base_dir),
         "normalization": options.normalization.to_json(),
     }
     release = partial(_release, engine, reference)
     items: list[pytest.Item] = []
-    for variant_set in variant_sets:
+    # With an upstream pipeline, the fp32 ONNX set is a set of its own, gated against it.
+    gated = [(reference, options.reference_gates, TORCH_REFERENCE)] if upstream else []
+    gated += [(s, options.gates_for(s.name), REFERENCE_SET) for s in variant_sets]
+    for variant_set, gates, against in gated:
         described = variant_set.to_json()
         set_context = {**context, **{key: described[key] for key in ("files", "tags", "tier")}}
-        gates = options.gates_for(variant_set.name)
+        check = SetCheck(cache, variant_set, gates, against, set_context)
         for clip_id in clip_ids:
             items.append(
                 SequenceItem.from_parent(
                     parent,
                     name=f"sequence[{variant_set.name}-{clip_id}]",
-                    check=partial(_clip_check, cache, variant_set, clip_id, gates, set_context),
+                    check=partial(check.clip, clip_id),
                     variant_set=variant_set.name,
                     release=release,
                 )
@@ -104,7 +123,7 @@ def sequence_items(
             SequenceItem.from_parent(
                 parent,
                 name=f"sequence[{variant_set.name}]",
-                check=partial(_set_check, cache, variant_set, clip_ids, gates, set_context),
+                check=partial(check.corpus, clip_ids),
                 variant_set=variant_set.name,
                 release=release,
             )
@@ -140,42 +159,70 @@ def _problems() -> tuple[type[BaseException], ...]:
     return (*INPUT_PROBLEMS, ClipError, AdapterError, ImportError)
 
 
-def _clip_check(
-    cache: SequenceCache,
-    variant_set: VariantSet,
-    clip_id: str,
-    gates: Any,
-    context: Mapping[str, Any],
-) -> CheckResult:
-    from pytest_onnxparity.speech.sequence.verdict import evaluate_clip
+@dataclass(frozen=True)
+class SetCheck:
+    """The checks of one set against the reference its gates hold it to (``against``), each
+    also reporting the set against every other reference of the cache (not gated)."""
 
-    try:
-        comparison = cache.comparison(
-            variant_set, clip_id, teacher_forcing=gates.needs_teacher_forcing
-        )
-    except _problems() as problem:
-        return _failed(variant_set.name, f"clip {clip_id!r}: {problem}", "sequence-clip")
-    return evaluate_clip(comparison, gates, variant_set=variant_set.name, context=context)
+    cache: SequenceCache
+    variant_set: VariantSet
+    gates: Any
+    against: str
+    context: Mapping[str, Any]
 
+    @property
+    def others(self) -> list[str]:
+        """The references the set is reported against: every other, never itself."""
+        name = self.variant_set.name
+        return [ref for ref in self.cache.references if ref not in (self.against, name)]
 
-def _set_check(
-    cache: SequenceCache,
-    variant_set: VariantSet,
-    clip_ids: Sequence[str],
-    gates: Any,
-    context: Mapping[str, Any],
-) -> CheckResult:
-    from pytest_onnxparity.speech.sequence.verdict import evaluate_sequence
+    def clip(self, clip_id: str) -> CheckResult:
+        from pytest_onnxparity.speech.sequence.verdict import evaluate_clip
 
-    comparisons: list[ClipComparison] = []
-    for clip_id in clip_ids:
+        name = self.variant_set.name
         try:
-            comparisons.append(
-                cache.comparison(variant_set, clip_id, teacher_forcing=gates.needs_teacher_forcing)
-            )
+            comparison = self._compare(clip_id, self.against)
+            also = {other: self._compare(clip_id, other) for other in self.others}
         except _problems() as problem:
-            return _failed(variant_set.name, f"clip {clip_id!r}: {problem}", "sequence")
-    return evaluate_sequence(comparisons, gates, variant_set=variant_set.name, context=context)
+            return _failed(name, f"clip {clip_id!r}: {problem}", "sequence-clip")
+        return evaluate_clip(
+            comparison,
+            self.gates,
+            variant_set=name,
+            context=self.context,
+            reference=self.against,
+            also=also,
+        )
+
+    def corpus(self, clip_ids: Sequence[str]) -> CheckResult:
+        from pytest_onnxparity.speech.sequence.verdict import evaluate_sequence
+
+        name = self.variant_set.name
+        comparisons: list[ClipComparison] = []
+        also: dict[str, list[ClipComparison]] = {other: [] for other in self.others}
+        for clip_id in clip_ids:
+            try:
+                comparisons.append(self._compare(clip_id, self.against))
+                for other, found in also.items():
+                    found.append(self._compare(clip_id, other))
+            except _problems() as problem:
+                return _failed(name, f"clip {clip_id!r}: {problem}", "sequence")
+        return evaluate_sequence(
+            comparisons,
+            self.gates,
+            variant_set=name,
+            context=self.context,
+            reference=self.against,
+            also=also,
+        )
+
+    def _compare(self, clip_id: str, against: str) -> ClipComparison:
+        """One clip against one reference; teacher-forced only where the gates need it (a
+        reported comparison is free-running)."""
+        forcing = against == self.against and self.gates.needs_teacher_forcing
+        return self.cache.comparison(
+            self.variant_set, clip_id, teacher_forcing=forcing, against=against
+        )
 
 
 def _failed(variant_set: str, message: str, check: str) -> CheckResult:
@@ -187,7 +234,7 @@ def _failed(variant_set: str, message: str, check: str) -> CheckResult:
     )
 
 
-class SequenceItem(pytest.Item):
+class SequenceItem(FolderHooks, pytest.Item):
     """One sequence check (a clip, or a variant set's corpus), gated on its
     :class:`~pytest_onnxparity.results.records.CheckResult`."""
 
@@ -203,10 +250,9 @@ class SequenceItem(pytest.Item):
         self.check = check
         self.variant_set = variant_set
         self.release = release
-        self.add_marker("parity")
         # One worker per set under --dist loadgroup: its clips and reference decodes are
         # computed there once.
-        self.add_marker(pytest.mark.xdist_group(f"{GROUP_PREFIX}{variant_set}"))
+        mark_generated(self, f"{GROUP_PREFIX}{variant_set}")
 
     def runtest(self) -> None:
         from pytest_onnxparity.plugin.items import record_and_gate
@@ -217,7 +263,7 @@ class SequenceItem(pytest.Item):
         return self.path, None, self.name
 
 
-class ProblemItem(pytest.Item):
+class ProblemItem(FolderHooks, pytest.Item):
     """Stands for the sequence items when they cannot be made; fails with one line."""
 
     def __init__(self, *, problem: str, **kwargs: Any) -> None:
@@ -281,6 +327,7 @@ def rtf_items(
             context=context,
             release=release,
             release_key=("sequence", id(engine)),
+            metric="rtf",
         )
         for variant_set in timed
     ]

@@ -179,8 +179,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if engine is None or config.option.collectonly:
         return
     from pytest_onnxparity.export.sizes import size_report
+    from pytest_onnxparity.speed.report import speed_lines
     from pytest_onnxparity.speed.sizes import size_lines
-    from pytest_onnxparity.speed.verdict import speed_lines
 
     collector = config.stash.get(keys.COLLECTOR, None)
     records = collector.records if collector is not None else []

@@ -5,7 +5,7 @@ or ``time.perf_counter`` where pytest-benchmark is absent or disabled) and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_onnxparity.plugin.folder_hooks import FolderHooks
+from pytest_onnxparity.plugin.markers import mark_generated
 from pytest_onnxparity.plugin.speed_settings import (
     NOT_ENFORCED,
     REFERENCE_TIMINGS,
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from pytest_onnxparity.export.folder import Graph, ModelFile
     from pytest_onnxparity.results.records import CheckResult
     from pytest_onnxparity.run.engine import ParityEngine
+    from pytest_onnxparity.speed.budgets import Budget
     from pytest_onnxparity.speed.measure import (
         MeasurementContext,
         RoundRunner,
@@ -59,7 +62,7 @@ def bundle_items(parent: pytest.Collector, engine: ParityEngine) -> list[pytest.
     return items
 
 
-class BundleItem(pytest.Item):
+class BundleItem(FolderHooks, pytest.Item):
     """A size gate of one variant bundle (every graph's file of one tag), under the folder."""
 
     def __init__(self, *, check: Callable[[], CheckResult], root: Path, **kwargs: Any) -> None:
@@ -85,14 +88,20 @@ def _timed() -> None:
     """Stands for a timing test's function where pytest-benchmark is not loaded."""
 
 
-class TimingItem(pytest.Function):
+class TimingItem(FolderHooks, pytest.Function):
     """A timed figure (latency or RTF) gated on the speed budgets that fit its subject.
 
     A ``pytest.Function`` (built with :meth:`create`) because only functions can request
     fixtures, and the timing goes through pytest-benchmark's ``benchmark`` fixture. Feature
     modules make these for their own subjects (e.g. a pipeline's RTF over clips): ``measure``
     takes a round runner and the plan and returns the figure; ``measure_reference`` does the
-    same for the reference when its own timing test did not run in this process.
+    same for the reference. ``metric`` is what ``measure`` measures (``latency_ms``, ``rtf``).
+
+    When a relative budget (``int4:rtf<=0.7x``) applies, the variant and the reference are
+    timed in alternating rounds and the budget holds the median of the pairwise ratios
+    (:func:`~pytest_onnxparity.speed.paired.measure_interleaved`); otherwise the reference's
+    figure (for the "vs reference" column) is the one its own test measured in this process,
+    or one measured after the variant's.
     """
 
     def __init__(
@@ -104,17 +113,18 @@ class TimingItem(pytest.Function):
         measure_reference: Measure | None = None,
         release: Callable[[], None] | None = None,
         release_key: object = None,
+        metric: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.subject = subject
+        self.metric = metric
         self.measure = measure
         self.measure_reference = measure_reference
         self.context = context
         self.release = release
         self.release_key = release_key
-        self.add_marker("parity")
-        self.add_marker(pytest.mark.xdist_group(TIMING_GROUP))
+        mark_generated(self, TIMING_GROUP)
         if "benchmark" in self.fixturenames:
             self.add_marker(pytest.mark.benchmark(group=f"onnxparity {subject.graph}"))
 
@@ -130,6 +140,7 @@ class TimingItem(pytest.Function):
         from pytest_onnxparity.run.cases import INPUT_PROBLEMS
         from pytest_onnxparity.speed.budgets import BudgetError
         from pytest_onnxparity.speed.measure import SerialRounds
+        from pytest_onnxparity.speed.paired import measure_interleaved
         from pytest_onnxparity.speed.verdict import evaluate_speed
 
         settings = speed_settings(self.config)
@@ -139,9 +150,16 @@ class TimingItem(pytest.Function):
         rounds: RoundRunner = (
             BenchmarkRounds(benchmark) if benchmark is not None else SerialRounds()
         )
+        pairs = None
+        reference: SpeedMeasurement | None
         try:
-            measurement = self.measure(rounds, plan)
-            reference = self._reference(measurement.metric, plan)
+            if self._interleaved(settings.speed.budgets):
+                assert self.measure_reference is not None
+                paired = measure_interleaved(self.measure, self.measure_reference, plan, rounds)
+                measurement, reference, pairs = paired.variant, paired.reference, paired.pairs
+            else:
+                measurement = self.measure(rounds, plan)
+                reference = self._reference(measurement.metric, plan)
             context = self.context()
         except (*INPUT_PROBLEMS, BudgetError) as problem:
             pytest.fail(f"{subject.title}: {problem}", pytrace=False)
@@ -167,8 +185,21 @@ class TimingItem(pytest.Function):
             context,
             reference=reference,
             not_enforced=self.config.stash.get(NOT_ENFORCED, settings.not_enforced),
+            pairs=pairs,
         )
         record_and_gate(self, result)
+
+    def _interleaved(self, budgets: Sequence[Budget]) -> bool:
+        """Whether a relative budget on this item's metric applies to its (non-reference)
+        subject, so the reference must be timed in the same rounds."""
+        from pytest_onnxparity.speed.budgets import select_budgets
+
+        if self.subject.is_reference or self.measure_reference is None:
+            return False
+        return any(
+            budget.relative and self.metric in (None, budget.metric)
+            for budget in select_budgets(budgets, self.subject.scopes)
+        )
 
     def _reference(self, metric: str, plan: TimingPlan) -> SpeedMeasurement | None:
         from pytest_onnxparity.speed.measure import SerialRounds
@@ -198,16 +229,24 @@ class BenchmarkRounds:
             return "time.perf_counter (pytest-benchmark disabled in this process)"
         return "pytest-benchmark"
 
-    def __call__(self, target: Callable[[], object], warmup: int, repeats: int) -> list[float]:
+    def __call__(
+        self,
+        target: Callable[[], object],
+        warmup: int,
+        repeats: int,
+        setup: Callable[[], object] | None = None,
+    ) -> list[float]:
         from pytest_onnxparity.speed.measure import SerialRounds
 
         if self.fixture.disabled:
             # pedantic() calls its target once when disabled; using it keeps the fixture "used".
             durations: list[float] = self.fixture.pedantic(
-                SerialRounds(), args=(target, warmup, repeats), rounds=1
+                SerialRounds(), args=(target, warmup, repeats, setup), rounds=1
             )
             return durations
-        self.fixture.pedantic(target, rounds=repeats, warmup_rounds=warmup, iterations=1)
+        self.fixture.pedantic(
+            target, setup=setup, rounds=repeats, warmup_rounds=warmup, iterations=1
+        )
         return list(self.fixture.stats.stats.data)
 
 
@@ -232,6 +271,7 @@ def latency_item(
         context=context,
         release=partial(engine.release, graph),
         release_key=(id(engine), graph.name),
+        metric="latency_ms",
     )
 
 

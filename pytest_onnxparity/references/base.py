@@ -90,7 +90,10 @@ def first_line(error: BaseException) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
-TORCH_EXTRA = "pip install pytest-onnxparity[torch]"
+TORCH_EXTRA = (
+    "pip install torch (the CPU build: pip install torch --index-url "
+    "https://download.pytorch.org/whl/cpu)"
+)
 
 
 class TorchMissingError(ReferenceError):

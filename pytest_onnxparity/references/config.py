@@ -205,6 +205,20 @@ def parse_reference_layers(
     return specs
 
 
+def refuse_folder_pickle(raw: Mapping[str, Any], where: str) -> None:
+    """An export folder's own ``parity.toml`` cannot opt into unpickling: that would let a
+    downloaded folder run its own code. The opt-in belongs to the user's project or command."""
+    if not isinstance(raw, Mapping):
+        return
+    for graph, table in raw.items():
+        if isinstance(table, Mapping) and table.get("allow_pickle") is True:
+            raise ConfigError(
+                f"{where} [references.{graph}]: allow_pickle is refused in an export folder's "
+                "parity.toml (unpickling runs code shipped with the folder); if you trust the "
+                "checkpoint, pass --parity-allow-pickle or set it in your pyproject.toml"
+            )
+
+
 def _parse_spec(raw: Any, where: str, base_dir: Path) -> ReferenceSpec:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a table of {', '.join(REFERENCE_KEYS)}, got {raw!r}")

@@ -36,6 +36,6 @@ class OnnxReference:
     def _run(self, inputs: InputSet) -> dict[str, np.ndarray]:
         try:
             # Outputs are cached per input set: each set runs once.
-            return self.runner.run(inputs.arrays, free_arena=True)
+            return self.runner.run(inputs.arrays, free_arena=True, dims=inputs.dims)
         except ModelLoadError as error:
             raise ReferenceError(f"reference {error}") from error

@@ -158,6 +158,12 @@ def _submodule(module: Any, submodule: str | None, path: Path) -> Any:
                 "in [references.<graph>]"
             )
         target = getattr(target, part)
+    if not callable(target) or isinstance(target, type):
+        children = [name for name, _ in getattr(module, "named_children", list)()]
+        raise ReferenceError(
+            f"{path}: submodule {submodule!r} is a {type(target).__name__}, not a module that "
+            f"can run (children: {children}); fix submodule in [references.<graph>]"
+        )
     return target
 
 

@@ -131,47 +131,53 @@ def parse_fail_spec(text: str) -> tuple[RegressionRule, ...]:
 # --------------------------------------------------------------------------------------------
 
 
-def read_baseline(path: Path) -> dict[str, Any]:
+def read_baseline(path: Path, what: str = "baseline") -> dict[str, Any]:
     """Read a results file (``--parity-json``) or a metadata block (``--parity-metadata``).
 
     Raises BaselineError for a missing or unreadable file, a file of another kind, and a
-    schema version this release cannot read (with the versions it can).
+    schema version this release cannot read (with the versions it can); ``what`` names the
+    file's role in the messages.
     """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BaselineError(
-            f"baseline {path}: no such file; write one on the run to compare against with "
+            f"{what} {path}: no such file; write one on the run to compare against with "
             "--parity-json PATH (or --parity-metadata PATH)"
         ) from None
     except OSError as error:
-        raise BaselineError(f"baseline {path}: cannot be read ({error.strerror})") from None
+        raise BaselineError(f"{what} {path}: cannot be read ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise BaselineError(
+            f"{what} {path}: not UTF-8 text, so not a file written by --parity-json or "
+            "--parity-metadata; pass one of those"
+        ) from None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise BaselineError(
-            f"baseline {path}: not valid JSON ({error.msg} at line {error.lineno}); a run that "
+            f"{what} {path}: not valid JSON ({error.msg} at line {error.lineno}); a run that "
             "was killed while writing leaves the previous file, so regenerate this one"
         ) from None
     kind = document.get("schema") if isinstance(document, dict) else None
-    if kind not in READABLE_VERSIONS:
+    if not isinstance(kind, str) or kind not in READABLE_VERSIONS:
         raise BaselineError(
-            f"baseline {path}: not a pytest-onnxparity results or metadata file (schema "
+            f"{what} {path}: not a pytest-onnxparity results or metadata file (schema "
             f"{kind!r}); pass a file written by --parity-json or --parity-metadata"
         )
     version = document.get("schema_version")
     oldest, newest = READABLE_VERSIONS[kind]
     if not isinstance(version, int) or isinstance(version, bool):
-        raise BaselineError(f"baseline {path}: {kind} without an integer schema_version")
+        raise BaselineError(f"{what} {path}: {kind} without an integer schema_version")
     if version > newest:
         raise BaselineError(
-            f"baseline {path}: {kind} schema version {version} is newer than this "
+            f"{what} {path}: {kind} schema version {version} is newer than this "
             f"pytest-onnxparity reads ({oldest}..{newest}); upgrade pytest-onnxparity, or "
             "regenerate the baseline with this version"
         )
     if version < oldest:
         raise BaselineError(
-            f"baseline {path}: {kind} schema version {version} is older than this "
+            f"{what} {path}: {kind} schema version {version} is older than this "
             f"pytest-onnxparity reads ({oldest}..{newest}); regenerate the baseline by "
             "running the old commit with this version"
         )
@@ -270,8 +276,9 @@ class BaselineComparison:
     def failed(self) -> bool:
         return bool(self.regressions)
 
-    def lines(self) -> list[str]:
-        """The terminal summary's baseline section: headline, each regression, each improvement."""
+    def lines(self, fail_option: str = "--parity-baseline-fail") -> list[str]:
+        """The terminal summary's baseline section: headline, each regression, each improvement;
+        ``fail_option`` is how the reader relaxes the rules (the CLI's is ``--fail``)."""
         rules = ", ".join(rule.text for rule in self.rules)
         lines = [
             f"baseline {self.source}: {len(self.regressions)} regression(s), "
@@ -290,7 +297,7 @@ class BaselineComparison:
         if self.regressions:
             lines.append(
                 "  next step: fix the variants, or if the change is intended, relax "
-                "--parity-baseline-fail or store this run's file as the new baseline"
+                f"{fail_option} or store this run's file as the new baseline"
             )
         return lines
 

@@ -1,157 +1,216 @@
-"""The parity metadata block as Markdown tables, for a README, a model card or a CI summary.
+"""The parity metadata block as a Markdown model card, for a README, a model card or a CI summary.
 
 Pure: takes the block from ``metadata.build_metadata`` (after any user hook edited it) and
-returns text; every table is built from what the block holds, so a check it does not know still
-gets a row with its numbers.
+returns text, so ``--parity-markdown`` and a later re-render of a stored results file agree.
+Sections, each only when the block has something for it: non-finite outputs (loudly, first),
+parity per graph × variant × output × kind of inputs (max/mean/p99 abs, rel L2, cosine with the
+limits they were held to, argmax mismatches as n/N for logits, non-finite counts), sequence
+parity per variant set × reference and per clip, speed, file formats (opset, IR version, operator
+domains, producer), health per check, other checks, graph IO, and the toolchain.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Mapping
 from typing import Any
 
-from pytest_onnxparity.export.folder import human_size
-from pytest_onnxparity.results.numbers import WORST_IS_MIN
+from pytest_onnxparity.results.markdown_cells import (
+    NONE,
+    fraction,
+    markdown_table,
+    names_text,
+    number,
+    size_text,
+    status_text,
+    with_limit,
+)
+from pytest_onnxparity.results.markdown_checks import (
+    checks_table,
+    file_entries,
+    format_lines,
+    health_table,
+    speed_table,
+)
+from pytest_onnxparity.results.markdown_sequence import clip_table, sequence_notes, sequence_table
 
-STATUS_TEXT = {
-    "passed": "✅ pass",
-    "failed": "❌ fail",
-    "error": "💥 error",
-    "not run": "– not run",
-}
-PARITY_COLUMNS = ("max_abs", "rel_l2", "cosine", "argmax_agreement")
-SEQUENCE_CHECK = "sequence"
-HEALTH_PREFIX = "health"
-CHECK_NUMBERS_SHOWN = 6
-TOOLCHAIN_ORDER = ("onnxruntime", "onnx", "numpy", "torch", "pytest")
+__all__ = ["markdown_table", "number", "render_markdown"]
+
+PARITY_COLUMNS = (
+    ("max_abs", "max_abs", "≤"),
+    ("mean_abs", "mean_abs", "≤"),
+    ("p99_abs", "p99_abs", "≤"),
+    ("rel_l2", "rel_l2", "≤"),
+    ("cosine", "min_cosine", "≥"),
+)
+"""Statistic, the limit key that gates it, and the relation the limit holds."""
+ARGMAX_OUTPUT = re.compile(r"logit|prob|score|class", re.IGNORECASE)
+"""Outputs whose last axis is a class axis, where argmax agreement means something (not a KV
+cache or a hidden state); an output gated on argmax or top-k counts too."""
+ARGMAX_GATES = ("min_argmax_agreement", "min_topk_overlap")
+TOOLCHAIN_ORDER = (
+    "onnxruntime",
+    "onnx",
+    "numpy",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "optimum",
+    "onnxscript",
+    "sentence-transformers",
+    "jiwer",
+    "rapidfuzz",
+    "datasets",
+    "soundfile",
+    "pytest",
+)
+INPUTS_NOTE = (
+    "Each number is the worst over the input sets named in its row; real inputs (recorded "
+    "arrays, a conftest hook) are the headline, synthesized ones get rows of their own. "
+    "`≤`/`≥` give the limit the value was held to."
+)
 
 
 def render_markdown(metadata: Mapping[str, Any], title: str = "ONNX parity") -> str:
-    """Sections: parity per graph × variant, multi-clip parity, checks, graph IO, toolchain."""
+    """The card: see the module docstring for its sections."""
     graphs = metadata.get("graphs", {})
+    if metadata.get("model"):
+        title = f"{title}: {metadata['model']}"
     lines = [f"## {title}", ""]
+    warnings = nonfinite_lines(graphs)
+    if warnings:
+        lines += [*warnings, ""]
+    parity = parity_table(graphs)
+    sequence = sequence_table(graphs)
     sections = (
-        ("Parity per graph × variant", parity_table(graphs)),
-        ("Multi-clip parity", sequence_table(graphs)),
+        ("Parity per graph × variant", [INPUTS_NOTE, "", *parity] if parity else []),
+        ("Sequence parity per variant set", [*sequence, "", *sequence_notes(graphs)]),
+        ("Sequence parity per clip", clip_table(graphs)),
+        ("Speed", speed_table(graphs)),
+        ("Graph files: opset, IR version, operators", format_lines(graphs)),
+        ("Health checks", health_table(graphs)),
         ("Checks", checks_table(graphs)),
         ("Graph inputs and outputs", io_table(graphs)),
     )
-    for heading, table in sections:
-        if table:
-            lines += [f"### {heading}", "", *table, ""]
+    for heading, body in sections:
+        if any(body):
+            lines += [f"### {heading}", "", *_trimmed(body), ""]
+    exporters = exporter_line(graphs)
+    if exporters:
+        lines += [exporters, ""]
     lines.append(toolchain_line(metadata))
     return "\n".join(lines) + "\n"
 
 
-def markdown_table(
-    headers: Sequence[str], rows: Iterable[Sequence[str]], right: int = 0
-) -> list[str]:
-    """A GitHub-flavoured table; the last ``right`` columns (numbers) are right-aligned."""
-    rows = list(rows)
-    if not rows:
-        return []
-    align = ["---"] * (len(headers) - right) + ["---:"] * right
-    return [
-        _row(headers),
-        _row(align),
-        *(_row(row) for row in rows),
-    ]
+def _trimmed(body: list[str]) -> list[str]:
+    while body and not body[-1]:
+        body = body[:-1]
+    return body
 
 
-def _row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |"
+def nonfinite_lines(graphs: Mapping[str, Any]) -> list[str]:
+    """A warning per output with NaN or inf values, before any table: such a row's statistics
+    are not numbers and must not read as a perfect match."""
+    lines = []
+    for graph_name, graph in graphs.items():
+        for tag, variant in graph.get("variants", {}).items():
+            for kind, outputs in _outputs_by_inputs(variant):
+                for output, stats in outputs.items():
+                    text = _nonfinite_text(stats)
+                    if text != "0":
+                        lines.append(
+                            f"> ⚠ **{graph_name}/{tag} `{output}`** ({kind} inputs): {text} "
+                            "non-finite values (NaN/inf); its statistics are left out."
+                        )
+    return lines
 
 
 def parity_table(graphs: Mapping[str, Any]) -> list[str]:
-    """One row per graph × variant × output: size, status and the worst error numbers."""
+    """One row per graph × variant × kind of inputs × output: size, status, which input sets,
+    each error statistic with its limit, argmax mismatches (n/N, for class outputs only) and
+    non-finite counts."""
     rows = []
     for graph_name, graph in graphs.items():
         for tag, variant in graph.get("variants", {}).items():
             if "outputs" not in variant and variant.get("file") is None:
-                continue  # a sequence variant set: its numbers are in the multi-clip table
-            outputs = variant.get("outputs") or {"–": {}}
-            for output, stats in outputs.items():
-                rows.append(
-                    [
-                        graph_name,
-                        tag,
-                        variant.get("tier", ""),
-                        _size(variant),
-                        STATUS_TEXT.get(variant.get("status", ""), variant.get("status", "")),
-                        output,
-                        *(number(metric, stats.get(metric)) for metric in PARITY_COLUMNS),
-                    ]
-                )
-    headers = ["graph", "variant", "tier", "size", "status", "output", *PARITY_COLUMNS]
-    return markdown_table(headers, rows, right=len(PARITY_COLUMNS))
-
-
-def sequence_table(graphs: Mapping[str, Any]) -> list[str]:
-    """One row per variant set with a ``sequence`` check: clips, matches, WER and CER."""
-    rows = []
-    for graph_name, graph in graphs.items():
-        for tag, variant in graph.get("variants", {}).items():
-            numbers = (variant.get("checks") or {}).get(SEQUENCE_CHECK)
-            if numbers is None:
-                continue
-            clips = numbers.get("clips")
-            matching = numbers.get("transcripts_matching")
-            truth = numbers.get("wer_vs_truth")
-            reference_truth = numbers.get("reference_wer_vs_truth")
-            rows.append(
-                [
-                    graph_name,
-                    tag,
-                    _pass(numbers),
-                    number("clips", clips),
-                    "–" if matching is None else f"{matching}/{clips}",
-                    number("token_mismatched_clips", numbers.get("token_mismatched_clips")),
-                    _percent(numbers.get("wer")),
-                    _percent(numbers.get("cer")),
-                    "–" if truth is None else f"{_percent(reference_truth)} → {_percent(truth)}",
-                ]
-            )
+                continue  # a sequence variant set: its numbers are in the sequence tables
+            limits = variant.get("limits") or {}
+            by_inputs = _outputs_by_inputs(variant) or [("", {NONE: {}})]
+            for kind, outputs in by_inputs:
+                inputs = _inputs_text(variant, kind)
+                for output, stats in outputs.items():
+                    gated = limits.get(output) or {}
+                    rows.append(
+                        [
+                            graph_name,
+                            tag,
+                            str(variant.get("tier", "")),
+                            size_text(variant),
+                            status_text(str(variant.get("status", ""))),
+                            inputs,
+                            output,
+                            *(
+                                with_limit(number(stat, stats.get(stat)), gated.get(key), rel)
+                                for stat, key, rel in PARITY_COLUMNS
+                            ),
+                            _argmax_text(output, stats, gated),
+                            _nonfinite_text(stats) if stats else NONE,
+                        ]
+                    )
     headers = [
         "graph",
-        "variant set",
+        "variant",
+        "tier",
+        "size",
         "status",
-        "clips",
-        "transcripts matching",
-        "token-mismatched clips",
-        "WER vs reference",
-        "CER vs reference",
-        "WER vs truth (reference → variant)",
+        "inputs",
+        "output",
+        *(stat for stat, _, _ in PARITY_COLUMNS),
+        "argmax mismatches",
+        "non-finite",
     ]
-    return markdown_table(headers, rows, right=6)
+    return markdown_table(headers, rows, right=len(PARITY_COLUMNS) + 2)
 
 
-def checks_table(graphs: Mapping[str, Any]) -> list[str]:
-    """Health (one row per file), coverage, size, timing and any other check with its numbers."""
-    rows = []
-    for graph_name, graph in graphs.items():
-        entries = []
-        reference = graph.get("reference")
-        if reference and reference.get("checks"):
-            entries.append((reference.get("variant", "reference"), reference["checks"]))
-        entries += [
-            (tag, variant["checks"])
-            for tag, variant in graph.get("variants", {}).items()
-            if variant.get("checks")
-        ]
-        for tag, checks in entries:
-            health = {name: c for name, c in checks.items() if name.startswith(HEALTH_PREFIX)}
-            if health:
-                failed = [name for name, c in health.items() if not c["passed"]]
-                status = "❌ fail" if failed else "✅ pass"
-                detail = f"{len(health) - len(failed)} of {len(health)} passed"
-                if failed:
-                    detail += f"; failed: {', '.join(failed)}"
-                rows.append([graph_name, tag, HEALTH_PREFIX, status, detail])
-            for name, check in checks.items():
-                if name in health or name == SEQUENCE_CHECK:
-                    continue
-                rows.append([graph_name, tag, name, _pass(check), _numbers_text(check)])
-    return markdown_table(["graph", "variant", "check", "status", "numbers"], rows)
+def _outputs_by_inputs(variant: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(kind, outputs)``: the headline kind first, then the other kind when both were run."""
+    by_inputs = variant.get("outputs_by_inputs") or {}
+    headline = variant.get("inputs", "synthesized")
+    if not variant.get("outputs"):
+        return []
+    others = [(kind, found["outputs"]) for kind, found in by_inputs.items() if kind != headline]
+    return [(headline, variant["outputs"]), *others]
+
+
+def _inputs_text(variant: Mapping[str, Any], kind: str) -> str:
+    if not kind:
+        return NONE
+    by_inputs = variant.get("outputs_by_inputs") or {}
+    names = (by_inputs.get(kind) or {}).get("input_sets") or variant.get("input_sets") or []
+    return f"{kind}: {names_text(list(names))}" if names else kind
+
+
+def _argmax_text(output: str, stats: Mapping[str, Any], limits: Mapping[str, Any]) -> str:
+    meaningful = ARGMAX_OUTPUT.search(output) or any(key in limits for key in ARGMAX_GATES)
+    if not meaningful:
+        return NONE
+    text = fraction(stats.get("argmax_mismatches"), stats.get("argmax_positions"))
+    if text == NONE and stats.get("argmax_agreement") is not None:
+        text = f"agreement {number('argmax_agreement', stats['argmax_agreement'])}"
+    limit = limits.get("min_argmax_agreement")
+    return text if limit is None or text == NONE else f"{text} (agreement ≥ {limit:g})"
+
+
+def _nonfinite_text(stats: Mapping[str, Any]) -> str:
+    parts = [
+        f"⚠ {stats[key]:g} in the {side}"
+        for key, side in (
+            ("nonfinite_in_variant", "variant"),
+            ("nonfinite_in_reference", "reference"),
+        )
+        if stats.get(key)
+    ]
+    return ", ".join(parts) if parts else "0"
 
 
 def io_table(graphs: Mapping[str, Any]) -> list[str]:
@@ -167,6 +226,20 @@ def io_table(graphs: Mapping[str, Any]) -> list[str]:
     return markdown_table(["graph", "", "name", "dtype", "shape"], rows)
 
 
+def exporter_line(graphs: Mapping[str, Any]) -> str:
+    """``Written by: pytorch 2.13.0 (encoder/fp32, …); onnx.quantize 0.1.0 (encoder/int8)``:
+    the producer each file names, i.e. the export path."""
+    producers: dict[str, list[str]] = {}
+    for graph_name, tag, entry in file_entries(graphs):
+        producer = (entry.get("format") or {}).get("producer")
+        if producer:
+            producers.setdefault(str(producer), []).append(f"{graph_name}/{tag}")
+    if not producers:
+        return ""
+    parts = [f"{producer} ({names_text(files, 4)})" for producer, files in producers.items()]
+    return "Files written by (their `producer`): " + "; ".join(parts)
+
+
 def toolchain_line(metadata: Mapping[str, Any]) -> str:
     toolchain = metadata.get("toolchain") or {}
     settings = metadata.get("settings") or {}
@@ -180,45 +253,3 @@ def toolchain_line(metadata: Mapping[str, Any]) -> str:
     if settings.get("seed") is not None:
         parts.append(f"input seed {settings['seed']}")
     return "Measured with " + " · ".join(parts)
-
-
-def number(metric: str, value: Any) -> str:
-    """A table cell: cosine-like rates as rounded, other floats to 3 significant digits."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if metric in WORST_IS_MIN:
-        return repr(value)
-    return f"{value:.3g}"
-
-
-def _percent(rate: Any) -> str:
-    return "–" if rate is None else f"{100.0 * rate:.2f}%"
-
-
-def _pass(check: Mapping[str, Any]) -> str:
-    if not check.get("passed", True):
-        return "note" if check.get("enforced") is False else "❌ fail"
-    return "✅ pass"
-
-
-def _numbers_text(check: Mapping[str, Any]) -> str:
-    shown = [
-        f"{key}={number(key, value)}"
-        for key, value in check.items()
-        if key not in ("passed", "enforced") and not isinstance(value, Mapping | list)
-    ]
-    more = len(shown) - CHECK_NUMBERS_SHOWN
-    return ", ".join(shown[:CHECK_NUMBERS_SHOWN]) + (f", … {more} more" if more > 0 else "")
-
-
-def _size(variant: Mapping[str, Any]) -> str:
-    size = variant.get("size_bytes")
-    if size is None:
-        return "–"
-    text = human_size(size)
-    ratio = variant.get("size_ratio")
-    return text if ratio is None else f"{text} ({ratio:.2f}×)"

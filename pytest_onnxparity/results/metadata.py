@@ -22,28 +22,23 @@ METADATA_SCHEMA = "pytest-onnxparity/metadata"
 METADATA_VERSION = 1
 
 
-"""Detail keys that label the runs of a check run several times per variant."""
-
-
-"""Worst first: a variant's status is the worst of its records'."""
-
-
-"""Readers for checks whose headline numbers are nested; every other check uses
-:func:`scalar_numbers`."""
-
-
 def build_metadata(document: Mapping[str, Any]) -> dict[str, Any]:
     """The compact block for a model repository, from a results document.
 
-    Graph IO, per variant: tier, file, size, status and per-output worst numbers with their
-    limits, each check's numbers (coverage, health, size, timings, multi-clip parity); the
-    toolchain and the session settings. Numbers keep 4 significant digits (cosine-like rates
-    4 digits of their distance from 1) so re-runs diff only where something changed.
-    A document without ``graphs`` (written before it existed) is grouped from its records.
+    Graph IO, per variant: tier, file, size, status, its format (opset, IR version, operator
+    domains, producer), per-output worst numbers with their limits and the kind of inputs they
+    were measured on (real ones win the headline; the other kind is kept beside them), each
+    check's numbers (coverage, health, size, timings, multi-clip parity against each
+    reference, per clip); the toolchain and the session settings. Numbers keep 4 significant
+    digits (cosine-like rates 4 digits of their distance from 1) so re-runs diff only where
+    something changed. A document without ``graphs`` (written before it existed) is grouped
+    from its records.
     """
     graphs = document.get("graphs")
     if graphs is None:
-        graphs = group_by_graph(document.get("records", []), document.get("export"))
+        graphs = group_by_graph(
+            document.get("records", []), document.get("export"), formats=document.get("formats")
+        )
     settings = document.get("settings") or {}
     session = settings.get("session") or {}
     toolchain = document.get("toolchain") or {}
@@ -84,6 +79,7 @@ def _graph_block(graph: Mapping[str, Any]) -> dict[str, Any]:
             "variant": reference_tag,
             "file": reference.get("file"),
             "size_bytes": reference.get("total_bytes"),
+            **({"format": _format(reference["format"])} if reference.get("format") else {}),
             **({"checks": _checks(reference)} if reference.get("checks") else {}),
         }
     reference_bytes = None if reference is None else reference.get("total_bytes")
@@ -109,18 +105,26 @@ def _variant_block(view: Mapping[str, Any], reference_bytes: int | None) -> dict
     if size is not None:
         block["size_bytes"] = size
         if reference_bytes:
+            # size_ratio (variant / reference) is kept for readers of version 1;
+            # compression_ratio (reference / variant: 2.0 = "2.00x smaller") is what the card
+            # and the size gates show.
             block["size_ratio"] = round_number("size_ratio", size / reference_bytes)
+            if size:
+                block["compression_ratio"] = round_number("ratio", reference_bytes / size)
+    if view.get("format"):
+        block["format"] = _format(view["format"])
     if view.get("input_sets"):
         block["input_sets"] = sorted(view["input_sets"])
-    outputs = _outputs_block(view.get("outputs", {}))
+    outputs = _outputs(view.get("outputs", {}))
     if outputs:
         block["outputs"] = outputs
-        if view.get("outputs_from"):
-            block["outputs_from"] = view["outputs_from"]
-    # Synthesized inputs' numbers beside the real ones', never mixed into one worst case.
-    synthesized = (view.get("outputs_by_origin") or {}).get("synthesized")
-    if synthesized and view.get("outputs_from") == "real":
-        block["outputs_synthesized"] = _outputs_block(synthesized)
+        block["inputs"] = view.get("headline_inputs") or "synthesized"
+    by_inputs = view.get("outputs_by_inputs") or {}
+    if len(by_inputs) > 1:
+        block["outputs_by_inputs"] = {
+            kind: {"input_sets": list(found["input_sets"]), "outputs": _outputs(found["outputs"])}
+            for kind, found in by_inputs.items()
+        }
     limits = _limits(view.get("gates", []))
     if limits:
         block["limits"] = limits
@@ -129,8 +133,9 @@ def _variant_block(view: Mapping[str, Any], reference_bytes: int | None) -> dict
     return block
 
 
-def _outputs_block(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Rounded numbers per output; a statistic a NaN/Inf made unmeasurable stays, as null."""
+def _outputs(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each output's statistics rounded; a statistic nobody measured (None) is left out, one a
+    NaN/Inf made unmeasurable stays, as null beside the counts that say why."""
     block = {}
     for name, stats in outputs.items():
         nonfinite = any(stats.get(count) for count in NONFINITE_COUNTS)
@@ -140,6 +145,22 @@ def _outputs_block(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[s
             if value is not None or (nonfinite and key in WORST_IS_MAX + WORST_IS_MIN)
         }
     return block
+
+
+def _format(found: Mapping[str, Any]) -> dict[str, Any]:
+    """A file's format for the card: IR version, opsets, producer, nodes per operator domain,
+    and the op types of every domain beside ai.onnx (``com.microsoft``: ``MatMulNBits``…)."""
+    ops = found.get("ops_by_domain") or {}
+    return {
+        "ir_version": found.get("ir_version"),
+        "opset": found.get("opset"),
+        "opset_imports": dict(found.get("opset_imports") or {}),
+        "producer": found.get("producer", ""),
+        "nodes_by_domain": {domain: sum(counts.values()) for domain, counts in ops.items()},
+        "custom_ops": {
+            domain: dict(counts) for domain, counts in ops.items() if domain != "ai.onnx"
+        },
+    }
 
 
 def _limits(gates: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
@@ -160,16 +181,31 @@ def _limits(gates: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def _checks(view: Mapping[str, Any]) -> dict[str, Any]:
+    """Each check's verdict and numbers (rounded), what they are measured against (``about``)
+    and, for a check run once per clip, each run's numbers under ``items``."""
     checks = {}
     for name, check in sorted(view["checks"].items()):
         entry: dict[str, Any] = {"passed": check["passed"]}
         if not check.get("enforced", True):
             entry["enforced"] = False
-        entry.update(
-            (key, round_number(key, value)) for key, value in sorted(check["numbers"].items())
-        )
+        entry.update(_rounded(check["numbers"]))
+        if check.get("about"):
+            entry["about"] = dict(check["about"])
+        if check.get("items"):
+            entry["items"] = {
+                label: {"passed": item["passed"], **_rounded(item["numbers"])}
+                for label, item in check["items"].items()
+            }
         checks[name] = entry
     return checks
+
+
+def _rounded(numbers: Mapping[str, Any]) -> dict[str, Any]:
+    """Numbers rounded by :func:`round_number`, nested tables (``against``) too."""
+    return {
+        key: _rounded(value) if isinstance(value, Mapping) else round_number(key, value)
+        for key, value in sorted(numbers.items())
+    }
 
 
 def dumps_stable(document: Any, indent: int = 2) -> str:

@@ -33,6 +33,8 @@ SEQUENCE_RATES = {
     "cer_vs_reference": "cer",
     "wer_vs_truth": "wer_vs_truth",
     "reference_wer_vs_truth": "reference_wer_vs_truth",
+    "cer_vs_truth": "cer_vs_truth",
+    "reference_cer_vs_truth": "reference_cer_vs_truth",
 }
 
 
@@ -46,8 +48,22 @@ def scalar_numbers(details: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def sequence_numbers(details: Mapping[str, Any]) -> dict[str, Any]:
-    """Corpus totals of a ``sequence`` check: clips, transcript matches, token edits, WER/CER."""
-    numbers = _sequence_counts(details.get("corpus") or {})
+    """Corpus totals of a ``sequence`` check: clips, transcript matches, token edits, WER/CER,
+    against the reference it was gated on; under ``against``, the same against every other
+    reference it was reported against (``{"pytorch": {...}}``)."""
+    numbers = _corpus_numbers(details.get("corpus") or {})
+    others = {
+        name: _corpus_numbers(other.get("corpus") or {})
+        for name, other in (details.get("against") or {}).items()
+        if isinstance(other, Mapping)
+    }
+    if others:
+        numbers["against"] = others
+    return numbers
+
+
+def _corpus_numbers(corpus: Mapping[str, Any]) -> dict[str, Any]:
+    numbers = _sequence_counts(corpus)
     clips, mismatched = numbers.get("clips"), numbers.get("transcript_mismatched_clips")
     if isinstance(clips, int) and isinstance(mismatched, int):
         numbers["transcripts_matching"] = clips - mismatched
@@ -55,8 +71,35 @@ def sequence_numbers(details: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def clip_numbers(details: Mapping[str, Any]) -> dict[str, Any]:
-    """One clip of a ``sequence-clip`` check: its WER/CER, token edits and matches."""
-    return _sequence_counts(details.get("clip") or {})
+    """One clip of a ``sequence-clip`` check: its WER/CER, token edits and matches (and under
+    ``against`` the same against every other reference)."""
+    numbers = _sequence_counts(details.get("clip") or {})
+    others = {
+        name: _sequence_counts(other.get("clip") or {})
+        for name, other in (details.get("against") or {}).items()
+        if isinstance(other, Mapping)
+    }
+    if others:
+        numbers["against"] = others
+    return numbers
+
+
+def sequence_about(details: Mapping[str, Any]) -> dict[str, Any]:
+    """What a ``sequence`` number is measured against and how: the reference, the clip source,
+    the text normalisation (strings for the card, not numbers)."""
+    about = {
+        key: details[key]
+        for key in ("reference", "reference_label", "clip_source", "tier")
+        if isinstance(details.get(key), str)
+    }
+    normalization = details.get("normalization") or {}
+    if isinstance(normalization.get("description"), str):
+        about["normalization"] = normalization["description"]
+    if isinstance(details.get("files"), Mapping):
+        about["files"] = dict(details["files"])
+    if isinstance(details.get("dataset"), Mapping):
+        about["dataset"] = dict(details["dataset"])
+    return about
 
 
 def _sequence_counts(counts: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,7 +116,8 @@ def _sequence_counts(counts: Mapping[str, Any]) -> dict[str, Any]:
 
 def timing_numbers(details: Mapping[str, Any]) -> dict[str, Any]:
     """A ``latency`` or ``rtf`` check: the median figure under its metric's name
-    (``latency_ms``, ``rtf``), the reference's figure, the rounds and the threads."""
+    (``latency_ms``, ``rtf``), the reference's figure, the ratio to it (the median of the
+    interleaved pairs, with their IQR, when it was timed in pairs), the rounds and the threads."""
     measurement = details.get("measurement") or {}
     metric, value = measurement.get("metric"), measurement.get("value")
     if not isinstance(metric, str) or not is_finite_number(value):
@@ -84,6 +128,11 @@ def timing_numbers(details: Mapping[str, Any]) -> dict[str, Any]:
         numbers[f"reference_{metric}"] = reference
         if reference:
             numbers["vs_reference"] = value / reference
+    paired = details.get("paired") or {}
+    if is_finite_number(paired.get("median")):
+        numbers["vs_reference"] = paired["median"]
+        if is_finite_number(paired.get("iqr")):
+            numbers["vs_reference_iqr"] = paired["iqr"]
     for key in ("repeats", "warmup"):
         if is_finite_number(measurement.get(key)):
             numbers[key] = measurement[key]
@@ -103,6 +152,37 @@ CHECK_NUMBERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 
 def check_numbers(check: str, details: Mapping[str, Any]) -> dict[str, Any]:
     return CHECK_NUMBERS.get(check, scalar_numbers)(details)
+
+
+def timing_about(details: Mapping[str, Any]) -> dict[str, Any]:
+    """How a timing was measured: the budgets it was held to, the timer, whether the reference
+    was timed in interleaved rounds."""
+    about: dict[str, Any] = {}
+    budgets = [b.get("budget") for b in details.get("budgets") or () if isinstance(b, Mapping)]
+    if budgets:
+        about["budgets"] = ", ".join(str(budget) for budget in budgets)
+    timer = (details.get("measurement") or {}).get("timer")
+    if isinstance(timer, str):
+        about["timer"] = timer
+    if details.get("paired"):
+        about["paired"] = "interleaved rounds, median pairwise ratio"
+    if isinstance(details.get("not_enforced"), str):
+        about["not_enforced"] = details["not_enforced"]
+    return about
+
+
+CHECK_ABOUT: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "sequence": sequence_about,
+    "sequence-clip": sequence_about,
+    "latency": timing_about,
+    "rtf": timing_about,
+}
+
+
+def check_about(check: str, details: Mapping[str, Any]) -> dict[str, Any]:
+    """The strings that say what a check's numbers are measured against (may be empty)."""
+    reader = CHECK_ABOUT.get(check)
+    return {} if reader is None else reader(details)
 
 
 def round_number(metric: str, value: Any) -> Any:

@@ -1,7 +1,9 @@
 """Result records, the run-level collector, toolchain versions, and the atomic JSON write.
 
-Records travel as plain JSON (through ``user_properties`` under xdist), so the collector on the
-controller sees the same dicts whether tests ran serially or on many workers.
+Records travel as plain JSON on an attribute of the test report (``onnxparity_records``, which
+pytest-xdist serializes with the report), so the collector on the controller sees the same dicts
+whether tests ran serially or on many workers. ``user_properties`` (which junitxml writes out
+whole) only get a few scalars per record, for CI dashboards.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -23,8 +25,23 @@ SCHEMA_NAME = "pytest-onnxparity/results"
 SCHEMA_VERSION = 1
 """Bumped when a field is removed, renamed or changes meaning; an added field keeps the version
 (readers ignore keys they do not know). ``baseline.READABLE_VERSIONS`` says what is read back."""
-USER_PROPERTY = "onnxparity"
+REPORT_ATTRIBUTE = "onnxparity_records"
+"""The test report attribute that carries a test's records (a list of plain-JSON dicts)."""
 TOOLCHAIN_PACKAGES = ("numpy", "onnx", "onnxruntime", "torch", "pytest", "pytest-onnxparity")
+USED_PACKAGES = {
+    "transformers": "transformers",
+    "tokenizers": "tokenizers",
+    "optimum": "optimum",
+    "onnxscript": "onnxscript",
+    "sentence_transformers": "sentence-transformers",
+    "jiwer": "jiwer",
+    "rapidfuzz": "rapidfuzz",
+    "datasets": "datasets",
+    "soundfile": "soundfile",
+}
+"""Import name -> distribution of packages that shape the numbers when a run uses them (the
+exporter's stack, tokenizers, the WER tools): listed in the toolchain when any process of the
+run imported them."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +121,8 @@ class ResultCollector:
         self._records: dict[str, dict[str, Any]] = {}
         self._durations: dict[str, float] = {}
         self._workers: dict[str, dict[str, Any]] = {}
+        self.imported: set[str] = set()
+        """The optional packages any worker imported (``imported_packages``)."""
 
     @staticmethod
     def _key(record: Mapping[str, Any]) -> str:
@@ -116,9 +135,9 @@ class ResultCollector:
         if duration is not None:
             self._durations[key] = float(duration)
 
-    def add_from_properties(
+    def add_from_report(
         self,
-        properties: Iterable[tuple[str, object]],
+        records: Iterable[Mapping[str, Any]],
         duration: float | None = None,
         nodeid_suffix: str = "",
     ) -> None:
@@ -127,16 +146,18 @@ class ResultCollector:
         ``nodeid_suffix`` is what ``--dist loadgroup`` appended to the node id (``@group``);
         it is removed, so grouped, parallel and serial runs record the same node ids.
         """
-        for name, value in properties:
-            if name == USER_PROPERTY and isinstance(value, str):
-                record = json.loads(value)
-                if nodeid_suffix and record.get("nodeid", "").endswith(nodeid_suffix):
-                    record["nodeid"] = record["nodeid"][: -len(nodeid_suffix)]
-                self.add(record, duration)
+        for found in records:
+            record = dict(found)
+            if nodeid_suffix and record.get("nodeid", "").endswith(nodeid_suffix):
+                record["nodeid"] = record["nodeid"][: -len(nodeid_suffix)]
+            self.add(record, duration)
 
     def add_worker(self, worker: str, output: Mapping[str, Any]) -> None:
-        """What one process reported about itself (``sessions_opened``…), by worker id."""
-        self._workers[worker] = dict(output)
+        """What one process reported about itself (``sessions_opened``…), by worker id; the
+        packages it imported join :attr:`imported`."""
+        output = dict(output)
+        self.imported.update(output.pop("imported", None) or ())
+        self._workers[worker] = output
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -162,9 +183,11 @@ class ResultCollector:
         toolchain: Mapping[str, Any],
         io: Mapping[str, Any] | None = None,
         distributed: bool = False,
+        formats: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The results document (schema ``schema/results.schema.json``, documented in
-        ``docs/results.md``)."""
+        ``docs/results.md``). ``formats`` maps each file's relative path to its format
+        (``ModelFormat.to_json``)."""
         from pytest_onnxparity.results.views import group_by_graph
 
         records = self.records
@@ -188,14 +211,45 @@ class ResultCollector:
                 "passed": sum(1 for r in records if r["passed"]),
                 "failed": sum(1 for r in records if not r["passed"]),
             },
-            "graphs": group_by_graph(records, export, io, self.durations),
+            "formats": dict(formats or {}),
+            "graphs": group_by_graph(records, export, io, self.durations, formats),
             "records": records,
         }
 
 
-def encode_property(record: Mapping[str, Any]) -> tuple[str, str]:
-    """The ``(name, value)`` pair a worker puts in ``item.user_properties``."""
-    return USER_PROPERTY, json.dumps(record, allow_nan=False, separators=(",", ":"))
+def plain_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` as plain JSON types, as it will cross to the controller (execnet refuses a
+    ``numpy.float64``); a NaN or a value JSON cannot hold is a ``ValueError`` / ``TypeError``."""
+    plain: dict[str, Any] = json.loads(json.dumps(record, allow_nan=False))
+    return plain
+
+
+def dashboard_properties(record: Mapping[str, Any]) -> list[tuple[str, str | float]]:
+    """The few scalars of a record that go to ``user_properties`` (junitxml ``<property>``
+    elements, for CI dashboards): graph, variant, status, and a parity record's worst gate."""
+    status = "passed" if record["passed"] else ("error" if record.get("error") else "failed")
+    properties: list[tuple[str, str | float]] = [
+        ("parity_graph", record["graph"]),
+        ("parity_variant", record["variant"]),
+    ]
+    if record["kind"] == "check":
+        properties.append(("parity_check", record["check"]))
+    properties.append(("parity_status", status))
+    gates = (record.get("parity") or {}).get("gates") or []
+    if gates:
+        worst = worst_gate(gates)
+        properties.append(("parity_worst_gate", f"{worst['output']}.{worst['metric']}"))
+        if worst["value"] is not None:
+            properties.append(("parity_worst_value", worst["value"]))
+        properties.append(("parity_worst_limit", worst["limit"]))
+    return properties
+
+
+def worst_gate(gates: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The gate (plain JSON) pressing hardest on its limit; failed gates rank first."""
+    from pytest_onnxparity.compare.gates import pressure
+
+    return max(gates, key=lambda g: pressure(g["metric"], g["value"], g["limit"], g["passed"]))
 
 
 def schema_path() -> Path:
@@ -203,14 +257,33 @@ def schema_path() -> Path:
     return Path(__file__).with_name("schema") / "results.schema.json"
 
 
-def toolchain_versions(providers: Iterable[str] = ()) -> dict[str, Any]:
-    """Versions of everything that shapes the numbers, without importing torch."""
+def imported_packages() -> list[str]:
+    """The :data:`USED_PACKAGES` this process imported (by distribution name)."""
+    return sorted(dist for module, dist in USED_PACKAGES.items() if module in sys.modules)
+
+
+def toolchain_versions(providers: Iterable[str] = (), used: Iterable[str] = ()) -> dict[str, Any]:
+    """Versions of everything that shapes the numbers, without importing torch: the core
+    packages always, and each of ``used`` (distribution names, e.g. ``transformers``) that is
+    installed."""
     packages: dict[str, str | None] = {}
     for name in TOOLCHAIN_PACKAGES:
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             packages[name] = None
+    for name in sorted(set(used) - set(TOOLCHAIN_PACKAGES)):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    # onnxruntime-gpu (or another build) provides the module: its version under "onnxruntime",
+    # and the distribution under its own name.
+    runtime = installed_distribution("onnxruntime")
+    if runtime is not None:
+        distribution, version = runtime
+        packages["onnxruntime"] = version
+        packages[distribution] = version
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -219,6 +292,18 @@ def toolchain_versions(providers: Iterable[str] = ()) -> dict[str, Any]:
         "providers": sorted(providers),
         "executable": sys.executable,
     }
+
+
+def installed_distribution(module: str) -> tuple[str, str] | None:
+    """``(distribution, version)`` of the installed package that provides ``module``
+    (``onnxruntime`` comes from ``onnxruntime``, ``onnxruntime-gpu``, …), or None."""
+    names = metadata.packages_distributions().get(module) or [module]
+    for name in names:
+        try:
+            return name, metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def cpu_model() -> str:

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_onnxparity.compare.gates import round_up
-from pytest_onnxparity.results.views import input_origin
+from pytest_onnxparity.files.outputs import NamedOutput, foreign_file_message, written_by
+from pytest_onnxparity.results.views import input_kind
 
 MARKER = "# Suggested by pytest-onnxparity --parity-suggest"
 WEIGHT_CHECKS = frozenset({"weights"})
@@ -226,7 +227,7 @@ def _set_limits(record: Mapping[str, Any], margin: float) -> list[SetLimits]:
                     graph=record["graph"],
                     variant=record["variant"],
                     input_set=input_set.get("name", "default"),
-                    origin=input_origin(input_set),
+                    origin=input_kind(input_set),
                     output=stats["output"],
                     limits=limits,
                 )
@@ -243,20 +244,19 @@ def _limit(metric: str, measured: float, margin: float) -> float:
     return round_up(measured * margin * (1.0 - 1e-12))
 
 
-def check_destination(path: Path, force: bool) -> None:
-    """Refuse to write over a file this option did not write, unless ``force``."""
+def check_destination(
+    path: Path,
+    force: bool,
+    flag: str = "--parity-suggest",
+    force_flag: str = "--parity-suggest-force",
+) -> None:
+    """Refuse to write over a file this option did not write, unless ``force``; ``flag`` and
+    ``force_flag`` are what the message names (the CLI's differ)."""
     if force or not path.exists():
         return
-    try:
-        first = path.read_text(encoding="utf-8").split("\n", 1)[0]
-    except (OSError, UnicodeDecodeError):
-        first = ""
-    if not first.startswith(MARKER):
-        raise SuggestError(
-            f"--parity-suggest {path}: the file exists and was not written by --parity-suggest "
-            "(a hand-written config?); pass a new path and copy the tables you want, or add "
-            "--parity-suggest-force to replace it"
-        )
+    output = NamedOutput(flag, path, marker=MARKER, force_flag=force_flag)
+    if not written_by(path, MARKER):
+        raise SuggestError(foreign_file_message(output))
 
 
 def suggest_toml(records: Sequence[Mapping[str, Any]], margin: float) -> str:

@@ -1,11 +1,13 @@
-"""Terminal rendering: the summary table of a run, its failed checks and its counts."""
+"""Terminal rendering: the summary of a run (the pytest summary section and ``python -m
+pytest_onnxparity render`` print the same lines), its failed checks and its counts."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_onnxparity.compare.gates import pressure
+from pytest_onnxparity.compare.gates import shown_limit, shown_value
+from pytest_onnxparity.results.records import worst_gate
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -19,6 +21,21 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
         return "  ".join(padded).rstrip()
 
     return [line(headers), line(["-" * w for w in widths]), *(line(row) for row in rows)]
+
+
+def report_lines(
+    records: Sequence[Mapping[str, Any]], workers: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """The run's summary: the parity table, a suspect reference, the checks, the counts."""
+    lines = summary_lines(records)
+    lines.extend(suspect_reference_lines(records))
+    checks = check_lines(records)
+    if lines and checks:
+        lines.append("")
+    lines.extend(checks)
+    if records:
+        lines.append(counts_line(records, workers))
+    return lines
 
 
 def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -42,6 +59,36 @@ def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
         return []
     headers = ["graph", "variant", "tier", "inputs", "status", "worst gate (value / limit)"]
     return table(headers, rows)
+
+
+UNRELATED_COSINE = 0.5
+"""At or below this cosine an output is unrelated to its reference rather than drifted from it
+(``plugin.hints`` says so per test); a damaged weight that still drifts stays well above it."""
+
+
+def suspect_reference_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A line per graph whose every variant failed with every output's cosine near 0: one
+    broken variant is possible, all of them at once points at the reference."""
+    by_graph: dict[str, list[float]] = {}
+    failed_graphs: dict[str, bool] = {}
+    for record in records:
+        if record["kind"] != "parity" or not record.get("parity"):
+            continue
+        graph = record["graph"]
+        # a null cosine (NaN/Inf in an output) is its own failure, not evidence of a wrong reference
+        cosines = [stats["cosine"] for stats in record["parity"]["outputs"]]
+        unrelated = not record["passed"] and all(
+            c is not None and c <= UNRELATED_COSINE for c in cosines
+        )
+        failed_graphs[graph] = failed_graphs.get(graph, True) and unrelated
+        by_graph.setdefault(graph, []).extend(c for c in cosines if c is not None)
+    return [
+        f"every variant of {graph} fails with cosine <= {UNRELATED_COSINE} on every output (at "
+        f"most {max(by_graph[graph]):.3g}): the reference is the suspect (weights not loaded? "
+        "inputs mapped to the wrong arguments?), not the variants"
+        for graph, all_unrelated in sorted(failed_graphs.items())
+        if all_unrelated
+    ]
 
 
 def check_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -71,14 +118,11 @@ def _worst_text(record: Mapping[str, Any]) -> str:
     parity = record.get("parity")
     if not parity or not parity["gates"]:
         return "no gates"
-    gate = _worst_gate(parity["gates"])
-    value = "n/a" if gate["value"] is None else f"{gate['value']:.3g}"
+    gate = worst_gate(parity["gates"])
+    limit = gate["limit"]
+    value = "n/a" if gate["value"] is None else shown_value(gate["value"], limit)
     relation = ">=" if gate["metric"].startswith("min_") else "<="
-    return f"{gate['output']}.{gate['metric']} {value} {relation} {gate['limit']:.3g}"
-
-
-def _worst_gate(gates: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-    return max(gates, key=lambda g: pressure(g["metric"], g["value"], g["limit"], g["passed"]))
+    return f"{gate['output']}.{gate['metric']} {value} {relation} {shown_limit(limit)}"
 
 
 def counts_line(

@@ -150,7 +150,7 @@ class ParityEngine:
             inputs = self.inputs(graph, case.input_key)
             input_json = inputs.to_json()
             expected = self.reference_outputs(graph, inputs)
-            actual = self.runner(variant).run(inputs.arrays, free_arena=True)
+            actual = self.runner(variant).run(inputs.arrays, free_arena=True, dims=inputs.dims)
             graph_config = self.settings.config.graph(graph.name)
             try:
                 result = compare(

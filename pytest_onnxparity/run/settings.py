@@ -113,6 +113,7 @@ def build_settings(
             deterministic, file_session.deterministic, default_session.deterministic
         ),
         allow_spinning=_first(file_session.allow_spinning, default_session.allow_spinning),
+        run_timeout_s=_first(file_session.run_timeout, default_session.run_timeout_s),
     )
     return Settings(
         onnx_dir=onnx_dir,

@@ -24,6 +24,7 @@ import numpy as np
 
 from pytest_onnxparity.config.project import InputRule
 from pytest_onnxparity.onnxfile.signature import TensorSpec
+from pytest_onnxparity.runtime.input_budget import over_budget
 from pytest_onnxparity.runtime.input_roles import (
     INDICES,
     LENGTHS,
@@ -168,6 +169,7 @@ def synthesize(
     dims = {**_symbol_defaults(specs, plan, roles), **plan.dims, **point}
     resolved: dict[str, int] = {}
     shapes = {spec.name: _shape(spec, dims, plan, resolved) for spec in specs}
+    check_input_budget(graph, specs, shapes, resolved)
     arrays: dict[str, np.ndarray] = {}
     ties: dict[str, str] = {}
     fills: dict[str, str] = {}
@@ -191,6 +193,20 @@ def synthesize(
         synthesized=True,
         fills=fills,
     )
+
+
+def check_input_budget(
+    graph: str,
+    specs: Sequence[TensorSpec],
+    shapes: Mapping[str, tuple[int, ...]],
+    resolved: Mapping[str, int],
+    budget: int | None = None,
+) -> None:
+    """Refuse, before allocating, an input set larger than the budget (see
+    :func:`~pytest_onnxparity.runtime.input_budget.over_budget`)."""
+    problem = over_budget(graph, specs, shapes, resolved, budget)
+    if problem is not None:
+        raise InputError(problem)
 
 
 def _symbol_defaults(

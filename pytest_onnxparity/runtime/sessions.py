@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import io
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +13,9 @@ from typing import Any
 import numpy as np
 
 from pytest_onnxparity.onnxfile.signature import TensorSpec
+from pytest_onnxparity.runtime.crash_names import call_naming
+from pytest_onnxparity.runtime.ort import import_onnxruntime
+from pytest_onnxparity.runtime.ort_errors import cause, load_fix, run_fix
 
 GRAPH_OPT_LEVELS = {
     "disable": "ORT_DISABLE_ALL",
@@ -18,6 +23,9 @@ GRAPH_OPT_LEVELS = {
     "extended": "ORT_ENABLE_EXTENDED",
     "all": "ORT_ENABLE_ALL",
 }
+
+
+DEFAULT_RUN_TIMEOUT_S = 600.0
 
 
 class ModelLoadError(RuntimeError):
@@ -37,6 +45,9 @@ class SessionSettings:
     # keeps a graph's reference and variant sessions alive together, and their spinning pools
     # take the cores from the session that is running and from the comparisons.
     allow_spinning: bool = False
+    # Every inference is stopped after this many seconds (a Loop of 2**62 iterations must not
+    # hang the run); generous, as a big model on a small CPU may take minutes.
+    run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -46,10 +57,11 @@ class SessionSettings:
             "graph_optimization_level": self.graph_optimization_level,
             "deterministic": self.deterministic,
             "allow_spinning": self.allow_spinning,
+            "run_timeout_s": self.run_timeout_s,
         }
 
     def session_options(self) -> Any:
-        import onnxruntime as ort
+        ort = import_onnxruntime()
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -94,7 +106,11 @@ class OnnxRunner:
         return tuple(self.session.get_providers())
 
     def run(
-        self, arrays: Mapping[str, np.ndarray], *, free_arena: bool = False
+        self,
+        arrays: Mapping[str, np.ndarray],
+        *,
+        free_arena: bool = False,
+        dims: Mapping[str, int] | None = None,
     ) -> dict[str, np.ndarray]:
         """Run the model on ``arrays`` (extra names are ignored; missing ones are an error).
 
@@ -102,16 +118,33 @@ class OnnxRunner:
         a session that runs once on large inputs while other sessions stay alive (a parity
         check): otherwise every live session keeps its largest run's activations, and the next
         session's first run page-faults in fresh memory. A session run step after step keeps
-        its arena (the default), as a deployment does."""
+        its arena (the default), as a deployment does. ``dims``: the synthesized dynamic dims
+        of the inputs, named in the message when a shape error may come from them.
+
+        Every run has a watchdog: past ``settings.run_timeout_s`` it is stopped and fails."""
         feed = self.feed(arrays)
+        watchdog = _Watchdog(self.settings.run_timeout_s)
         try:
-            values = self._run(feed, free_arena and self.can_free_arena)
+            with watchdog:
+                values = call_naming(
+                    self.path,
+                    "running",
+                    self._run,
+                    feed,
+                    free_arena and self.can_free_arena,
+                    watchdog,
+                )
         except Exception as error:  # onnxruntime raises its own untyped errors
+            if watchdog.fired:
+                raise ModelLoadError(
+                    f"{self.path}: inference ran past the {self.settings.run_timeout_s:g} s limit "
+                    "and was stopped (a Loop or Scan with a huge trip count?); if the model is "
+                    "just slow, raise [session] run_timeout in parity.toml"
+                ) from None
+            reason = cause(error)
             raise ModelLoadError(
-                f"{self.path}: onnxruntime failed to run it ({_first_line(error)}); check the "
-                "input shapes and dtypes it expects with `python -m onnxruntime.tools."
-                "check_onnx_model_mobile_usability` or Netron"
-            ) from error
+                f"{self.path}: onnxruntime failed to run it ({reason}); {run_fix(reason, dims)}"
+            ) from None
         names = [arg.name for arg in self.session.get_outputs()]
         return dict(zip(names, values, strict=True))
 
@@ -128,29 +161,57 @@ class OnnxRunner:
             )
         return {spec.name: _as_input(arrays[spec.name], spec) for spec in specs}
 
-    def _run(self, feed: Mapping[str, np.ndarray], free_arena: bool) -> list[Any]:
+    def _run(
+        self, feed: Mapping[str, np.ndarray], free_arena: bool, watchdog: _Watchdog
+    ) -> list[Any]:
         if not free_arena:
-            return list(self.session.run(None, feed))
+            return list(self.session.run(None, feed, watchdog.options))
+        # Shrink the session's CPU memory arena after the run (whatever its providers, a
+        # session allocates on the CPU too; where that allocator is no arena, onnxruntime
+        # refuses and the run goes on without).
+        watchdog.options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         try:
-            return list(self.session.run(None, feed, _freeing_run_options()))
+            return list(self.session.run(None, feed, watchdog.options))
         except Exception as error:
             # "Did not find an arena based allocator ... in the memory arena shrink list".
             if "shrink list" not in str(error):
                 raise
             self.can_free_arena = False
-            return list(self.session.run(None, feed))
+            return list(self.session.run(None, feed, watchdog.renew()))
 
 
-@functools.cache
-def _freeing_run_options() -> Any:
-    """Run options that shrink the session's CPU memory arena after the run (whatever its
-    providers, a session allocates on the CPU too; where that allocator is no arena,
-    onnxruntime refuses and :meth:`OnnxRunner.run` goes on without)."""
-    import onnxruntime as ort
+class _Watchdog:
+    """Run options whose ``terminate`` flag a timer thread sets after ``limit_s`` seconds:
+    onnxruntime checks it between nodes and in every Loop iteration, and stops the run."""
 
-    options = ort.RunOptions()
-    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-    return options
+    def __init__(self, limit_s: float) -> None:
+        ort = import_onnxruntime()
+
+        self.limit_s = limit_s
+        self.options = ort.RunOptions()
+        self.fired = False
+        self._timer = threading.Timer(limit_s, self._fire)
+        self._timer.daemon = True
+
+    def _fire(self) -> None:
+        self.fired = True
+        self.options.terminate = True  # read at fire time: renew() may have replaced them
+
+    def renew(self) -> Any:
+        """Fresh run options (without config entries) that the watchdog stops from now on."""
+        ort = import_onnxruntime()
+
+        options = ort.RunOptions()
+        options.terminate = self.fired
+        self.options = options
+        return options
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
 
 
 def _as_input(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
@@ -161,9 +222,13 @@ def _as_input(array: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return array
 
 
-def open_session(path: Path, settings: SessionSettings) -> OnnxRunner:
-    """Load ``path`` into an ONNX Runtime session, turning its errors into one-line messages."""
-    import onnxruntime as ort
+def open_session(path: Path, settings: SessionSettings, *, arena: bool = True) -> OnnxRunner:
+    """Load ``path`` into an ONNX Runtime session, turning its errors into one-line messages.
+
+    ``arena=False`` turns onnxruntime's CPU memory arena off, so that memory a run frees goes
+    back to the system at once instead of staying reserved (and growing by doubling) for the
+    session's lifetime: for one-off runs whose peak memory must stay within a budget."""
+    ort = import_onnxruntime()
 
     available = ort.get_available_providers()
     missing = [p for p in settings.providers if p not in available]
@@ -173,33 +238,56 @@ def open_session(path: Path, settings: SessionSettings) -> OnnxRunner:
             f"(available: {', '.join(available)}); install the matching onnxruntime package "
             "or pass --parity-provider CPUExecutionProvider"
         )
+    options = settings.session_options()
+    if not arena:
+        options.enable_cpu_mem_arena = False
+    # onnxruntime prints a banner and retries when a session fails; the failure itself is what
+    # the message reports, and a retry that succeeded fell back to other providers.
+    banner = io.StringIO()
     try:
-        session = ort.InferenceSession(
-            str(path), sess_options=settings.session_options(), providers=list(settings.providers)
-        )
+        with contextlib.redirect_stdout(banner):
+            session = call_naming(
+                path,
+                "loading",
+                ort.InferenceSession,
+                str(path),
+                options,
+                list(settings.providers),
+            )
     except Exception as error:  # onnxruntime raises Fail/InvalidGraph/NotImplemented, untyped
+        reason = cause(error)
         raise ModelLoadError(
-            f"{path}: onnxruntime cannot load this model ({_first_line(error)}); "
-            f"{_load_fix(str(error))}"
-        ) from error
+            f"{path}: onnxruntime cannot load this model ({reason}); "
+            f"{load_fix(reason, _sidecar_names(path))}"
+        ) from None
+    if banner.getvalue():
+        # The requested providers failed and onnxruntime fell back to others: the run would
+        # measure another execution provider than the one asked for.
+        reason = _fallback_reason(banner.getvalue())
+        raise ModelLoadError(
+            f"{path}: onnxruntime could not build a session with {list(settings.providers)} and "
+            f"fell back to {session.get_providers()} ({reason}); fix the provider's "
+            "installation or pass --parity-provider CPUExecutionProvider"
+        )
     return OnnxRunner(path=path, settings=settings, session=session)
 
 
-def _load_fix(text: str) -> str:
-    if "NOT_IMPLEMENTED" in text or "Could not find an implementation" in text:
-        return (
-            "an operator it uses has no kernel in this onnxruntime build/provider — upgrade "
-            "onnxruntime or re-export without that op"
-        )
-    if "external" in text.lower() or "No such file" in text:
-        return "its external data file is missing or unreadable — keep sidecars next to the model"
-    return "re-export the model or remove it from the export folder"
+def _fallback_reason(banner: str) -> str:
+    """The error in onnxruntime's fallback banner (``EP Error <error> when using [...]``)."""
+    for line in banner.splitlines():
+        if line.startswith("EP Error") and "****" not in line:
+            return cause(line.removeprefix("EP Error").lstrip(": ").split(" when using ")[0])
+    return "no reason given"
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    line = text[0] if text else type(error).__name__
-    return line if len(line) <= 300 else line[:297] + "..."
+def _sidecar_names(path: Path) -> list[str]:
+    """The external-data files ``path`` names (read only when its load failed)."""
+    from pytest_onnxparity.onnxfile.protoscan import ProtoScanError, scan_model
+
+    try:
+        return sorted(set(scan_model(Path(path)).external_data_locations))
+    except (OSError, ProtoScanError):
+        return []
 
 
 class SessionCache:

@@ -20,10 +20,9 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_onnxparity.results.records import cpu_model
+from pytest_onnxparity.results.records import cpu_model, installed_distribution
 
 if TYPE_CHECKING:
     from pytest_onnxparity.runtime.sessions import OnnxRunner, SessionSettings
@@ -55,14 +54,20 @@ class TimingPlan:
 class RoundRunner(Protocol):
     """Times ``repeats`` rounds of ``target`` after ``warmup`` untimed ones, serially.
 
-    ``name`` names the timer in records (``time.perf_counter``, ``pytest-benchmark``).
+    ``setup``, when given, runs before every round (warm-up ones too) outside the timing: the
+    interleaved measurement of :mod:`pytest_onnxparity.speed.paired` runs a reference round
+    there. ``name`` names the timer in records (``time.perf_counter``, ``pytest-benchmark``).
     """
 
     @property
     def name(self) -> str: ...
 
     def __call__(
-        self, target: Callable[[], object], warmup: int, repeats: int
+        self,
+        target: Callable[[], object],
+        warmup: int,
+        repeats: int,
+        setup: Callable[[], object] | None = None,
     ) -> Sequence[float]: ...
 
 
@@ -73,11 +78,21 @@ class SerialRounds:
     timer: Callable[[], float] = time.perf_counter
     name: str = "time.perf_counter"
 
-    def __call__(self, target: Callable[[], object], warmup: int, repeats: int) -> list[float]:
+    def __call__(
+        self,
+        target: Callable[[], object],
+        warmup: int,
+        repeats: int,
+        setup: Callable[[], object] | None = None,
+    ) -> list[float]:
         for _ in range(warmup):
+            if setup is not None:
+                setup()
             target()
         durations = []
         for _ in range(repeats):
+            if setup is not None:
+                setup()
             start = self.timer()
             target()
             durations.append(self.timer() - start)
@@ -257,7 +272,7 @@ class MeasurementContext:
     allow_spinning: bool = False
     cpu: str = field(default_factory=cpu_model)
     cpu_count: int | None = field(default_factory=os.cpu_count)
-    onnxruntime: str | None = field(default_factory=lambda: _version("onnxruntime"))
+    onnxruntime: str | None = field(default_factory=lambda: _runtime_version())
 
     @classmethod
     def of_session(
@@ -292,11 +307,10 @@ class MeasurementContext:
         }
 
 
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
+def _runtime_version() -> str | None:
+    """The version of whichever distribution provides onnxruntime (onnxruntime-gpu…)."""
+    runtime = installed_distribution("onnxruntime")
+    return None if runtime is None else runtime[1]
 
 
 def short_number(value: float) -> str:

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_onnxparity.export.folder import human_size
-from pytest_onnxparity.export.sizes import BYTES_PER_MB, Bundle, FileSize, SizeReport
+from pytest_onnxparity.export.sizes import (
+    BYTES_PER_MB,
+    Bundle,
+    FileSize,
+    SizeReport,
+    compression_text,
+)
 from pytest_onnxparity.results.records import CheckResult
 from pytest_onnxparity.results.terminal import table
 from pytest_onnxparity.speed.budgets import (
@@ -47,7 +53,7 @@ def size_lines(report: SizeReport) -> list[str]:
             file.variant,
             file.relpath + (f" + {len(file.sidecars)} data" if file.sidecars else ""),
             human_size(file.total_bytes),
-            "reference" if file.is_reference else _ratio_text(file.ratio),
+            "reference" if file.is_reference else compression_text(file.ratio),
         ]
         for file in report.files
     ]
@@ -57,7 +63,7 @@ def size_lines(report: SizeReport) -> list[str]:
             ", ".join(bundle.tiers),
             str(len(bundle.files)),
             human_size(bundle.total_bytes),
-            "reference" if bundle.is_reference else _ratio_text(bundle.ratio),
+            "reference" if bundle.is_reference else compression_text(bundle.ratio),
         ]
         for bundle in report.bundles
     ]
@@ -66,10 +72,6 @@ def size_lines(report: SizeReport) -> list[str]:
         "",
         *table(["bundle", "tier", "files", "size", "ratio vs reference"], bundle_rows),
     ]
-
-
-def _ratio_text(ratio: float | None) -> str:
-    return "-" if ratio is None else f"{ratio:.2f}x smaller" if ratio >= 1 else f"{ratio:.2f}x"
 
 
 def bundle_budgets(budgets: Sequence[Budget], bundle: Bundle) -> list[Budget]:
@@ -135,7 +137,17 @@ def _evaluate(
 ) -> CheckResult:
     size_mb = total_bytes / BYTES_PER_MB
     reference_mb = reference_bytes / BYTES_PER_MB
-    ratio = reference_bytes / total_bytes if total_bytes else float("inf")
+    if budgets and total_bytes == 0:
+        # An empty file would have an infinite ratio that passes any budget (and no JSON).
+        return CheckResult(
+            check="size",
+            graph=graph,
+            variant=variant,
+            passed=False,
+            message=f"{title}: 0 bytes, which is no model; re-export it or remove it",
+            details={**details, "size_mb": 0.0, "budgets": []},
+        )
+    ratio = reference_bytes / total_bytes if total_bytes else 0.0
     outcomes = []
     lines = []
     for budget in budgets:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_onnxparity.results.records import CheckResult
 
 if TYPE_CHECKING:
-    pass
+    from pytest_onnxparity.speed.paired import PairedRatios
 from pytest_onnxparity.speed.budgets import (
     SPEED_KEYS,
     SPEED_METRICS,
@@ -109,15 +109,25 @@ class BudgetOutcome:
     limit: float | None
     """None when a relative budget had no reference value to scale."""
     reference_value: float | None = None
+    paired_ratio: float | None = None
+    """A relative budget's median ratio of interleaved rounds: what it holds when measured."""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.paired_ratio is not None:
+            return self.paired_ratio
+        return self.value / self.reference_value if self.reference_value else None
 
     @property
     def passed(self) -> bool:
-        return self.limit is not None and self.budget.allows(self.value, self.reference_value)
+        if self.limit is None:
+            return False
+        if self.budget.relative and self.paired_ratio is not None:
+            return self.paired_ratio <= self.budget.limit
+        return self.budget.allows(self.value, self.reference_value)
 
     def to_json(self) -> dict[str, Any]:
-        ratio = None
-        if self.reference_value:
-            ratio = self.value / self.reference_value
+        ratio = self.ratio
         return {
             **self.budget.to_json(),
             "value": self.value,
@@ -135,12 +145,14 @@ def evaluate_speed(
     context: MeasurementContext,
     reference: SpeedMeasurement | None = None,
     not_enforced: str | None = None,
+    pairs: PairedRatios | None = None,
 ) -> CheckResult:
     """Apply every budget that fits ``subject`` and ``measurement.metric``.
 
     Relative budgets need ``reference`` (the reference's figure from the same run) and do not
-    apply to the reference itself. ``not_enforced`` (e.g. :func:`parallel_note`) keeps the
-    verdict in the record but makes the result non-blocking.
+    apply to the reference itself; with ``pairs`` (variant and reference timed in alternating
+    rounds) they hold the median pairwise ratio. ``not_enforced`` (e.g. :func:`parallel_note`)
+    keeps the verdict in the record but makes the result non-blocking.
     """
     outcomes = []
     for budget in select_budgets(budgets, subject.scopes):
@@ -148,13 +160,16 @@ def evaluate_speed(
             continue
         ref_value = reference.value if reference is not None else None
         limit = None if budget.relative and ref_value is None else budget.limit_for(ref_value)
-        outcomes.append(BudgetOutcome(budget, measurement.value, limit, ref_value))
+        paired = pairs.median if pairs is not None and budget.relative else None
+        outcomes.append(BudgetOutcome(budget, measurement.value, limit, ref_value, paired))
     failed = [outcome for outcome in outcomes if not outcome.passed]
     lines = [_failure_line(subject, measurement, outcome) for outcome in failed]
     if lines:
         lines.append(f"  measured: {measurement.describe()}")
         if reference is not None:
             lines.append(f"  reference {subject.reference_variant}: {reference.describe()}")
+        if pairs is not None:
+            lines.append(f"  variant / reference, pair by pair: {pairs.describe()}")
         worst = measurement.worst_clip
         if worst is not None:
             lines.append(
@@ -181,6 +196,7 @@ def evaluate_speed(
             "reference": None if reference is None else reference.to_json(),
             "context": context.to_json(),
             "budgets": [outcome.to_json() for outcome in outcomes],
+            "paired": None if pairs is None else pairs.to_json(),
             "not_enforced": not_enforced,
         },
         enforced=not_enforced is None,
@@ -201,6 +217,13 @@ def _failure_line(
     if not budget.relative:
         return f"{value} exceeds {short_number(outcome.limit)} (budget {budget.text}{where})"
     assert outcome.reference_value is not None
+    if outcome.paired_ratio is not None:
+        return (
+            f"{value} is {short_number(outcome.paired_ratio)}x the reference "
+            f"{subject.reference_variant}'s (median of interleaved pairs; reference median "
+            f"{short_number(outcome.reference_value)}), above {short_number(budget.limit)}x "
+            f"(budget {budget.text}{where})"
+        )
     ratio = measurement.value / outcome.reference_value
     return (
         f"{value} is {short_number(ratio)}x the reference {subject.reference_variant}'s "
@@ -221,65 +244,6 @@ def _next_step(subject: SpeedSubject, outcome: BudgetOutcome) -> str:
         f"budget: --parity-speed-budget {scope}:{budget.metric}{budget.op}<limit>"
         f"{'x' if budget.relative else ''} or [tool.onnxparity.speed] budgets"
     )
-
-
-def speed_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The terminal table of every timing record, then where the figures were measured."""
-    from pytest_onnxparity.results.terminal import table
-
-    rows = []
-    contexts = []
-    timed = [
-        r for r in records if r.get("kind") == "check" and r.get("check") in ("latency", "rtf")
-    ]
-    # Per graph, the reference first: the row every "vs reference" below it is relative to.
-    timed.sort(
-        key=lambda r: (
-            r["graph"],
-            r["check"],
-            r["variant"] != r["details"]["reference_variant"],
-            r["variant"],
-        )
-    )
-    for record in timed:
-        details = record["details"]
-        measured = details["measurement"]
-        reference = details.get("reference")
-        ratio = "-"
-        if reference and reference["value"]:
-            ratio = f"{measured['value'] / reference['value']:.2f}x"
-        status = "PASS" if record["passed"] else "FAIL"
-        if not record["enforced"]:
-            status = "NOTE"
-        budgets = ", ".join(b["budget"] for b in details["budgets"]) or "-"
-        rows.append(
-            [
-                record["graph"],
-                record["variant"],
-                measured["metric"],
-                short_number(measured["value"]),
-                ratio,
-                budgets,
-                status,
-            ]
-        )
-        context = details["context"]
-        threads = context["intra_op_threads"] or f"auto ({context['cpu_count']} CPUs)"
-        if context.get("allow_spinning"):
-            threads = f"{threads} (spinning)"
-        contexts.append(
-            f"{', '.join(context['providers'])}, intra-op threads {threads}, onnxruntime "
-            f"{context['onnxruntime']}, CPU {context['cpu']}; median of {measured['repeats']} "
-            f"after {measured['warmup']} warm-up; timer {measured['timer']}"
-        )
-    if not rows:
-        return []
-    headers = ["graph", "variant", "metric", "median", "vs reference", "budgets", "status"]
-    lines = table(headers, rows)
-    lines.extend(f"measured with {context}" for context in dict.fromkeys(contexts))
-    notes = {record["details"]["not_enforced"] for record in timed if not record["enforced"]}
-    lines.extend(sorted(notes))
-    return lines
 
 
 @dataclass(frozen=True)
@@ -315,9 +279,9 @@ def resolve_speed_options(
     cli_budgets: Sequence[Budget] = (),
     ini_budgets: Sequence[str] = (),
     repeats: int | None = None,
-    ini_repeats: str | None = None,
+    ini_repeats: int | None = None,
     warmup: int | None = None,
-    ini_warmup: str | None = None,
+    ini_warmup: int | None = None,
     measure: bool = False,
     ini_measure: bool = False,
 ) -> SpeedOptions:
@@ -351,7 +315,7 @@ def resolve_speed_options(
 
 def _first_count(
     cli: int | None,
-    ini: str | None,
+    ini: int | None,
     file_value: Any,
     default: int,
     minimum: int,
@@ -360,13 +324,12 @@ def _first_count(
 ) -> int:
     if cli is not None:
         return cli
-    if ini not in (None, ""):
-        text = str(ini).strip()
-        if not text.isdecimal() or int(text) < minimum:
+    if ini is not None:  # a typed ini key: pytest already refused a non-integer
+        if ini < minimum:
             raise BudgetError(
                 f"ini parity_timing_{key} must be an integer >= {minimum}, got {ini!r}"
             )
-        return int(text)
+        return ini
     if file_value is not None:
         if isinstance(file_value, bool) or not isinstance(file_value, int) or file_value < minimum:
             raise BudgetError(

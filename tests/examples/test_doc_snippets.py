@@ -69,9 +69,9 @@ def test_the_readme_gates_in_a_test_module_pass_on_the_bundled_example(
 
     result = run("--onnx-dir", str(export_copy), "test_gates.py", "-v")
 
-    # The README's 5 tests (encoder int8 and int4; every classifier variant) beside the 6 that
-    # the export folder generates.
-    result.assert_outcomes(passed=11)
+    # The README's 5 tests (encoder int8 and int4; every classifier variant) beside the 12 that
+    # the export folder generates (a parity and a weights test per variant).
+    result.assert_outcomes(passed=17)
     result.stdout.fnmatch_lines(
         [
             "PASSED test_gates.py::test_encoder_variants[[]encoder-int4[]]",
@@ -89,9 +89,29 @@ def test_the_metadata_hook_of_the_results_doc_edits_the_block(
     metadata = pytester.path / "metadata.json"
 
     run("--onnx-dir", str(export_copy), "--parity-metadata", str(metadata)).assert_outcomes(
-        passed=6
+        passed=12
     )
 
     block = json.loads(metadata.read_text())
     assert block["model"] == "org/tiny-encoder@v2"
     assert "cpu" not in block["toolchain"]
+
+
+HOOK_SNIPPETS = [
+    pytest.param(snippet, id=param_id)
+    for snippet, param_id in ((p.values[0], p.id) for p in SNIPPETS)
+    if "def pytest_onnxparity_" in snippet
+]
+
+
+@pytest.mark.parametrize("snippet", HOOK_SNIPPETS)
+def test_every_documented_hook_implementation_is_marked_optional(snippet: str) -> None:
+    """Copied into a conftest.py, it must not stop a run with ``-p no:onnxparity``."""
+    for node in ast.walk(ast.parse(snippet)):
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("pytest_onnxparity_"):
+            decorators = [ast.unparse(d) for d in node.decorator_list]
+            assert "pytest.hookimpl(optionalhook=True)" in decorators, node.name
+
+
+def test_the_hook_snippets_were_found() -> None:
+    assert len(HOOK_SNIPPETS) >= 4

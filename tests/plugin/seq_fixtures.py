@@ -3,8 +3,10 @@ a project writes for it: test tooling for ``test_sequence_plugin.py``.
 
 ``write_export`` writes ``encoder.onnx``, ``decoder_init.onnx``, ``decoder_step.onnx`` with
 their int8 and int4 variants and a ``decoder_step.damaged.onnx`` (noise on the output
-projection), plus a folder of synthesized clips with transcripts and a local ``audiofolder``
-dataset of the same clips. ``CONFTEST`` is a greedy adapter written the way a user writes one.
+projection), the torch model's weights (``seqmodel.pt``, beside the export), plus a folder of
+synthesized clips with transcripts and a local ``audiofolder`` dataset of the same clips.
+``CONFTEST`` is a greedy adapter written the way a user writes one, and optionally the torch
+pipeline as the reference pipeline.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ class SeqExport:
     export: Path
     clips: Path
     audiofolder: Path
+    torch_model: Path
 
 
 def write_export(root: Path) -> SeqExport:
     export = root / "export"
     export.mkdir(parents=True)
     reference = seqkit.export_seq_model(export)
+    torch_model = seqkit.save_seq_model(root / "seqmodel.pt")
     for tag in ("int8", "int4"):
         seqkit.make_variant_set(reference, dict.fromkeys(ROLES, tag), export)
     seqkit.damaged_variant_set(reference, export)
@@ -48,7 +52,7 @@ def write_export(root: Path) -> SeqExport:
     )
     for transcript in (audiofolder / "test").glob("*.txt"):
         transcript.unlink()
-    return SeqExport(export, clip_dir, audiofolder)
+    return SeqExport(export, clip_dir, audiofolder, torch_model)
 
 
 CONFTEST = '''
@@ -110,7 +114,22 @@ def pytest_onnxparity_pipeline_adapter(config):
     return GreedyAdapter()
 '''
 
+TORCH_PIPELINE = """
 
-def conftest_text(sleep_for: tuple[str, float] | None = None) -> str:
-    """The conftest.py of a project with this export (``sleep_for``: slow down one tag)."""
-    return CONFTEST.format(fixtures=str(FIXTURES), sleep_for=sleep_for)
+@pytest.hookimpl
+def pytest_onnxparity_reference_pipeline(config):
+    import seqkit
+
+    return seqkit.TorchPipeline(seqkit.load_seq_model({torch_model!r}))
+"""
+
+
+def conftest_text(
+    sleep_for: tuple[str, float] | None = None, torch_model: Path | None = None
+) -> str:
+    """The conftest.py of a project with this export (``sleep_for``: slow down one tag;
+    ``torch_model``: the saved torch model, gated against as the reference pipeline)."""
+    text = CONFTEST.format(fixtures=str(FIXTURES), sleep_for=sleep_for)
+    if torch_model is not None:
+        text += TORCH_PIPELINE.format(torch_model=str(torch_model))
+    return text

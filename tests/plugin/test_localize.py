@@ -15,6 +15,7 @@ import modelkit
 import pytest
 
 from pytest_onnxparity.diagnose.localize.config import LocalizeOptions
+from pytest_onnxparity.diagnose.localize.records import Localization
 from pytest_onnxparity.plugin.localize import LocalizeSettings, draw_plots, summary_lines
 from pytest_onnxparity.results.records import ResultCollector
 from tests.conftest import RunPytest
@@ -35,8 +36,9 @@ def damage_encoder_int8(export: Path) -> None:
 
 
 def records(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """The parity records by graph and variant (the weights checks' records left out)."""
     document = json.loads(path.read_text())
-    return {(r["graph"], r["variant"]): r for r in document["records"]}
+    return {(r["graph"], r["variant"]): r for r in document["records"] if r["kind"] == "parity"}
 
 
 def test_a_failing_variant_with_auto_localization_names_the_damaged_layer_first(
@@ -55,22 +57,35 @@ def test_a_failing_variant_with_auto_localization_names_the_damaged_layer_first(
         "--parity-json",
         str(out),
     )
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=4, failed=2)  # weights[int8] names the tripled weight too
     result.stdout.fnmatch_lines(
         [
             "*encoder[[]int8[]] vs fp32 on inputs default: * gate(s) failed",
             "*next step: *",
             "localization of 'int8' against the reference of 'encoder' (onnxruntime graph "
-            "optimisation level 'disable' for the instrumented runs; 14 tensors matched):",
-            "  first past rel_l2 0.05: '/hidden_proj/MatMul_output_0' from MatMul "
-            "'/hidden_proj/MatMul' (depth 20): rel_l2 2 (+2 here), SQNR -6.0 dB, *",
-            "  top 1 by drift added:",
-            "    1. '/hidden_proj/MatMul_output_0' from MatMul '/hidden_proj/MatMul' *",
-            f"  drift by depth: {plots / 'encoder.drift.png'}",
+            "optimisation level 'disable' for the instrumented runs; 14 tensors matched; "
+            "1 batch(es) within * MB; weight-space parity as the prior):",
+            "  damaged: 1 node(s) (damaged from 8× the op type's noise, *",
+            "  first damaged: '/hidden_proj/MatMul_output_0' from MatMul '/hidden_proj/MatMul' "
+            "(depth 20): adds rel_l2 2 on its own; reads 'hidden_proj.weight', failing "
+            "weight-space parity; drift rel_l2 2, SQNR -6.0 dB, *",
+            "    weight: MatMul '/hidden_proj/MatMul' reads 'hidden_proj.weight' "
+            "(float32 [[]32, 32[]]): weight rel_l2 2, fails weight-space parity",
+            "  top 1 by damage (error added on its own over the noise):",
+            "    1. '/hidden_proj/MatMul_output_0' from MatMul '/hidden_proj/MatMul' "
+            "*[[]damaged[]]",
+            "  drift first past rel_l2 0.05: '/hidden_proj/MatMul_output_0' from MatMul "
+            "'/hidden_proj/MatMul' (depth 20), rel_l2 2",
+            f"  drift and damage by depth: {plots / 'encoder.drift.png'}",
         ]
     )
     found = records(out)
     localization = found["encoder", "int8"]["localization"]
+    assert localization["first_damaged"] == "/hidden_proj/MatMul_output_0"
+    assert localization["weights_checked"] is True
+    (source,) = localization["sources"]["/hidden_proj/MatMul_output_0"]
+    assert (source["weight"], source["failed"]) == ("hidden_proj.weight", True)
+    assert localization["damaged"] == ["/hidden_proj/MatMul_output_0"]
     assert localization["first_past_tolerance"] == "/hidden_proj/MatMul_output_0"
     assert localization["top"] == ["/hidden_proj/MatMul_output_0"]
     assert localization["plot"] == str(plots / "encoder.drift.png")
@@ -85,7 +100,7 @@ def test_a_failing_variant_is_not_localized_unless_asked(
 ) -> None:
     damage_encoder_int8(export_copy)
     result = run("--onnx-dir", str(export_copy), "-k", "encoder and int8")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)  # parity and weights
     assert "localization of" not in result.stdout.str()
     assert "onnxparity localize" not in result.stdout.str()
 
@@ -102,12 +117,12 @@ def test_localize_flag_writes_one_plot_per_graph_and_the_json_references_it(
         str(out),
         *plugin_args,
     )
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=12)  # 6 parity and 6 weights tests
     result.stdout.fnmatch_lines(
         [
             "*= onnxparity localize =*",
             "instrumented runs at onnxruntime graph optimisation level disable; *",
-            "classifier/int4 [[]default[]]: first past rel_l2 0.05: * most drift added by *",
+            "classifier/int4 [[]default[]]: no damaged node (most: *); drift first past *",
             f"drift plot written to {out.parent / 'classifier.drift.png'}",
             f"drift plot written to {out.parent / 'encoder.drift.png'}",
         ]
@@ -120,7 +135,7 @@ def test_localize_flag_writes_one_plot_per_graph_and_the_json_references_it(
         assert plot.read_bytes().startswith(PNG_MAGIC)
 
 
-def test_onnxruntime_quantizers_get_their_quantized_layers_ranked_first(
+def test_healthy_onnxruntime_quantizers_damage_nothing_and_rank_their_quantized_layers_first(
     run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
     out = pytester.path / "results.json"
@@ -138,12 +153,14 @@ def test_onnxruntime_quantizers_get_their_quantized_layers_ranked_first(
         variant: {d["tensor"]: d for d in found["encoder", variant]["localization"]["matched"]}
         for variant in ("int8", "int4")
     }
-    # MatMulNBits quantizes the three MatMuls and nothing else: they add nearly all the drift.
+    # MatMulNBits quantizes the three MatMuls and nothing else: they add all the error.
     int4 = found["encoder", "int4"]["localization"]
+    assert int4["damaged"] == [] and int4["first_damaged"] is None
     assert {matched["int4"][name]["node"] for name in int4["top"][:3]} == ENCODER_MATMULS
     assert matched["int4"][int4["first_past_tolerance"]]["op_type"] == "MatMul"
     # Dynamic int8 quantizes the MatMuls and the Conv: they lead; int8 stays under tolerance.
     int8 = found["encoder", "int8"]["localization"]
+    assert int8["damaged"] == []
     assert int8["first_past_tolerance"] is None
     assert {matched["int8"][name]["op_type"] for name in int8["top"][:4]} == {"MatMul", "Conv"}
     # 4-bit weights drift more than 8-bit ones at every quantized layer.
@@ -165,7 +182,7 @@ def test_localization_never_changes_the_verdict_or_the_measured_numbers(
             str(out),
             *extra,
         )
-        result.assert_outcomes(passed=3)
+        result.assert_outcomes(passed=6)  # 3 parity and 3 weights tests
     before, after = records(plain), records(localized)
     assert before.keys() == after.keys()
     for key, record in after.items():
@@ -191,15 +208,16 @@ def test_svg_plots_and_the_optimisation_level_come_from_the_localize_table(
         "--parity-localize-dir",
         str(plots),
     )
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)  # parity and weights
     result.stdout.fnmatch_lines(
         [
-            "onnxparity localize: failing parity tests (instrumented runs at graph opt basic, "
-            "64 tensors per run, rel_l2 tolerance 0.5)",
+            "onnxparity localize: failing parity tests (instrumented runs at graph opt basic "
+            "within * MB, damaged from 8× the op type's noise, rel_l2 tolerance 0.5)",
             "*localization of 'int8' against the reference of 'encoder' (onnxruntime graph "
-            "optimisation level 'basic' for the instrumented runs; * tensors matched):",
-            "  first past rel_l2 0.5: '/hidden_proj/MatMul_output_0' from MatMul *",
-            f"  drift by depth: {plots / 'encoder.drift.svg'}",
+            "optimisation level 'basic' for the instrumented runs; * tensors matched; *):",
+            "  first damaged: '/hidden_proj/MatMul_output_0' from MatMul *",
+            "  drift first past rel_l2 0.5: '/hidden_proj/MatMul_output_0' from MatMul *",
+            f"  drift and damage by depth: {plots / 'encoder.drift.svg'}",
         ]
     )
     assert b"<svg" in (plots / "encoder.drift.svg").read_bytes()
@@ -232,7 +250,7 @@ def test_a_sweep_localizes_every_input_set_into_one_plot_per_graph(
         (
             "tolerence = 0.1",
             "*parity.toml [[]localize[]]: unknown key 'tolerence'; allowed keys: auto, "
-            "tolerance_rel_l2, top_n, *",
+            "tolerance_rel_l2, damage_ratio, top_n, memory_mb, *",
         ),
         (
             'graph_optimization_level = "max"',
@@ -288,20 +306,7 @@ def test_without_matplotlib_the_summary_says_why_no_plot_was_drawn(
             "graph": "g",
             "variant": "int8",
             "input_set": {"name": "default"},
-            "localization": {
-                "graph": "g",
-                "variant": "int8",
-                "optimization_level": "disable",
-                "tolerance_rel_l2": 0.05,
-                "top_n": 5,
-                "instrumented_runs": 1,
-                "first_past_tolerance": None,
-                "top": [],
-                "matched": [],
-                "unmatched_reference": [],
-                "unmatched_variant": [],
-                "plot": None,
-            },
+            "localization": Localization("g", "int8", "disable", (), (), (), None).to_json(),
         }
     )
     for module in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
@@ -311,8 +316,8 @@ def test_without_matplotlib_the_summary_says_why_no_plot_was_drawn(
     )
     assert outcome.written == []
     assert outcome.problem is not None
-    assert outcome.problem.endswith("pip install pytest-onnxparity[plot]")
+    assert outcome.problem.endswith("pip install matplotlib")
     assert collector.records[0]["localization"]["plot"] is None
     assert summary_lines(collector.records)[1] == (
-        "g/int8 [default]: first past rel_l2 0.05: none; most drift added by none"
+        "g/int8 [default]: no damaged node; drift first past rel_l2 0.05: none"
     )

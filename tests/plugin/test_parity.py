@@ -12,16 +12,18 @@ import pytest
 from tests.conftest import RunPytest
 
 EXAMPLE_VARIANT_TESTS = 6  # encoder and classifier, each with fp16, int8 and int4
+WEIGHT_TESTS = 6  # weights[<variant>]: one per variant file, on by default
 
 
 def test_every_variant_of_a_healthy_export_passes(
     run: RunPytest, pytester: pytest.Pytester, export_copy: Path, plugin_args: list[str]
 ) -> None:
     result = run("--onnx-dir", str(export_copy), "-m", "parity", "-v", *plugin_args)
-    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS)
+    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + WEIGHT_TESTS)
     for graph in ("encoder", "classifier"):
         for variant in ("fp16", "int8", "int4"):
             assert f"export::{graph}::parity[{variant}]" in result.stdout.str()
+            assert f"export::{graph}::weights[{variant}]" in result.stdout.str()
 
 
 def test_header_lists_the_discovered_graphs(
@@ -73,7 +75,7 @@ def test_damaged_variant_fails_with_metric_limit_worst_element_and_next_step(
         export_copy / "encoder.onnx", target, "hidden_proj.weight", mode="scale", factor=3.0
     )
     result = run("--onnx-dir", str(export_copy), "-k", "encoder and int8")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)  # its weights test names the tripled weight too
     result.stdout.fnmatch_lines(
         [
             "*encoder[[]int8[]] vs fp32 on inputs default: * gate(s) failed",
@@ -108,7 +110,7 @@ def test_nan_in_a_variant_output_fails_whatever_the_tolerance(
         "--parity-tolerance",
         "min_cosine=0",
     )
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)  # the weights test fails on the NaN bias too
     result.stdout.fnmatch_lines(
         ["*NaN/Inf value(s) where the reference is finite (no tolerance can pass this)*"]
     )
@@ -121,12 +123,15 @@ def test_json_results_hold_every_measured_number(
     run("--onnx-dir", str(export_copy), "--parity-json", str(out), *plugin_args)
     document = json.loads(out.read_text())
     assert document["schema_version"] == 1
-    assert document["summary"] == {"records": 6, "passed": 6, "failed": 0}
+    assert document["summary"] == {"records": 12, "passed": 12, "failed": 0}
     assert document["toolchain"]["packages"]["onnxruntime"]
     assert document["settings"]["inputs"]["seed"] == 0
-    record = next(
+    encoder_int4 = [
         r for r in document["records"] if r["graph"] == "encoder" and r["variant"] == "int4"
-    )
+    ]
+    record = next(r for r in encoder_int4 if r["kind"] == "parity")
+    weights = next(r for r in encoder_int4 if r["kind"] == "check")
+    assert weights["check"] == "weights" and weights["details"]["tier"] == "int4"
     assert record["tier"] == "int4"
     assert record["input_set"]["shapes"] == {"features": [4, 16, 16], "lengths": [4]}
     assert record["input_set"]["seed"] is not None
@@ -156,7 +161,7 @@ def test_suggested_limits_calibrate_a_folder_config(
     assert "measured" in text
     (export_copy / "parity.toml").write_text(text)
     result = run("--onnx-dir", str(export_copy))
-    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS)
+    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + WEIGHT_TESTS)
 
 
 def test_suggest_gives_a_damaged_variant_no_limits_and_says_why(
@@ -177,9 +182,9 @@ def test_suggest_gives_a_damaged_variant_no_limits_and_says_why(
 
     result.stdout.fnmatch_lines(
         [
-            "no limits for encoder/int8: output 'hidden' has rel_l2 0.8* on 'default', past what "
-            "a healthy int8 variant gives (>= 0.6): damaged, not a tolerance",
-            f"suggested limits written to {snippet}",
+            "no limits for encoder/int8: fails weight-space parity (*encoder.int8.onnx: 1 of 8 "
+            "weights differ from the reference encoder.onnx*",
+            "suggested limits written to *suggested.toml",
         ]
     )
     tables = [line for line in snippet.read_text().splitlines() if line.startswith("[")]
@@ -190,7 +195,7 @@ def test_suggest_gives_a_damaged_variant_no_limits_and_says_why(
 def test_suggest_never_replaces_a_hand_written_file_without_force(
     run: RunPytest, pytester: pytest.Pytester, export_copy: Path
 ) -> None:
-    mine = export_copy / "parity.toml"
+    mine = pytester.path / "limits.toml"  # outside the folder: its own parity.toml is an input
     mine.write_text("[tiers.int8]\nrel_l2 = 0.2\n")
 
     refused = run("--onnx-dir", str(export_copy), "--parity-suggest", str(mine))
@@ -200,8 +205,8 @@ def test_suggest_never_replaces_a_hand_written_file_without_force(
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     refused.stderr.fnmatch_lines(
         [
-            "*--parity-suggest *parity.toml: the file exists and was not written by "
-            "--parity-suggest*--parity-suggest-force*"
+            "*--parity-suggest *limits.toml: exists and was not written by this option*"
+            "--parity-suggest-force to replace it"
         ]
     )
     assert forced == "[tiers.int8]\nrel_l2 = 0.2\n"
@@ -215,7 +220,7 @@ def test_a_folder_config_can_tighten_a_limit_until_it_fails(
         "[graphs.encoder.variants.int4.outputs.logits]\nmax_abs = 1e-9\n"
     )
     result = run("--onnx-dir", str(export_copy))
-    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS - 1, failed=1)
+    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + WEIGHT_TESTS - 1, failed=1)
     result.stdout.fnmatch_lines(["*output 'logits': max_abs=* violates <= 1e-09*"])
 
 
@@ -243,7 +248,7 @@ def test_sweep_makes_one_test_id_per_size_for_generated_and_user_cases(
         "-v",
         "test_user.py",
     )
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=8 + 3)  # and the encoder's 3 weights tests
     result.stdout.fnmatch_lines(
         [
             "*test_case?encoder-int8-frames=8? PASSED*",
@@ -269,7 +274,11 @@ def test_tied_length_input_follows_the_signal_dimension(
         "--parity-json",
         str(out),
     )
-    record = next(r for r in json.loads(out.read_text())["records"] if r["graph"] == "encoder")
+    record = next(
+        r
+        for r in json.loads(out.read_text())["records"]
+        if r["graph"] == "encoder" and r["kind"] == "parity"
+    )
     assert record["input_set"]["dims"] == {"batch": 4, "frames": 23}
     assert record["input_set"]["shapes"]["features"] == [4, 23, 16]
 
@@ -285,8 +294,9 @@ def test_deterministic_cpu_mode_is_recorded(
         "--parity-json",
         str(out),
     )
-    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS)
-    session = json.loads(out.read_text())["records"][0]["session"]
+    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + WEIGHT_TESTS)
+    records = json.loads(out.read_text())["records"]
+    session = next(r for r in records if r["kind"] == "parity")["session"]
     assert session["deterministic"] is True
 
 
@@ -325,8 +335,8 @@ def test_user_test_gets_cases_sessions_and_assert_parity(
         "no:randomly",
         "test_user_test_gets_cases_sessions_and_assert_parity.py",
     )
-    # 5 user test cases + the 6 generated ones: --onnx-dir always gates the whole folder.
-    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + 4, failed=1)
+    # 5 user test cases + the 12 generated ones: --onnx-dir always gates the whole folder.
+    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + WEIGHT_TESTS + 4, failed=1)
     result.stdout.fnmatch_lines(
         ["custom[[]custom[]]: * gate(s) failed", "*output 'y': max_abs=0.5 violates <= 0.1*"]
     )
@@ -417,7 +427,7 @@ def test_file_that_is_not_onnx_fails_its_test_with_the_file_named(
 ) -> None:
     (export_copy / "classifier_int8.onnx").write_text("this is not a model")
     result = run("--onnx-dir", str(export_copy), "-k", "classifier and int8")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)  # its parity and weights tests
     result.stdout.fnmatch_lines(["*classifier_int8.onnx*"])
     assert "Traceback" not in result.stdout.str()
 
@@ -428,7 +438,7 @@ def test_truncated_model_fails_its_test_with_the_file_named(
     model = export_copy / "encoder.int4.onnx"
     model.write_bytes(model.read_bytes()[:500])
     result = run("--onnx-dir", str(export_copy), "-k", "encoder and int4")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)  # its parity and weights tests
     result.stdout.fnmatch_lines(["*encoder.int4.onnx*"])
 
 
@@ -441,7 +451,7 @@ def test_missing_external_data_fails_with_the_sidecar_named(
     modelkit.save_with_external_data(export_copy / "classifier.onnx", target)
     Path(str(target) + ".data").unlink()
     result = run("--onnx-dir", str(export_copy), "-k", "classifier and int8")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)  # its parity and weights tests
     result.stdout.fnmatch_lines(["*classifier_int8.onnx*external data*"])
 
 
@@ -467,7 +477,7 @@ def test_external_data_outside_the_folder_is_refused(
                 entry.value = "../elsewhere/weights.bin"
     onnx.save_model(relocated, str(export_copy / "classifier_int8.onnx"))
     result = run("--onnx-dir", str(export_copy), "-k", "classifier and int8")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)  # its parity and weights tests
     result.stdout.fnmatch_lines(["*classifier_int8.onnx*outside the export folder*"])
 
 
@@ -483,7 +493,7 @@ def test_variant_with_other_input_names_fails_with_both_named(
         node.input[:] = ["images" if name == old else name for name in node.input]
     onnx.save_model(model, str(export_copy / "classifier_int8.onnx"))
     result = run("--onnx-dir", str(export_copy), "-k", "classifier and int8")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(passed=1, failed=1)  # its weights are still the reference's
     result.stdout.fnmatch_lines(
         ["*classifier_int8.onnx: inputs [[]'images'[]] differ from the reference's [[]'pixels'[]]*"]
     )
@@ -504,7 +514,7 @@ def test_variant_with_another_output_dtype_fails(
     output.type.tensor_type.elem_type = TensorProto.INT64
     onnx.save_model(model, str(export_copy / "classifier_int8.onnx"))
     result = run("--onnx-dir", str(export_copy), "-k", "classifier and int8")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(passed=1, failed=1)  # its weights are still the reference's
     result.stdout.fnmatch_lines(["*output 'logits': variant dtype int64 cannot be compared*"])
 
 
@@ -521,7 +531,8 @@ def test_variant_with_an_op_onnxruntime_lacks_fails_to_load(
     model.opset_import.append(helper.make_opsetid("com.example", 1))
     onnx.save_model(model, str(export_copy / "classifier_int8.onnx"))
     result = run("--onnx-dir", str(export_copy), "-k", "classifier and int8")
-    result.assert_outcomes(failed=1)
+    # The weights test needs no onnxruntime session: it still compares every weight.
+    result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*classifier_int8.onnx: onnxruntime cannot load this model*"])
 
 
@@ -584,7 +595,7 @@ def test_pyproject_section_configures_the_run(
         """
     )
     result = run("--onnx-dir", str(export_copy), "--rootdir", str(pytester.path))
-    result.assert_outcomes(passed=4, failed=2)
+    result.assert_outcomes(passed=4 + WEIGHT_TESTS, failed=2)
     result.stdout.fnmatch_lines(["onnxparity: *(seed 7,*"])
 
 

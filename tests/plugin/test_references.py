@@ -150,7 +150,7 @@ def test_a_torch_module_from_the_conftest_hook_gates_every_file_of_its_graph(
     hook_conftest(pytester, MODULE_HOOK)
     out = pytester.path / "results.json"
     result = run("--onnx-dir", str(export), "-v", "--parity-json", str(out))
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines_random(
         ["PASSED *encoder::parity?fp32?", "PASSED *encoder::parity?int8?"]
     )
@@ -169,7 +169,7 @@ def test_a_damaged_variant_fails_against_the_torch_module_named_in_the_title(
         export / "encoder.onnx", export / "encoder.int8.onnx", "hidden_proj.weight", "scale", 3.0
     )
     result = run("--onnx-dir", str(export), "-k", "encoder")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
         [
             "*encoder[[]int8[]] vs torch module TinyEncoder (modelkit.py) on inputs default: "
@@ -207,7 +207,7 @@ def test_a_damaged_variant_fails_against_the_torch_module_named_in_the_title(
         (
             'raise RuntimeError("no model")',
             "*the pytest_onnxparity_reference hook raised RuntimeError for graph 'encoder' at "
-            "conftest.py:*: no model; fix the hook in conftest.py",
+            "conftest.py:*: no model; fix the hook (conftest.py:*)",
         ),
         (
             "return 42",
@@ -227,7 +227,7 @@ def test_a_broken_module_reference_fails_each_test_with_one_line(
         f"        return None\n{body}\n",
     )
     result = run("--onnx-dir", str(export), "-k", "encoder and int8")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([message])
     assert "Traceback" not in result.stdout.str()
 
@@ -256,7 +256,7 @@ def test_an_input_mapping_from_the_hook_lines_up_a_module_with_other_parameter_n
         """,
     )
     result = run("--onnx-dir", str(export), "-k", "encoder")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def test_a_torchscript_file_named_in_pyproject_is_the_reference(
 ) -> None:
     pytester.makepyprojecttoml(TORCHSCRIPT_PYPROJECT)
     result = run("--onnx-dir", str(export), "-v")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(
         [
             "onnxparity references: *encoder vs torchscript refs/encoder.pt*",
@@ -290,7 +290,7 @@ def test_a_pickled_checkpoint_needs_the_explicit_opt_in(
         '[references.encoder]\nkind = "checkpoint"\npath = "../refs/encoder_module.pt"\n'
     )
     refused = run("--onnx-dir", str(export), "-k", "encoder and int8")
-    refused.assert_outcomes(failed=1)
+    refused.assert_outcomes(passed=1, failed=1)
     refused.stdout.fnmatch_lines(
         [
             "*encoder_module.pt: holds a pickled module, and unpickling it runs code from the "
@@ -299,7 +299,7 @@ def test_a_pickled_checkpoint_needs_the_explicit_opt_in(
         ]
     )
     allowed = run("--onnx-dir", str(export), "-k", "encoder", "--parity-allow-pickle", "-v")
-    allowed.assert_outcomes(passed=2)
+    allowed.assert_outcomes(passed=3)
     allowed.stdout.fnmatch_lines(["PASSED *encoder::parity?int8?"])
 
 
@@ -328,7 +328,7 @@ def test_recorded_torchscript_outputs_gate_the_export_on_a_machine_without_torch
 ) -> None:
     pytester.makepyprojecttoml(TORCHSCRIPT_PYPROJECT)
     recording = run("--onnx-dir", str(export), option)
-    recording.assert_outcomes(passed=3)
+    recording.assert_outcomes(passed=5)
     recording.stdout.fnmatch_lines(
         [
             "*onnxparity record*",
@@ -344,7 +344,7 @@ def test_recorded_torchscript_outputs_gate_the_export_on_a_machine_without_torch
     gate = run_without_torch(
         pytester, monkeypatch, "--onnx-dir", str(export), "--parity-recorded", *xdist
     )
-    gate.assert_outcomes(passed=3, failed=1)
+    gate.assert_outcomes(passed=4, failed=2)  # the damaged variant fails in weight space too
     gate.stdout.fnmatch_lines_random(
         [
             f"PASSED *encoder::parity?fp32{set_id}?",
@@ -360,13 +360,13 @@ def test_a_torchscript_reference_on_a_machine_without_torch_fails_naming_the_ext
 ) -> None:
     pytester.makepyprojecttoml(TORCHSCRIPT_PYPROJECT)
     result = run_without_torch(pytester, monkeypatch, "--onnx-dir", str(export))
-    result.assert_outcomes(passed=1, failed=2)
+    result.assert_outcomes(passed=3, failed=2)
     result.stdout.fnmatch_lines(
         [
             "*encoder[[]*[]] vs torchscript refs/encoder.pt on inputs default: torch is not "
-            "installed, and the TorchScript reference encoder.pt needs it: pip install "
-            "pytest-onnxparity[[]torch[]] (or gate on outputs recorded with --parity-record, "
-            "which need no torch)"
+            "installed, and the TorchScript reference encoder.pt needs it: pip install torch "
+            "(the CPU build: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+            " (or gate on outputs recorded with --parity-record, which need no torch)"
         ]
     )
 
@@ -376,7 +376,7 @@ def test_recording_writes_every_input_set_with_its_reference_outputs(
 ) -> None:
     hook_conftest(pytester, MODULE_HOOK)
     result = run("--onnx-dir", str(export), "--parity-record", "--parity-sweep", "frames=8,12")
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=8)
     sets = read_recorded(export / "reference" / "encoder.npz")
     assert [s.name for s in sets] == ["frames=8", "frames=12"]
     module = modelkit.build_model("encoder")
@@ -386,7 +386,7 @@ def test_recording_writes_every_input_set_with_its_reference_outputs(
             recorded.outputs["hidden"], expected["hidden"], rtol=1e-6, atol=1e-7
         )
     again = run("--onnx-dir", str(export), "--parity-recorded", "-v")
-    again.assert_outcomes(passed=8)  # now decoder.onnx is gated against its recording too
+    again.assert_outcomes(passed=10)  # now decoder.onnx is gated against its recording too
     again.stdout.fnmatch_lines(["PASSED *encoder::parity?int8-frames=12?"])
 
 
@@ -434,7 +434,7 @@ def test_a_broken_recording_fails_each_test_naming_the_file_and_the_fix(
 ) -> None:
     damage(export)
     result = run("--onnx-dir", str(export), "--parity-recorded", "-k", "encoder")
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines([message])
     assert "Traceback" not in result.stdout.str()
 
@@ -448,12 +448,12 @@ def test_a_previous_release_folder_is_the_reference_of_every_graph(
     run: RunPytest, pytester: pytest.Pytester, export: Path, kit: Path
 ) -> None:
     result = run("--onnx-dir", str(export), "--parity-reference-dir", str(kit / "release-changed"))
-    result.assert_outcomes(passed=2, failed=2)
+    result.assert_outcomes(passed=4, failed=2)
     result.stdout.fnmatch_lines(
         ["*encoder[[]fp32[]] vs onnx release-changed/ (encoder.onnx) on inputs default: *failed"]
     )
     same = run("--onnx-dir", str(export), "--parity-reference-dir", str(kit / "export"))
-    same.assert_outcomes(passed=4)
+    same.assert_outcomes(passed=6)
 
 
 def test_a_release_folder_missing_a_graph_names_the_file_to_export(
@@ -469,7 +469,7 @@ def test_a_release_folder_missing_a_graph_names_the_file_to_export(
         "-k",
         "extra and int8",
     )
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
             f"*{kit / 'release-changed' / 'extra.onnx'}: no such file in the reference folder; "
@@ -486,7 +486,7 @@ def test_the_same_graph_with_graph_optimisation_off_is_a_reference(
     )
     out = pytester.path / "r.json"
     result = run("--onnx-dir", str(export), "-k", "encoder", "--parity-json", str(out))
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     record = records(out)["encoder::parity[fp32]"]
     assert record["reference"] == "onnx opt=disable (encoder.onnx)"
     assert record["parity"]["passed"]
@@ -527,7 +527,7 @@ def test_real_inputs_from_a_hook_and_a_file_are_test_ids_beside_the_synthesized_
         "--parity-json",
         str(out),
     )
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(
         [
             "PASSED *encoder::parity?int8?",
@@ -544,7 +544,7 @@ def test_real_inputs_from_a_hook_and_a_file_are_test_ids_beside_the_synthesized_
     assert found["encoder::parity[int8-clips]"]["input_set"]["shapes"]["features"] == [1, 12, 16]
     (export / "parity.toml").write_text("[references.encoder]\nsynthesize = false\n")
     real_only = run("--onnx-dir", str(export), "-k", "encoder and int8")
-    real_only.assert_outcomes(passed=2)
+    real_only.assert_outcomes(passed=3)
 
 
 def test_hook_inputs_that_do_not_fit_the_graph_fail_naming_the_hook_and_the_fix(
@@ -559,7 +559,7 @@ def test_hook_inputs_that_do_not_fit_the_graph_fail_naming_the_hook_and_the_fix(
         """,
     )
     result = run("--onnx-dir", str(export), "-k", "encoder")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
             "*pytest_onnxparity_inputs hook for 'encoder': input set 'hook' input 'features' is "
@@ -591,7 +591,7 @@ def test_the_decoder_runs_on_the_encoder_outputs_declared_in_config(
         "--parity-json",
         str(out),
     )
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines_random(
         ["PASSED *decoder::parity?int8-frames=8?", "PASSED *decoder::parity?int8-frames=12?"]
     )
@@ -631,7 +631,7 @@ def test_a_user_test_picks_another_reference_with_the_parity_reference_fixture(
         str(export),
         "test_a_user_test_picks_another_reference_with_the_parity_reference_fixture.py",
     )
-    result.assert_outcomes(passed=4, failed=1)
+    result.assert_outcomes(passed=6, failed=1)
     result.stdout.fnmatch_lines(
         [
             "*parity_reference: parity_reference('encoder') [[]references.encoder[]]: kind "

@@ -43,15 +43,17 @@ def project(
     *,
     adapter: bool = True,
     sleep_for: tuple[str, float] | None = None,
+    torch_reference: bool = False,
 ) -> None:
     """A project: its export folder, ``[tool.onnxparity.sequence]`` holding ``table`` and a
-    conftest.py with the adapter."""
+    conftest.py with the adapter (and the torch model as the reference pipeline)."""
     shutil.copytree(seq_export.export, pytester.path / "export")
     pytester.makepyprojecttoml(
         f'[tool.onnxparity]\ntags = {{ damaged = "fp32" }}\n\n[tool.onnxparity.sequence]\n{table}'
     )
     if adapter:
-        pytester.makeconftest(conftest_text(sleep_for))
+        torch_model = seq_export.torch_model if torch_reference else None
+        pytester.makeconftest(conftest_text(sleep_for, torch_model))
 
 
 def sequence_run(run: RunPytest, *args: str) -> pytest.RunResult:
@@ -134,7 +136,7 @@ def test_a_damaged_decoder_fails_the_token_and_wer_gates_with_the_per_clip_table
             f"sequence gates failed for variant set 'damaged': 2 of 2 gates on {CLIPS} clips",
             f"  token_equality: * > 0 (* of {CLIPS} clips differ; first: clip-* diverges at *)",
             "  max_wer: * > 0.05 (* edits / * words; worst clip clip-*: *)",
-            "per clip, reference vs variant:",
+            "per clip, fp32 ONNX reference vs variant:",
             "clip*dur_s*reference*variant*match*wer*edits*diverges",
             "clip-000  *",
             "*NO*",
@@ -218,6 +220,74 @@ def test_a_parallel_run_writes_the_same_sequence_records_as_a_serial_one(
         documents.append(records(out))
     assert len(documents[0]) == 5 * (CLIPS + 1)
     assert documents[0] == documents[1]
+
+
+# --------------------------------------------------------------------------------------------
+# The PyTorch reference pipeline
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_fp32_onnx_set_is_gated_against_torch_and_each_set_reported_against_both(
+    run: RunPytest, pytester: pytest.Pytester, seq_export: SeqExport
+) -> None:
+    project(
+        pytester,
+        seq_export,
+        f'clips_dir = "{seq_export.clips}"\nvariant_sets = {{ int8 = "int8" }}\n{RELEASE_GATES}',
+        torch_reference=True,
+    )
+    out = pytester.path / "results.json"
+    result = sequence_run(run, "-v", "--parity-json", str(out))
+    result.assert_outcomes(passed=2 * (CLIPS + 1))
+    result.stdout.fnmatch_lines(
+        ["*export::sequence[[]fp32-clip-000] PASSED*", "*export::sequence[[]fp32] PASSED*"]
+    )
+    found = {record["nodeid"].split("::")[-1]: record for record in records(out)}
+    fp32 = found["sequence[fp32]"]["details"]
+    assert (fp32["reference"], fp32["reference_label"]) == ("pytorch", "PyTorch")
+    assert fp32["limits"]["require_token_equality"] is True  # token-exact by default
+    assert fp32["corpus"]["token_mismatched_clips"] == 0
+    assert fp32["against"] == {}
+    int8 = found["sequence[int8]"]["details"]
+    assert (int8["reference"], int8["reported_against"]) == ("fp32", ["pytorch"])
+    against_torch = int8["against"]["pytorch"]
+    assert against_torch["corpus"]["clips"] == CLIPS
+    assert len(against_torch["clips"]) == CLIPS
+    clip = found["sequence[int8-clip-001]"]["details"]
+    assert clip["against"]["pytorch"]["clip"]["clip_id"] == "clip-001"
+
+
+def test_an_fp32_export_with_one_weight_changed_fails_the_gate_against_torch(
+    run: RunPytest, pytester: pytest.Pytester, seq_export: SeqExport
+) -> None:
+    project(pytester, seq_export, f'clips_dir = "{seq_export.clips}"\n', torch_reference=True)
+    export = pytester.path / "export"
+    shutil.copy(export / "decoder_step.damaged.onnx", export / "decoder_step.onnx")
+    result = sequence_run(run, "-k", "fp32")
+    assert result.parseoutcomes()["failed"] >= 2  # the corpus and at least one clip
+    result.stdout.fnmatch_lines(
+        [
+            "*_ sequence[[]fp32] _*",
+            "sequence gates failed for variant set 'fp32' against the PyTorch pipeline: "
+            f"1 of 1 gates on {CLIPS} clips",
+            f"  token_equality: * > 0 (* of {CLIPS} clips differ; first: clip-* diverges at *)",
+            "per clip, PyTorch reference vs variant:",
+            "Next: the fp32 ONNX pipeline ('fp32') decodes differently from the PyTorch "
+            "pipeline: check the export*",
+        ]
+    )
+
+
+def test_a_variant_set_named_fp32_clashes_with_the_gated_fp32_onnx_set(
+    run: RunPytest, pytester: pytest.Pytester, seq_export: SeqExport
+) -> None:
+    table = f'clips_dir = "{seq_export.clips}"\nvariant_sets = {{ fp32 = "int8" }}\n'
+    project(pytester, seq_export, table, torch_reference=True)
+    result = sequence_run(run)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["onnxparity: *: variant set 'fp32' is the name of the fp32 ONNX set, which is gated*"]
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,8 +410,8 @@ def test_a_slow_variant_set_fails_a_relative_rtf_budget(
     result.stdout.fnmatch_lines(
         [
             "*_ pipeline::rtf[[]int8] _*",
-            "pipeline[[]int8] rtf * is *x the reference fp32's *, above 3x = * "
-            "(budget int8:rtf<=3x from --parity-speed-budget)",
+            "pipeline[[]int8] rtf * is *x the reference fp32's (median of interleaved pairs; "
+            "reference median *), above 3x (budget int8:rtf<=3x from --parity-speed-budget)",
             "  measured: median of 1 passes over the clips after 0 warm-up *",
             "  slowest clip: clip-000 rtf *",
             "  context: CPUExecutionProvider, intra-op threads *, onnxruntime *",
@@ -382,17 +452,12 @@ def test_a_missing_adapter_is_one_failing_test_with_one_clear_line(
             "'max_wrr'; allowed keys: require_token_equality, *",
         ),
         (
-            "max_wer = 0.1\n",
-            [],
-            "ERROR: onnxparity: *[[]tool.onnxparity.sequence]: no clips: set clips_dir *",
-        ),
-        (
             'clips_dir = "clips"\n',
             ["--parity-clips-limit", "0"],
             "*error: argument --parity-clips-limit: expected a number of clips >= 1, got '0'",
         ),
     ],
-    ids=["unknown-key", "no-clips", "bad-limit"],
+    ids=["unknown-key", "bad-limit"],
 )
 def test_a_bad_sequence_config_is_a_usage_error_naming_the_key(
     run: RunPytest,

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import RunPytest
 
 EXAMPLE_VARIANT_TESTS = 6
+WEIGHT_TESTS = 6  # weights[<variant>]: one per variant file, on by default
 GRAPH_FILES = 8  # encoder and classifier: fp32 reference + fp16, int8, int4
 IMPOSSIBLE = "latency_ms<=0.000001"  # one nanosecond per call
 
@@ -53,7 +54,7 @@ def test_a_plain_run_adds_no_timing_test_and_prints_the_size_tables(
     run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     result = run("--onnx-dir", str(export_dir))
-    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS)
+    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + WEIGHT_TESTS)
     result.stdout.fnmatch_lines(
         [
             "*= onnxparity sizes =*",
@@ -78,7 +79,7 @@ def test_a_speed_budget_times_every_graph_file_and_reports_the_figures(
     run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     result = run("--onnx-dir", str(export_dir), "--parity-speed-budget", "latency_ms<=10000")
-    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + GRAPH_FILES)
+    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + WEIGHT_TESTS + GRAPH_FILES)
     result.stdout.fnmatch_lines(
         [
             "onnxparity speed: budgets latency_ms<=10000; median of 5 after 1 warm-up; "
@@ -268,10 +269,13 @@ def test_a_deliberately_slowed_variant_fails_a_relative_real_time_gate_its_peers
     )
     result.stdout.fnmatch_lines(
         [
-            "encoder[[]int4[]] rtf * is *x the reference fp32's *, above 3x = * "
-            "(budget rtf<=3x from --parity-speed-budget)",
-            "  measured: median of 3 passes over the clips after 1 warm-up *",
-            "  reference fp32: median of 3 passes over the clips after 1 warm-up *",
+            "encoder[[]int4[]] rtf * is *x the reference fp32's (median of interleaved pairs; "
+            "reference median *), above 3x (budget rtf<=3x from --parity-speed-budget)",
+            "  measured: median of 3 passes over the clips after 1 warm-up "
+            "(*; timer pytest-benchmark, interleaved with the reference)",
+            "  reference fp32: median of 3 passes over the clips after 1 warm-up "
+            "(*; timer time.perf_counter, interleaved with the variant)",
+            "  variant / reference, pair by pair: *x (IQR *-* over 3 pairs)",
             "  slowest clip: clip* rtf * (* ms for 1 s of audio)",
         ]
     )
@@ -280,6 +284,10 @@ def test_a_deliberately_slowed_variant_fails_a_relative_real_time_gate_its_peers
     assert measurement["audio_s"] == 2.0
     assert [clip["clip"] for clip in measurement["clips"]] == ["clip0", "clip1"]
     assert int4["details"]["budgets"][0]["ratio_to_reference"] > 3
+    paired = int4["details"]["paired"]
+    assert len(paired["ratios"]) == 3
+    assert paired["q1"] <= paired["median"] <= paired["q3"]
+    assert int4["details"]["budgets"][0]["ratio_to_reference"] == paired["median"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,7 +433,7 @@ def test_an_oversize_bundle_fails_its_size_gate(
     run: RunPytest, pytester: pytest.Pytester, export_dir: Path
 ) -> None:
     result = run("--onnx-dir", str(export_dir), "--parity-size-budget", "int4:size_mb<=0.01")
-    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS, failed=1)
+    result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + WEIGHT_TESTS, failed=1)
     result.stdout.fnmatch_lines(
         [
             "onnxparity size: budgets int4:size_mb<=0.01",

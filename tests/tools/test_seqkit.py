@@ -19,6 +19,7 @@ from pytest_onnxparity.speech.sequence.pipeline import (
     PipelineOutput,
     decode_references,
     run_adapter,
+    run_reference_pipeline,
 )
 from pytest_onnxparity.speech.sequence.verdict import evaluate_sequence
 from pytest_onnxparity.speech.transcripts import TextNormalization
@@ -230,7 +231,7 @@ def test_a_damaged_decoder_fails_token_and_wer_gates_with_the_per_clip_table(
             "  token_equality: * > 0 (* of 12 clips differ; first: clip-* diverges at token *)",
             "  max_forced_argmax_mismatches: * > 0 (worst clip clip-*: * steps)",
             "  max_wer: * > 0.02 (* edits / * words; worst clip clip-*: *)",
-            "per clip, reference vs variant:",
+            "per clip, fp32 ONNX reference vs variant:",
             "clip*dur_s*reference*variant*match*wer*edits*diverges",
             "clip-000*",
             "*NO*",
@@ -240,6 +241,62 @@ def test_a_damaged_decoder_fails_token_and_wer_gates_with_the_per_clip_table(
     details = result["details"]
     assert len(details["clips"]) == 12  # type: ignore[index]
     json.dumps(result, allow_nan=False)
+
+
+@pytest.fixture(scope="session")
+def torch_references(clips: list[Clip]) -> dict[str, PipelineOutput]:
+    pipeline = seqkit.TorchPipeline(seqkit.train_seq_model())
+    return {clip.id: run_reference_pipeline(pipeline, clip) for clip in clips}
+
+
+def test_the_fp32_onnx_pipeline_matches_the_torch_pipeline_token_for_token(
+    reference_paths: dict[str, Path],
+    adapter: seqkit.GreedyAdapter,
+    clips: list[Clip],
+    torch_references: dict[str, PipelineOutput],
+) -> None:
+    comparisons = compare_variant_set(
+        adapter,
+        seqkit.open_graphs(reference_paths),
+        clips,
+        torch_references,
+        NORM,
+        teacher_forcing=True,
+    )
+    gates = SequenceGates(max_forced_argmax_mismatches=0, require_transcript_match=True)
+    result = evaluate_sequence(comparisons, gates, variant_set="fp32", reference="pytorch")
+    assert result.passed, result.message
+    assert result.details["reference_label"] == "PyTorch"
+    corpus = result.details["corpus"]
+    assert corpus["first_step_agreeing_clips"] == len(clips)
+    assert corpus["reference_steps"] == corpus["reference_tokens"] + len(clips)
+
+
+def test_an_fp32_export_with_one_weight_changed_fails_the_gate_against_torch(
+    reference_paths: dict[str, Path],
+    export_dir: Path,
+    adapter: seqkit.GreedyAdapter,
+    clips: list[Clip],
+    torch_references: dict[str, PipelineOutput],
+) -> None:
+    damaged = seqkit.damaged_variant_set(reference_paths, export_dir)
+    comparisons = compare_variant_set(
+        adapter, seqkit.open_graphs(damaged), clips, torch_references, NORM, teacher_forcing=False
+    )
+    result = evaluate_sequence(
+        comparisons, SequenceGates(), variant_set="fp32", reference="pytorch"
+    )
+    assert not result.passed
+    pytest.LineMatcher(str(result.message).splitlines()).fnmatch_lines(
+        [
+            "sequence gates failed for variant set 'fp32' against the PyTorch pipeline: "
+            "1 of 1 gates on 12 clips",
+            "  token_equality: * > 0 (* of 12 clips differ; first: clip-* diverges at token *)",
+            "per clip, PyTorch reference vs variant:",
+            "Next: the fp32 ONNX pipeline ('fp32') decodes differently from the PyTorch "
+            "pipeline: check the export*",
+        ]
+    )
 
 
 def test_a_config_driven_run_over_mixed_variant_sets(

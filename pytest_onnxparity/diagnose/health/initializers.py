@@ -1,7 +1,8 @@
 """``health:initializers``: no NaN/Inf in float tensors (a single-value ±Inf, the fill value of
 ``masked_fill(-inf)``, is a warning where the reference has it too); no weight that the variant
-made all-zero or constant where the reference's tensor is not (compared after dequantizing, see
-:mod:`pytest_onnxparity.onnxfile.dequantize`); all-zero weight matrices of a reference reported
+made all-zero, constant or far off (rel_l2 above 0.5, every tier's limit) where the reference's
+tensor is not, compared after dequantizing and matching as weight-space parity does (see
+:mod:`pytest_onnxparity.compare.weight_space`); all-zero weight matrices of a reference reported
 as warnings. Tensor values are streamed one at a time from their sidecar files."""
 
 from __future__ import annotations
@@ -12,21 +13,26 @@ from typing import Any
 
 import numpy as np
 
+from pytest_onnxparity.compare.weight_space import DEFAULT_LIMITS
+from pytest_onnxparity.compare.weight_space.matching import match_weights
+from pytest_onnxparity.compare.weight_space.report import UncomparedForm
+from pytest_onnxparity.compare.weight_space.run import iter_aligned_forms
+from pytest_onnxparity.compare.weight_space.statistics import measure
 from pytest_onnxparity.diagnose.health.common import DETAIL_ITEMS, Outcome, listed, load_model
 from pytest_onnxparity.diagnose.health.config import (
     DEFAULT_DOMAIN,
 )
-from pytest_onnxparity.onnxfile.dequantize import (
-    dequantize,
-    read_array,
-)
+from pytest_onnxparity.onnxfile.dequantize import read_array
 from pytest_onnxparity.onnxfile.graph import (
     GraphIndex,
     float_element_types,
     iter_nodes,
     node_label,
 )
-from pytest_onnxparity.onnxfile.weight_forms import locate_forms, reference_weights
+from pytest_onnxparity.onnxfile.weight_forms import reference_weights
+
+LOOSEST_REL_L2 = max(limits.rel_l2 or 0.0 for limits in DEFAULT_LIMITS.values())
+"""A weight off by more than every tier's default rel_l2 limit is broken whatever its storage."""
 
 
 def check_initializers(path: Path, reference_path: Path | None) -> Outcome:
@@ -85,9 +91,10 @@ def check_initializers(path: Path, reference_path: Path | None) -> Outcome:
     )
     if collapsed:
         problems += [
-            f"{path}: {len(collapsed)} weights are all-zero or constant where the reference "
-            f"({reference_path.name}) varies, after dequantizing; re-run the quantizer and "
-            "check its scales and zero points",
+            f"{path}: {len(collapsed)} weights are all-zero, constant or far off where the "
+            f"reference ({reference_path.name}) varies, after dequantizing; re-run the quantizer "
+            "and check its scales, zero points and packing (the weights test compares every "
+            "weight against its tier's limits)",
             *listed(
                 [
                     f"{item['reference']} -> {item['tensor']} as {item['storage']}: "
@@ -161,53 +168,59 @@ def _zero_weight_matrices(index: GraphIndex, base_dir: Path) -> list[str]:
 def _collapsed_weights(
     path: Path, index: GraphIndex, reference_path: Path
 ) -> tuple[list[dict[str, Any]], int, list[dict[str, str]]]:
-    """Variant forms that are all-zero or constant although their reference tensor is not.
+    """Variant forms that are all-zero or constant although their reference tensor is not, or
+    off by more than the loosest weight-space limit (``rel_l2`` 0.5, int4's).
 
-    A form is flagged only when a faithful quantizer at its resolution (``step``, its largest
-    quantization step) could not have produced it: all-zero while the reference reaches beyond
-    one step, constant while the reference spans more than two. Zero biases and near-constant
-    tensors (LayerNorm gains in fp16, say) therefore pass.
+    Forms are matched, dequantized and lined up as weight-space parity does them
+    (:mod:`pytest_onnxparity.compare.weight_space`), so every quantized layout it reads is seen
+    here too (a packed 4-bit table written with the wrong sign convention is off, not constant).
+    A form is flagged as collapsed only when a faithful quantizer at its resolution (``step``,
+    its largest quantization step) could not have produced it: all-zero while the reference
+    reaches beyond one step, constant while the reference spans more than two. Zero biases and
+    near-constant tensors (LayerNorm gains in fp16, say) therefore pass.
     """
     reference = GraphIndex.of(load_model(reference_path))
-    floats = float_element_types()
-    names = [n for n, t in reference.initializers.items() if t.data_type in floats]
-    forms = locate_forms(reference, index, names)
+    matching = match_weights(reference, index)
     collapsed: list[dict[str, Any]] = []
     uncompared: list[dict[str, str]] = []
     compared = 0
-    for name in names:
-        if not forms[name]:
-            continue
-        ref = read_array(reference.initializers[name], reference_path.parent).astype(np.float64)
-        if not ref.size or not np.all(np.isfinite(ref)) or not np.any(ref):
-            continue
-        peak, spread = float(np.max(np.abs(ref))), float(np.ptp(ref))
-        for form in forms[name]:
-            dequantized = dequantize(form, index, path.parent)
-            if dequantized is None:
-                uncompared.append(
-                    {"reference": name, "tensor": form.tensor, "storage": form.storage}
-                )
-                continue
-            compared += 1
-            values, step = dequantized
-            if not np.all(np.isfinite(values)):
-                continue  # reported as NaN/Inf already
-            if not np.any(values) and peak > step:
-                kind = "all zeros"
-            elif values.size > 1 and np.ptp(values) == 0 and spread > 2 * step:
-                kind = f"constant {float(values.flat[0]):.4g}"
-            else:
-                continue
-            collapsed.append(
+    for aligned in iter_aligned_forms(reference_path, path, reference, index, matching):
+        if isinstance(aligned, UncomparedForm):
+            uncompared.append(
                 {
-                    "reference": name,
-                    "tensor": form.tensor,
-                    "storage": form.storage,
-                    "kind": kind,
-                    "reference_min": float(ref.min()),
-                    "reference_max": float(ref.max()),
-                    "step": float(step),
+                    "reference": aligned.reference,
+                    "tensor": aligned.tensor,
+                    "storage": aligned.storage,
                 }
             )
+            continue
+        ref = aligned.reference_values
+        if not ref.size or not np.all(np.isfinite(ref)) or not np.any(ref):
+            continue
+        compared += 1
+        values, step = aligned.values, aligned.dequantized.step
+        if not np.all(np.isfinite(values)):
+            continue  # reported as NaN/Inf already
+        peak, spread = float(np.max(np.abs(ref))), float(np.ptp(ref))
+        rel_l2 = measure(ref, values, aligned.dequantized.float_type).rel_l2
+        if not np.any(values) and peak > step:
+            kind = "all zeros"
+        elif values.size > 1 and np.ptp(values) == 0 and spread > 2 * step:
+            kind = f"constant {float(values.flat[0]):.4g}"
+        elif rel_l2 > LOOSEST_REL_L2:
+            kind = f"off by rel_l2 {rel_l2:.3g} (above {LOOSEST_REL_L2:g}, any tier's limit)"
+        else:
+            continue
+        collapsed.append(
+            {
+                "reference": aligned.weight.name,
+                "tensor": aligned.form.tensor,
+                "storage": aligned.form.storage,
+                "kind": kind,
+                "reference_min": float(ref.min()),
+                "reference_max": float(ref.max()),
+                "step": float(step),
+                "rel_l2": rel_l2,
+            }
+        )
     return collapsed, compared, uncompared

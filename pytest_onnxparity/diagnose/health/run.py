@@ -8,9 +8,9 @@ One check per call of :func:`run_health_check`, named ``health:<check>``:
 * ``domains``: every node's operator domain among ``allowed_domains``.
 * ``initializers``: no NaN/Inf in float tensors (a single-value ±Inf, the fill value of
   ``masked_fill(-inf)``, is a warning where the reference has it too); no weight that the
-  variant made all-zero or constant where the reference's tensor is not (compared after
-  dequantizing, see :mod:`pytest_onnxparity.onnxfile.dequantize`); all-zero weight matrices of a
-  reference reported as warnings.
+  variant made all-zero, constant or far off where the reference's tensor is not (compared
+  after dequantizing, matched as :mod:`pytest_onnxparity.compare.weight_space` matches); all-zero
+  weight matrices of a reference reported as warnings.
 * ``structure``: no dangling node input, no unused initializer, the reference's graph inputs and
   outputs.
 * ``outputs``: the graph's outputs on synthesized inputs hold no NaN/Inf and are not constant.

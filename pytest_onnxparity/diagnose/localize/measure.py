@@ -1,10 +1,11 @@
-"""Localizing divergence: which intermediate tensor of a variant first drifts from its reference,
-and which layers add the most drift.
+"""Localizing divergence: which node of a variant is damaged, and where its drift shows.
 
 Both models are instrumented (their intermediate tensors become graph outputs), run on the same
-inputs, and their activations are matched by tensor name across the rewrite. Activations are
-fetched in batches of ``batch_size`` tensors, one onnxruntime session per batch and model, so
-memory holds one batch of activations per model at a time rather than every tensor of the graph.
+inputs, and their activations are matched by tensor name across the rewrite. For each batch of
+matched tensors three runs are made: the reference (the batch and the tensors its replay reads),
+the variant (its own values: the drift), and the variant's replay on the reference's values (the
+error each node adds on its own). Batches are sized from the tensors' shapes to fit the memory
+budget, and each batch is reduced to statistics before the next one runs.
 
 Exposing intermediate tensors blocks the fusions that would consume them, so the instrumented
 runs are for localization only: the end-to-end verdict always comes from the ordinary,
@@ -14,16 +15,38 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pytest_onnxparity.compare.metrics import ShapeMismatchError, compare_outputs
+from pytest_onnxparity.diagnose.localize.budget import MB, Batch, plan_batches, tensor_bytes
+from pytest_onnxparity.diagnose.localize.chain import (
+    initializers_read,
+    segment_precision,
+    weight_sources,
+)
 from pytest_onnxparity.diagnose.localize.config import LocalizeOptions
-from pytest_onnxparity.diagnose.localize.instrument import InstrumentableModel
-from pytest_onnxparity.diagnose.localize.records import Localization, TensorDrift
-from pytest_onnxparity.runtime.sessions import SessionSettings
+from pytest_onnxparity.diagnose.localize.damage import assess
+from pytest_onnxparity.diagnose.localize.instrument import FLOAT_DTYPES, InstrumentableModel
+from pytest_onnxparity.diagnose.localize.prior import WeightPrior, WeightVerdict
+from pytest_onnxparity.diagnose.localize.records import Localization, TensorDrift, WeightSource
+from pytest_onnxparity.diagnose.localize.schedule import Step, held_bytes, plan_runs
+from pytest_onnxparity.diagnose.localize.statistics import (
+    PairStatistics,
+    ShapeDifferenceError,
+    compare_tensors,
+    sqnr_db,
+)
+from pytest_onnxparity.runtime.sessions import ModelLoadError, SessionSettings
+
+PLANNED_SHARE = 0.85
+"""Batches are planned to hold this share of the budget in activations; the rest is left for
+what onnxruntime allocates inside a run (the tensors it computes but does not return)."""
+
+MAX_PLANS = 4
+"""Attempts at batches whose held values fit the budget before settling for the last."""
 
 
 def localize(
@@ -36,65 +59,138 @@ def localize(
     options: LocalizeOptions,
     workdir: Path,
     settings: SessionSettings | None = None,
+    weights: Sequence[WeightVerdict] | None = None,
 ) -> Localization:
     """Compare every float intermediate tensor of ``variant_path`` with ``reference_path`` on
-    ``inputs`` and report where the variant drifts.
+    ``inputs``, find the nodes that add damage rather than ordinary quantization noise, and say
+    where the drift shows.
 
     Tensors are matched by name; a tensor the variant quantizes through a QuantizeLinear →
     DequantizeLinear pair is compared as its consumers see it, after the pair. Only tensors
     computed from the graph inputs (not constants) of the top-level graph are considered, and
     only float ones (float16 is upcast). Instrumented copies of both models, with their weights in
     one sidecar each (so models with external data work), are written to ``workdir``; each run
-    exposes at most ``options.batch_size`` tensors. ``settings`` picks providers and threads;
-    its optimisation level is replaced by ``options.graph_optimization_level``.
+    holds at most ``options.memory_budget_mb`` of activations (estimated from shapes).
+    ``settings`` picks providers and threads; its optimisation level is replaced by
+    ``options.graph_optimization_level``. ``weights`` are weight-space parity's verdicts: a
+    failing weight makes the node that reads it damaged, and every named weight gets its error.
     """
     settings = dataclasses.replace(
         settings or SessionSettings(), graph_optimization_level=options.graph_optimization_level
     )
+    prior = WeightPrior.of(weights or ())
     workdir.mkdir(parents=True, exist_ok=True)
     reference = InstrumentableModel(reference_path, workdir / "reference.instrumented.onnx")
     candidate = InstrumentableModel(variant_path, workdir / "variant.instrumented.onnx")
-    reference_floats = reference.float_activations(settings)
-    variant_floats = candidate.float_activations(settings)
+    reference_types = reference.tensor_types(settings)
+    variant_types = candidate.tensor_types(settings)
+    reference_floats = {n for n, dtype in reference_types.items() if dtype in FLOAT_DTYPES}
+    variant_floats = {n for n, dtype in variant_types.items() if dtype in FLOAT_DTYPES}
 
-    pairs: list[tuple[str, str]] = []
+    pairs: dict[str, str] = {}
     unmatched_reference: list[str] = []
     for tensor in reference.activations:
         if tensor not in reference_floats:
             continue
         seen_as = candidate.as_consumed(tensor) if tensor in candidate.producer else None
         if seen_as is not None and seen_as in variant_floats:
-            pairs.append((tensor, seen_as))
+            pairs[tensor] = seen_as
         else:
             unmatched_reference.append(tensor)
+    # Replay reads the reference's value of every matched tensor the variant computes in float,
+    # except graph outputs: a pair of outputs swapped by name would otherwise blame its readers.
+    cuttable = {
+        name for name in pairs if name in variant_floats and name not in candidate.graph_outputs
+    }
+    budget = options.memory_budget_mb
+    plan = _plan(
+        reference,
+        candidate,
+        pairs,
+        {name: candidate.frontier(name, cuttable) for name in pairs},
+        (set(reference_types), set(variant_types)),
+        tensor_bytes(reference.model, inputs, reference.activations),
+        int(budget * MB * PLANNED_SHARE),
+        options.batch_size,
+    )
 
-    drifts: dict[str, TensorDrift] = {}
-    runs = 0
-    for batch in _batches(pairs, options.batch_size):
-        reference_values = reference.run([ref for ref, _ in batch], inputs, settings)
-        variant_values = candidate.run([var for _, var in batch], inputs, settings)
-        runs += 1
-        for ref_name, var_name in batch:
-            drift = _measure(
-                reference, ref_name, var_name, reference_values[ref_name], variant_values[var_name]
+    measured: dict[str, tuple[PairStatistics, float]] = {}
+    differing: list[str] = []
+    replay_error: str | None = None
+    reference_held: dict[str, np.ndarray] = {}
+    variant_held: dict[str, np.ndarray] = {}
+    for batch, reference_step, variant_step in zip(*plan.steps, strict=True):
+        reference_values = _run(reference, reference_step, reference_held, inputs, settings)
+        variant_values = _run(candidate, variant_step, variant_held, inputs, settings)
+        drifts: dict[str, PairStatistics] = {}
+        for name in batch.tensors:
+            try:
+                drifts[name] = compare_tensors(reference_values[name], variant_values[pairs[name]])
+            except ShapeDifferenceError as error:
+                differing.append(f"{name}: {error}")
+        del variant_values
+        replayable = [name for name in drifts if name in variant_floats]
+        local: dict[str, float] = {}
+        try:
+            replayed = candidate.run(
+                replayable,
+                inputs,
+                settings,
+                fed={
+                    name: reference_values[name].astype(variant_types[name], copy=False)
+                    for name in batch.frontier
+                },
             )
-            if drift is None:
-                unmatched_reference.append(ref_name)
-            else:
-                drifts[ref_name] = drift
-        del reference_values, variant_values
+        except ModelLoadError as error:
+            replay_error = replay_error or str(error)
+        else:
+            local = _local_errors(replayable, reference_values, replayed)
+            del replayed
+        for name, statistics in drifts.items():
+            measured[name] = (statistics, local.get(name, math.nan))
+        del reference_values
+        for name in reference_step.releases:
+            reference_held.pop(name, None)
+        for name in variant_step.releases:
+            variant_held.pop(name, None)
 
-    matched = _with_added_drift(reference, drifts)
-    compared_in_variant = {drift.variant_tensor for drift in matched}
-    # The pre-quantization tensor of a QDQ pair was matched through its dequantized copy.
-    compared_in_variant |= {drift.tensor for drift in matched}
+    drifts_in_order = [
+        _drift(reference, name, pairs[name], *measured[name])
+        for name in reference.activations
+        if name in measured
+    ]
+    cut_in_reference = set(cuttable)
+    failures = {
+        drift.tensor: prior.failures_read_by(
+            initializers_read(
+                reference.segment(drift.tensor, cut_in_reference), reference.initializers
+            ),
+            initializers_read(candidate.segment(drift.tensor, cuttable), candidate.initializers),
+        )
+        for drift in drifts_in_order
+    }
+    drifts_in_order = [
+        dataclasses.replace(
+            drift,
+            precision=segment_precision(
+                candidate.segment(drift.tensor, cuttable), candidate.initializers, variant_types
+            ),
+        )
+        for drift in drifts_in_order
+    ]
+    matched, noise = assess(drifts_in_order, options.damage_ratio, failures)
+    placed = {weight for names in failures.values() for weight in names}
+    compared_in_variant = {drift.variant_tensor for drift in matched} | set(measured)
+    differing_names = {entry.split(": ", 1)[0] for entry in differing}
     order = {name: index for index, name in enumerate(reference.activations)}
-    return Localization(
+    localization = Localization(
         graph=graph,
         variant=variant,
         optimization_level=options.graph_optimization_level,
         matched=matched,
-        unmatched_reference=tuple(sorted(unmatched_reference, key=order.__getitem__)),
+        unmatched_reference=tuple(
+            sorted({*unmatched_reference, *differing_names}, key=order.__getitem__)
+        ),
         unmatched_variant=tuple(
             name
             for name in candidate.activations
@@ -105,77 +201,161 @@ def localize(
         ),
         tolerance_rel_l2=options.tolerance_rel_l2,
         top_n=options.top_n,
-        instrumented_runs=runs,
+        instrumented_runs=len(plan.batches),
+        damage_ratio=options.damage_ratio,
+        noise=noise,
+        weights_checked=weights is not None,
+        unplaced_weight_failures=tuple(name for name in prior.failed if name not in placed),
+        differing_shapes=tuple(differing),
+        memory_mb=budget,
+        largest_batch_mb=plan.largest_bytes / MB,
+        replay_error=replay_error,
+    )
+    return dataclasses.replace(
+        localization,
+        sources=_sources(localization, reference, candidate, cuttable, prior),
     )
 
 
-def _batches(pairs: Sequence[tuple[str, str]], size: int) -> Iterator[Sequence[tuple[str, str]]]:
-    for start in range(0, len(pairs), size):
-        yield pairs[start : start + size]
+@dataclass(frozen=True)
+class _Plan:
+    batches: tuple[Batch, ...]
+    reference_steps: tuple[Step, ...]
+    variant_steps: tuple[Step, ...]
+    largest_bytes: int
+
+    @property
+    def steps(self) -> tuple[tuple[Batch, ...], tuple[Step, ...], tuple[Step, ...]]:
+        return self.batches, self.reference_steps, self.variant_steps
 
 
-def _measure(
+def _plan(
     reference: InstrumentableModel,
-    ref_name: str,
-    var_name: str,
-    ref_value: np.ndarray,
-    var_value: np.ndarray,
-) -> TensorDrift | None:
-    """The drift of one tensor, or None where the two are not comparable (shape or dtype)."""
-    ref_value, var_value = np.asarray(ref_value), np.asarray(var_value)
-    if ref_value.dtype.kind != "f" or var_value.dtype.kind != "f":
-        return None
-    try:
-        stats = compare_outputs(ref_name, ref_value, var_value, argmax_axis=None)
-    except ShapeMismatchError:
-        return None
-    rel_l2 = math.inf if stats.nonfinite_in_variant else stats.rel_l2
-    node = reference.nodes[reference.producer[ref_name]]
+    candidate: InstrumentableModel,
+    pairs: Mapping[str, str],
+    frontiers: Mapping[str, Sequence[str]],
+    feedable: tuple[set[str], set[str]],
+    sizes: Mapping[str, int],
+    budget_bytes: int,
+    max_tensors: int | None,
+) -> _Plan:
+    """Batches within the budget, counting the values held from one batch to the next (planned
+    again with smaller batches where holding them overshot it; a single tensor larger than the
+    budget is run on its own all the same)."""
+    unknown = max(sizes.values(), default=0)
+    usable = budget_bytes
+    for _ in range(MAX_PLANS):
+        batches = tuple(plan_batches(list(pairs), frontiers, sizes, usable, max_tensors))
+        reference_steps = plan_runs(
+            [[*batch.tensors, *batch.frontier] for batch in batches],
+            reference.nodes,
+            reference.producer,
+            feedable[0],
+            reference.reads,
+        )
+        variant_steps = plan_runs(
+            [[pairs[name] for name in batch.tensors] for batch in batches],
+            candidate.nodes,
+            candidate.producer,
+            feedable[1],
+            candidate.reads,
+        )
+        # The variant's values have the reference's shapes where the names agree.
+        largest = max(
+            (
+                a + b
+                for a, b in zip(
+                    held_bytes(reference_steps, sizes, unknown),
+                    held_bytes(variant_steps, sizes, unknown),
+                    strict=True,
+                )
+            ),
+            default=0,
+        )
+        if largest <= budget_bytes or len(batches) == len(pairs):
+            break
+        usable = max(1, int(usable * budget_bytes / largest))
+    return _Plan(batches, tuple(reference_steps), tuple(variant_steps), largest)
+
+
+def _run(
+    model: InstrumentableModel,
+    step: Step,
+    held: dict[str, np.ndarray],
+    inputs: Mapping[str, np.ndarray],
+    settings: SessionSettings,
+) -> dict[str, np.ndarray]:
+    """One model's values for a batch: what its run computes, and what it read from ``held``
+    (to which it adds what later runs read)."""
+    read = {name: held[name] for name in step.reads}
+    values = {**read, **model.run(step.exposes, inputs, settings, fed=read)}
+    held.update({name: values[name] for name in step.keeps})
+    return values
+
+
+def _local_errors(
+    names: Sequence[str],
+    reference_values: Mapping[str, np.ndarray],
+    replayed: Mapping[str, np.ndarray],
+) -> dict[str, float]:
+    """Each tensor's rel_l2 when only its own segment runs in the variant."""
+    local = {}
+    for name in names:
+        try:
+            statistics = compare_tensors(reference_values[name], replayed[name], rel_l2_only=True)
+        except ShapeDifferenceError:
+            local[name] = math.inf
+            continue
+        local[name] = math.nan if statistics.masked else statistics.rel_l2
+    return local
+
+
+def _drift(
+    reference: InstrumentableModel,
+    name: str,
+    variant_name: str,
+    statistics: PairStatistics,
+    local_rel_l2: float,
+) -> TensorDrift:
+    depth = reference.producer[name]
+    node = reference.nodes[depth]
     return TensorDrift(
-        tensor=ref_name,
+        tensor=name,
         node=node.name,
         op_type=node.op_type,
-        depth=reference.producer[ref_name],
-        max_abs=stats.max_abs,
-        mean_abs=stats.mean_abs,
-        rel_l2=rel_l2,
-        sqnr_db=_sqnr_db(rel_l2),
-        cosine=stats.cosine,
-        variant_tensor=var_name,
-        shape=stats.shape,
-        nonfinite_in_variant=stats.nonfinite_in_variant,
+        depth=depth,
+        max_abs=statistics.max_abs,
+        mean_abs=statistics.mean_abs,
+        rel_l2=statistics.rel_l2,
+        sqnr_db=sqnr_db(statistics.rel_l2),
+        cosine=statistics.cosine,
+        local_rel_l2=local_rel_l2,
+        variant_tensor=variant_name,
+        shape=statistics.shape,
+        nonfinite_in_variant=statistics.nonfinite_in_variant,
+        fill_fraction=statistics.fill_fraction,
+        masked=statistics.masked,
     )
 
 
-def _sqnr_db(rel_l2: float) -> float:
-    """Signal-to-quantization-noise ratio: ``10·log10(‖ref‖² / ‖var − ref‖²)``, which is
-    ``−20·log10(rel_l2)``."""
-    if rel_l2 == 0.0:
-        return math.inf
-    if math.isinf(rel_l2):
-        return -math.inf
-    return -20.0 * math.log10(rel_l2)
-
-
-def _with_added_drift(
-    reference: InstrumentableModel, drifts: Mapping[str, TensorDrift]
-) -> tuple[TensorDrift, ...]:
-    """The matched drifts in topological order, each with the drift its own layer adds.
-
-    A tensor inherits the worst drift of the matched tensors upstream of it; unmatched tensors
-    pass their inputs' drift through, so a layer hidden by a rewrite is charged to the next
-    matched tensor.
-    """
-    inherited: dict[str, float] = {}
-    ordered = []
-    for node in reference.nodes:
-        upstream = max((inherited.get(name, 0.0) for name in node.input), default=0.0)
-        for name in node.output:
-            drift = drifts.get(name)
-            if drift is None:
-                inherited[name] = upstream
-                continue
-            inherited[name] = drift.rel_l2
-            added = 0.0 if math.isinf(upstream) else max(drift.rel_l2 - upstream, 0.0)
-            ordered.append(dataclasses.replace(drift, added_rel_l2=added))
-    return tuple(ordered)
+def _sources(
+    localization: Localization,
+    reference: InstrumentableModel,
+    candidate: InstrumentableModel,
+    cuttable: set[str],
+    prior: WeightPrior,
+) -> dict[str, tuple[WeightSource, ...]]:
+    """The stored weights behind every damaged tensor and the top-ranked ones."""
+    wanted = {drift.tensor: None for drift in localization.damaged()}
+    wanted.update({drift.tensor: None for drift in localization.top(localization.top_n)})
+    sources = {}
+    for tensor in wanted:
+        found = weight_sources(
+            candidate.segment(tensor, cuttable),
+            candidate.initializers,
+            initializers_read(reference.segment(tensor, cuttable), reference.initializers),
+            prior,
+        )
+        if found:
+            sources[tensor] = found
+    return sources

@@ -20,7 +20,13 @@ import numpy as np
 AUDIO_SUFFIXES = (".wav", ".flac")
 
 
-SPEECH_EXTRA = "pytest-onnxparity[speech]"
+SPEECH_PACKAGES = {
+    "jiwer": "jiwer",
+    "soundfile": "soundfile",
+    "scipy": "scipy",
+    "datasets": "datasets",
+}
+"""Module -> the distribution to install (the ``speech`` extra: all four)."""
 
 
 class ClipError(ValueError):
@@ -28,12 +34,14 @@ class ClipError(ValueError):
 
 
 def require_speech_extra(module: str) -> ModuleType:
-    """Import ``module`` (jiwer, soundfile, scipy, datasets) or fail naming the extra to install."""
+    """Import ``module`` (jiwer, soundfile, scipy, datasets) or fail naming what to install."""
     try:
         return importlib.import_module(module)
     except ImportError:
         raise ImportError(
-            f"{module} is needed for sequence and speech gates: pip install {SPEECH_EXTRA}"
+            f"{module} is needed for sequence and speech gates: pip install "
+            f"{SPEECH_PACKAGES.get(module, module)} (all of them: pip install "
+            f"{' '.join(SPEECH_PACKAGES.values())})"
         ) from None
 
 
@@ -122,7 +130,10 @@ def load_audio_folder(
     for path in _audio_files(folder)[:limit]:
         audio, rate = decode_audio(path, str(path))
         transcript = path.with_suffix(".txt")
-        text = transcript.read_text(encoding="utf-8").strip() if transcript.is_file() else None
+        try:
+            text = transcript.read_text(encoding="utf-8").strip() if transcript.is_file() else None
+        except UnicodeDecodeError:
+            raise ClipError(f"{transcript}: not UTF-8 text; save the transcript as UTF-8") from None
         clips.append(make_clip(_folder_clip_id(folder, path), audio, rate, text, sample_rate))
     return clips
 

@@ -106,6 +106,20 @@ class ClipSource:
             parts.append("streamed")
         return f"dataset {name} ({', '.join(parts)})"
 
+    def dataset_card(self, base_dir: Path | None = None) -> dict[str, Any]:
+        """The dataset as a model card's evaluation results name it: ``type`` (the hub id, or
+        ``audiofolder`` for local files), ``name``, ``config``, ``split``."""
+        if self.dataset is not None and not self._resolve(self.dataset, base_dir).is_dir():
+            return {
+                "type": self.dataset,
+                "name": self.dataset,
+                "config": self.dataset_config,
+                "split": self.split,
+            }
+        local = self._resolve(self.clips_dir or self.dataset or ".", base_dir)
+        split = self.split if self.dataset is not None else None
+        return {"type": "audiofolder", "name": local.name, "config": None, "split": split}
+
     @staticmethod
     def _resolve(path: str, base_dir: Path | None) -> Path:
         candidate = Path(path)

@@ -44,7 +44,16 @@ def compare_variant_set(
 
 
 def token_levenshtein(a: Sequence[int], b: Sequence[int]) -> int:
-    """Edit distance (insertions, deletions, substitutions) between two token sequences."""
+    """Edit distance (insertions, deletions, substitutions) between two token sequences
+    (rapidfuzz's ``Levenshtein.distance``, which jiwer installs; plain Python without it)."""
+    try:
+        from rapidfuzz.distance import Levenshtein
+    except ImportError:
+        return _levenshtein(a, b)
+    return int(Levenshtein.distance(list(a), list(b)))
+
+
+def _levenshtein(a: Sequence[int], b: Sequence[int]) -> int:
     previous = list(range(len(b) + 1))
     for i, token_a in enumerate(a, start=1):
         current = [i]
@@ -78,7 +87,9 @@ class ClipComparison:
     ``argmax_mismatches_free`` compares each step's argmax of the free-running decodes (after a
     first divergence the inputs differ, so it counts consequences too);
     ``argmax_mismatches_forced`` compares them when the variant is fed the reference tokens
-    (None when not measured). Error counts are None when a text is missing.
+    (None when not measured); ``reference_steps`` is how many steps the reference's argmax has
+    (the N of "n/N mismatches"). ``first_step_agrees`` says the first decoder step chose the
+    same token (end-of-sequence included). Error counts are None when a text is missing.
     """
 
     clip_id: str
@@ -96,6 +107,10 @@ class ClipComparison:
     cer_vs_reference: ErrorCounts | None
     wer_vs_truth: ErrorCounts | None
     reference_wer_vs_truth: ErrorCounts | None
+    reference_steps: int = 0
+    first_step_agrees: bool = True
+    cer_vs_truth: ErrorCounts | None = None
+    reference_cer_vs_truth: ErrorCounts | None = None
 
     @property
     def tokens_equal(self) -> bool:
@@ -150,6 +165,7 @@ def compare_clip(
             # row has no counterpart among them.
             forced_steps = forced_steps[: len(reference.tokens)]
         forced_mismatches = argmax_mismatches(reference.step_argmax, forced_steps)
+    reference_steps, variant_steps = reference.step_argmax, variant.step_argmax
     both_texts = reference.text is not None and variant.text is not None
     truth = clip.text
     return ClipComparison(
@@ -162,7 +178,7 @@ def compare_clip(
         ground_truth=truth,
         token_edits=token_levenshtein(reference.tokens, variant.tokens),
         first_divergence=first_divergence(reference.tokens, variant.tokens),
-        argmax_mismatches_free=argmax_mismatches(reference.step_argmax, variant.step_argmax),
+        argmax_mismatches_free=argmax_mismatches(reference_steps, variant_steps),
         argmax_mismatches_forced=forced_mismatches,
         wer_vs_reference=(
             word_errors(reference.text, variant.text, norm)  # type: ignore[arg-type]
@@ -181,6 +197,18 @@ def compare_clip(
         ),
         reference_wer_vs_truth=(
             word_errors(truth, reference.text, norm)
+            if truth is not None and reference.text is not None
+            else None
+        ),
+        reference_steps=len(reference_steps),
+        first_step_agrees=reference_steps[:1] == variant_steps[:1],
+        cer_vs_truth=(
+            char_errors(truth, variant.text, norm)
+            if truth is not None and variant.text is not None
+            else None
+        ),
+        reference_cer_vs_truth=(
+            char_errors(truth, reference.text, norm)
             if truth is not None and reference.text is not None
             else None
         ),

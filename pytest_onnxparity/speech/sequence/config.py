@@ -24,6 +24,7 @@ SEQUENCE_KEYS = (
     "variant_sets",
     "overrides",
     "normalization",
+    "reference_gates",
 )
 
 
@@ -35,7 +36,9 @@ class SequenceOptions:
     graph's reference; a role a set leaves out uses its reference), or to one tag for every role
     when ``graphs`` is not listed (the adapter's ``graphs`` name the roles then). Without any
     set, each tag that every graph has is a set (``sequence_run.resolve_variant_sets``).
-    ``overrides`` holds per-set gate limits over ``gates``.
+    ``overrides`` holds per-set gate limits over ``gates``. ``reference_gates`` are the fp32
+    ONNX set's limits against the upstream (PyTorch) pipeline, when a conftest gives one
+    (``pytest_onnxparity_reference_pipeline``): identical tokens unless the table relaxes them.
     """
 
     gates: SequenceGates = field(default_factory=SequenceGates)
@@ -44,6 +47,7 @@ class SequenceOptions:
     graphs: tuple[str, ...] = ()
     variant_sets: Mapping[str, str | Mapping[str, str]] = field(default_factory=dict)
     overrides: Mapping[str, SequenceGates] = field(default_factory=dict)
+    reference_gates: SequenceGates = field(default_factory=SequenceGates)
 
     def gates_for(self, variant_set: str) -> SequenceGates:
         """The gates of ``variant_set``: its override if it has one, else the table's."""
@@ -60,6 +64,7 @@ class SequenceOptions:
                 for name, roles in self.variant_sets.items()
             },
             "overrides": {name: gates.to_json() for name, gates in self.overrides.items()},
+            "reference_gates": self.reference_gates.to_json(),
         }
 
 
@@ -79,6 +84,7 @@ def parse_sequence_options(raw: Mapping[str, Any], where: str) -> SequenceOption
         max_wer = 0.02
         normalization = { remove = ["<unk>"] }
         overrides = { mixed = { max_wer = 0.05 } }
+        reference_gates = { require_token_equality = true }   # fp32 ONNX vs PyTorch
 
     A variant set given as one tag (``int8 = "int8"``) uses that tag for every graph of the
     pipeline (``graphs``, or the adapter's ``graphs`` attribute).
@@ -99,8 +105,12 @@ def parse_sequence_options(raw: Mapping[str, Any], where: str) -> SequenceOption
             )
         check_keys(table_value, GATE_KEYS, override_where)
         overrides[name] = _gates({**gates.to_json(), **table_value}, override_where)
+    reference_where = f"{where} reference_gates"
+    reference_table = sub_table(raw, "reference_gates", where)
+    check_keys(reference_table, GATE_KEYS, reference_where)
     return SequenceOptions(
         gates=gates,
+        reference_gates=_gates(reference_table, reference_where),
         normalization=parse_normalization(
             sub_table(raw, "normalization", where), f"{where} normalization"
         ),

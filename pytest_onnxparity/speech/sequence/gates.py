@@ -137,6 +137,10 @@ class SequenceSummary:
     cer_vs_reference: ErrorCounts | None
     wer_vs_truth: ErrorCounts | None
     reference_wer_vs_truth: ErrorCounts | None
+    reference_steps: int = 0
+    first_step_agreeing_clips: int = 0
+    cer_vs_truth: ErrorCounts | None = None
+    reference_cer_vs_truth: ErrorCounts | None = None
 
     @property
     def wer_increase_vs_truth(self) -> float | None:
@@ -181,6 +185,10 @@ def summarize(comparisons: Sequence[ClipComparison]) -> SequenceSummary:
         cer_vs_reference=_total_or_none([c.cer_vs_reference for c in comparisons]),
         wer_vs_truth=_total_or_none([c.wer_vs_truth for c in comparisons]),
         reference_wer_vs_truth=_total_or_none([c.reference_wer_vs_truth for c in comparisons]),
+        reference_steps=sum(c.reference_steps for c in comparisons),
+        first_step_agreeing_clips=sum(1 for c in comparisons if c.first_step_agrees),
+        cer_vs_truth=_total_or_none([c.cer_vs_truth for c in comparisons]),
+        reference_cer_vs_truth=_total_or_none([c.reference_cer_vs_truth for c in comparisons]),
     )
 
 

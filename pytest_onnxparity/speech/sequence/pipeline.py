@@ -25,6 +25,13 @@ PIPELINE_GRAPH = "pipeline"
 REFERENCE_TAG = "fp32"
 
 
+TORCH_REFERENCE = "pytorch"
+"""The name of the upstream (PyTorch) pipeline among the references a set is compared with."""
+
+
+REFERENCE_LABELS = {REFERENCE_TAG: "fp32 ONNX", TORCH_REFERENCE: "PyTorch"}
+
+
 class AdapterError(RuntimeError):
     """A pipeline adapter returned something the gates cannot use; the message says what."""
 
@@ -102,6 +109,27 @@ def run_adapter(
             f"pipeline adapter {name} returned no step_logits under forced_tokens for clip "
             f"{clip.id!r}; return each forced step's logits, or unset "
             "max_forced_argmax_mismatches"
+        )
+    return output
+
+
+class ReferencePipeline(Protocol):
+    """The upstream pipeline (a PyTorch model's greedy loop, ``transformers``' ``generate()``…)
+    on one clip: the same :class:`PipelineOutput` the ONNX adapter returns, so the fp32 ONNX
+    set can be gated against it. ``step_logits``, when returned, give its per-step argmax."""
+
+    def __call__(self, clip: Clip) -> PipelineOutput: ...
+
+
+def run_reference_pipeline(pipeline: ReferencePipeline, clip: Clip) -> PipelineOutput:
+    """Call the upstream ``pipeline`` on ``clip`` and check that it returned a
+    :class:`PipelineOutput`."""
+    output = pipeline(clip)
+    if not isinstance(output, PipelineOutput):
+        name = getattr(pipeline, "__qualname__", type(pipeline).__qualname__)
+        raise AdapterError(
+            f"reference pipeline {name} returned {type(output).__name__} for clip {clip.id!r}; "
+            "return pytest_onnxparity.PipelineOutput(tokens=..., text=...)"
         )
     return output
 

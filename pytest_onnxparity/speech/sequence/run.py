@@ -1,5 +1,6 @@
 """One process's share of a sequence run: the variant sets resolved against the export folder,
-the clips loaded once, each clip's reference decode and each (set, clip) comparison cached.
+the clips loaded once, each clip's reference decodes (the fp32 ONNX set's and, when given, the
+upstream PyTorch pipeline's) and each (set, clip, reference) comparison cached.
 
 No pytest here. The glue makes one :class:`SequenceCache` per process (per xdist worker) and
 asks it for comparisons item by item; whichever item needs a clip first loads the clips, and
@@ -21,9 +22,12 @@ from pytest_onnxparity.speech.audio.clips import Clip, ClipError
 from pytest_onnxparity.speech.sequence.clip_compare import ClipComparison, compare_clip
 from pytest_onnxparity.speech.sequence.pipeline import (
     REFERENCE_TAG,
+    TORCH_REFERENCE,
     PipelineAdapter,
     PipelineOutput,
+    ReferencePipeline,
     run_adapter,
+    run_reference_pipeline,
 )
 from pytest_onnxparity.speech.transcripts import TextNormalization
 
@@ -168,12 +172,14 @@ def _names(names: Any) -> str:
 
 
 class SequenceCache:
-    """Clips, reference decodes and comparisons of one process, each computed at most once.
+    """Clips, decodes and comparisons of one process, each computed at most once.
 
     ``load_clips`` loads every clip of the run (called at first use); ``open_graphs`` gives the
-    runners of a set's files (the engine's cached sessions). A failure to load the clips, or to
-    decode a clip with the reference, is kept and raised again for every item that needs it,
-    without trying again.
+    runners of a set's files (the engine's cached sessions). ``reference_pipeline``, when given,
+    is the upstream (PyTorch) pipeline: its decodes are cached like the reference set's, and
+    any set can be compared with them (``against=TORCH_REFERENCE``). A failure to load the
+    clips, or to decode a clip with a reference, is kept and raised again for every item that
+    needs it, without trying again.
     """
 
     def __init__(
@@ -184,19 +190,29 @@ class SequenceCache:
         load_clips: Callable[[], Sequence[Clip]],
         open_graphs: Callable[[VariantSet], Mapping[str, OnnxRunner]],
         normalization: TextNormalization,
+        reference_pipeline: ReferencePipeline | None = None,
     ) -> None:
         self.adapter = adapter
         self.reference = reference
         self.normalization = normalization
+        self.reference_pipeline = reference_pipeline
         self._load_clips = load_clips
         self._open_graphs = open_graphs
         self._clips: dict[str, Clip] | None = None
         self._clip_failure: Exception | None = None
-        self._references: dict[str, PipelineOutput] = {}
-        self._reference_failures: dict[str, Exception] = {}
-        self._comparisons: dict[tuple[str, str, bool], ClipComparison] = {}
+        self._outputs: dict[tuple[str, str], PipelineOutput] = {}
+        self._failures: dict[tuple[str, str], Exception] = {}
+        self._comparisons: dict[tuple[str, str, bool, str], ClipComparison] = {}
         self.decodes = 0
         """Adapter calls made by this cache (reference, free-running and teacher-forced)."""
+        self.reference_decodes = 0
+        """Calls of the upstream reference pipeline."""
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """What a set can be compared with: the fp32 ONNX set, and the upstream pipeline."""
+        upstream = () if self.reference_pipeline is None else (TORCH_REFERENCE,)
+        return (REFERENCE_SET, *upstream)
 
     @property
     def clips(self) -> dict[str, Clip]:
@@ -225,28 +241,33 @@ class SequenceCache:
             )
         return clips[clip_id]
 
-    def reference_output(self, clip_id: str) -> PipelineOutput:
-        """The reference set's decode of one clip (run once per process)."""
-        if clip_id in self._reference_failures:
-            raise self._reference_failures[clip_id]
-        if clip_id not in self._references:
-            clip = self.clip(clip_id)
-            try:
-                self._references[clip_id] = self._decode(self.reference, clip)
-            except Exception as error:
-                self._reference_failures[clip_id] = error
-                raise
-        return self._references[clip_id]
+    def reference_output(self, clip_id: str, against: str = REFERENCE_SET) -> PipelineOutput:
+        """A reference's decode of one clip (once per process): the reference set's, or the
+        upstream pipeline's (``against=TORCH_REFERENCE``)."""
+        if against == TORCH_REFERENCE:
+            return self._output(TORCH_REFERENCE, clip_id, self._upstream)
+        if against != REFERENCE_SET:
+            raise ValueError(f"no reference {against!r}; references: {self.references}")
+        return self.output(self.reference, clip_id)
+
+    def output(self, variant_set: VariantSet, clip_id: str) -> PipelineOutput:
+        """``variant_set``'s free-running decode of one clip (once per process)."""
+        return self._output(variant_set.name, clip_id, lambda clip: self._decode(variant_set, clip))
 
     def comparison(
-        self, variant_set: VariantSet, clip_id: str, *, teacher_forcing: bool
+        self,
+        variant_set: VariantSet,
+        clip_id: str,
+        *,
+        teacher_forcing: bool,
+        against: str = REFERENCE_SET,
     ) -> ClipComparison:
-        """``variant_set``'s decode of one clip against the reference's (once per process)."""
-        key = (variant_set.name, clip_id, teacher_forcing)
+        """``variant_set``'s decode of one clip against a reference's (once per process)."""
+        key = (variant_set.name, clip_id, teacher_forcing, against)
         if key not in self._comparisons:
-            reference = self.reference_output(clip_id)
+            reference = self.reference_output(clip_id, against)
             clip = self.clip(clip_id)
-            variant = self._decode(variant_set, clip)
+            variant = self.output(variant_set, clip_id)
             forced = self._decode(variant_set, clip, reference.tokens) if teacher_forcing else None
             self._comparisons[key] = compare_clip(
                 clip, reference, variant, forced, self.normalization
@@ -254,15 +275,41 @@ class SequenceCache:
         return self._comparisons[key]
 
     def comparisons(
-        self, variant_set: VariantSet, clip_ids: Sequence[str], *, teacher_forcing: bool
+        self,
+        variant_set: VariantSet,
+        clip_ids: Sequence[str],
+        *,
+        teacher_forcing: bool,
+        against: str = REFERENCE_SET,
     ) -> list[ClipComparison]:
         return [
-            self.comparison(variant_set, clip_id, teacher_forcing=teacher_forcing)
+            self.comparison(variant_set, clip_id, teacher_forcing=teacher_forcing, against=against)
             for clip_id in clip_ids
         ]
 
     def graphs(self, variant_set: VariantSet) -> Mapping[str, OnnxRunner]:
         return self._open_graphs(variant_set)
+
+    def _output(
+        self, source: str, clip_id: str, decode: Callable[[Clip], PipelineOutput]
+    ) -> PipelineOutput:
+        key = (source, clip_id)
+        if key in self._failures:
+            raise self._failures[key]
+        if key not in self._outputs:
+            clip = self.clip(clip_id)
+            try:
+                self._outputs[key] = decode(clip)
+            except Exception as error:
+                self._failures[key] = error
+                raise
+        return self._outputs[key]
+
+    def _upstream(self, clip: Clip) -> PipelineOutput:
+        if self.reference_pipeline is None:
+            raise ValueError("no reference pipeline: pytest_onnxparity_reference_pipeline")
+        self.reference_decodes += 1
+        return run_reference_pipeline(self.reference_pipeline, clip)
 
     def _decode(
         self, variant_set: VariantSet, clip: Clip, forced: Sequence[int] | None = None

@@ -221,6 +221,19 @@ def test_nan_in_the_reference_fails_with_a_gate_of_its_own_that_names_the_inputs
     )
 
 
+def test_nan_only_in_the_reference_fails_its_own_gate_and_every_other() -> None:
+    stats = make_stats(nonfinite_in_reference=2)
+
+    outcomes = evaluate(stats, Tolerance(max_abs=0.01))
+
+    assert [(o.metric, o.passed) for o in outcomes] == [
+        ("reference_finite", False),
+        ("max_abs", False),
+    ]
+    message = failure_message("t", [stats], outcomes, FIX_HINT)
+    assert "the reference itself gives 2 NaN/Inf value(s) on these inputs" in message
+
+
 def test_an_all_nan_reference_against_an_all_zero_variant_is_never_a_pass() -> None:
     stats = compare_outputs("y", np.full((2, 3), np.nan), np.zeros((2, 3)))
 

@@ -516,3 +516,28 @@ def test_to_json_names_every_field_and_the_histogram_edges() -> None:
         "counts": [4, 0, 0, 0, 0, 0, 0, 0, 0, 2],
     }
     assert set(record) == set(OutputStats.__dataclass_fields__)
+
+
+@pytest.mark.parametrize(
+    ("reference", "variant", "passes_fp32"),
+    [
+        ([1e300, -2e300, 3e300], [1e300, -2e300, 3e300], True),
+        ([1e300, -2e300, 3e300], [3e300, -2e300, 3e300], False),
+        ([1e308, 1.0, 2.0], [-1e308, 1.0, 2.0], False),
+        ([3e38, 1.0, 2.0], [3e38, 1.0, 2.0], True),
+    ],
+    ids=["identical-1e300", "different-1e300", "past-float64-span", "float32-max"],
+)
+def test_values_past_1e38_are_measured_without_overflow(
+    reference: list[float], variant: list[float], passes_fp32: bool
+) -> None:
+    import warnings
+
+    from pytest_onnxparity.compare.gates import evaluate
+    from pytest_onnxparity.config.tolerances import tier_default
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats = compare_outputs("y", np.array(reference), np.array(variant))
+    json.dumps(stats.to_json(), allow_nan=False)
+    assert all(gate.passed for gate in evaluate(stats, tier_default("fp32"))) == passes_fp32

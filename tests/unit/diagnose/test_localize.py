@@ -1,4 +1,5 @@
-"""Tests for localization (which layer makes a variant drift) and its drift-by-depth plot."""
+"""Tests for localization (which node of a variant is damaged, where its drift shows) on the
+tiny MLP and hand-built graphs, its report and its plot."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from pytest_onnxparity.diagnose.localize.plot import (
     plot_drift,
 )
 from pytest_onnxparity.diagnose.localize.records import Localization, TensorDrift
+from pytest_onnxparity.diagnose.localize.report import message_lines, summary_line
 from pytest_onnxparity.runtime.sessions import ModelLoadError
 
 MLP_MATMULS = ("/layers/layers.0/MatMul", "/layers/layers.2/MatMul", "/layers/layers.4/MatMul")
@@ -99,13 +101,18 @@ def test_every_localize_key_is_read_from_the_table() -> None:
     raw = {
         "auto": True,
         "tolerance_rel_l2": 1,
+        "damage_ratio": 5,
         "top_n": 3,
+        "memory_mb": 512,
         "batch_size": 16,
         "graph_optimization_level": "all",
         "plot_format": "svg",
     }
     options = parse_localize_options(raw, "parity.toml [localize]")
-    assert options == LocalizeOptions(1.0, 3, 16, "all", "svg", auto=True)
+    assert options == LocalizeOptions(
+        1.0, 3, 16, "all", "svg", auto=True, memory_mb=512, damage_ratio=5.0
+    )
+    assert options.memory_budget_mb == 512
     assert set(options.to_json()) == set(LOCALIZE_KEYS)
 
 
@@ -114,8 +121,18 @@ def test_an_unknown_localize_key_is_named_with_the_allowed_ones() -> None:
         parse_localize_options({"tolerance": 0.1}, "parity.toml [localize]")
     assert str(error.value) == (
         "parity.toml [localize]: unknown key 'tolerance'; allowed keys: "
-        "auto, tolerance_rel_l2, top_n, batch_size, graph_optimization_level, plot_format"
+        "auto, tolerance_rel_l2, damage_ratio, top_n, memory_mb, batch_size, "
+        "graph_optimization_level, plot_format"
     )
+
+
+def test_the_default_memory_budget_is_an_eighth_of_the_machine_and_at_least_256_mb() -> None:
+    import os
+
+    total_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
+    budget = LocalizeOptions().memory_budget_mb
+    assert budget == max(256, int(total_mb / 8))
+    assert LocalizeOptions().to_json()["memory_mb"] is None
 
 
 @pytest.mark.parametrize(
@@ -127,6 +144,10 @@ def test_an_unknown_localize_key_is_named_with_the_allowed_ones() -> None:
         ("top_n", 0, "top_n must be an integer >= 1, got 0"),
         ("batch_size", 2.5, "batch_size must be an integer >= 1, got 2.5"),
         ("batch_size", True, "batch_size must be an integer >= 1, got True"),
+        ("memory_mb", 0, "memory_mb must be an integer >= 1, got 0"),
+        ("memory_mb", "1GB", "memory_mb must be an integer >= 1, got '1GB'"),
+        ("damage_ratio", 1, "damage_ratio must be a number > 1 (e.g. 8), got 1"),
+        ("damage_ratio", float("nan"), "damage_ratio must be a number > 1"),
         ("graph_optimization_level", "max", "must be one of disable, basic, extended, all"),
         ("plot_format", "pdf", "plot_format must be one of png, svg, got 'pdf'"),
         ("auto", "yes", "auto must be true or false, got 'yes'"),
@@ -150,7 +171,7 @@ def test_a_bad_localize_value_names_the_source_key_and_fix(
 
 @pytest.mark.parametrize(("mode", "factor"), [("scale", 2.0), ("noise", 0.5)])
 @pytest.mark.parametrize("layer", [0, 2, 4])
-def test_a_damaged_layer_is_named_first_past_tolerance_and_ranked_top(
+def test_a_damaged_layer_is_the_first_damaged_node_and_ranked_top(
     mlp_dir: Path,
     mlp_inputs: dict[str, np.ndarray],
     tmp_path: Path,
@@ -161,13 +182,17 @@ def test_a_damaged_layer_is_named_first_past_tolerance_and_ranked_top(
     variant = damaged(mlp_dir, tmp_path, f"layers.{layer}.weight", mode, factor)
     result = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "work")
 
-    first = result.first_past_tolerance
+    first = result.first_damaged
     assert first is not None
     assert (first.node, first.op_type) == (f"/layers/layers.{layer}/MatMul", "MatMul")
     assert first.tensor == f"/layers/layers.{layer}/MatMul_output_0"
-    assert result.top(1) == (first,)
+    assert result.damaged() == result.top(1) == (first,)
+    assert result.first_past_tolerance == first
     upstream = [drift for drift in result.matched if drift.depth < first.depth]
     assert all(drift.rel_l2 == 0.0 for drift in upstream)
+    # What follows only inherits the drift: on the reference's inputs it adds nothing.
+    downstream = [drift for drift in result.matched if drift.depth > first.depth]
+    assert all(drift.local_rel_l2 == 0.0 < drift.rel_l2 for drift in downstream)
     assert len(result.matched) == MLP_ACTIVATIONS
     assert result.unmatched_reference == result.unmatched_variant == ()
 
@@ -181,6 +206,7 @@ def test_a_second_damaged_layer_outranks_the_tensors_that_only_inherit_the_first
     )
     result = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "work")
     assert [drift.node for drift in result.top(2)] == [MLP_MATMULS[0], MLP_MATMULS[2]]
+    assert [drift.node for drift in result.damaged()] == [MLP_MATMULS[0], MLP_MATMULS[2]]
     # Ranked by rel_l2 alone, the first layer's drift, inherited downstream, hides the second.
     by_rel_l2 = sorted(result.matched, key=lambda drift: -drift.rel_l2)
     assert by_rel_l2[1].node != MLP_MATMULS[2]
@@ -193,11 +219,15 @@ def test_an_unchanged_copy_matches_every_tensor_with_no_drift(
     copy.write_bytes(mlp(mlp_dir).read_bytes())
     result = run_localize(mlp(mlp_dir), copy, mlp_inputs, tmp_path / "work")
     assert result.first_past_tolerance is None
-    assert result.top(5) == ()
+    assert result.first_damaged is None
+    assert result.top(5) == result.damaged() == ()
     assert [drift.rel_l2 for drift in result.matched] == [0.0] * MLP_ACTIVATIONS
+    assert [drift.local_rel_l2 for drift in result.matched] == [0.0] * MLP_ACTIVATIONS
     assert all(drift.sqnr_db == math.inf for drift in result.matched)
     assert result.matched[0].to_json()["sqnr_db"] == "inf"
-    assert "no matched tensor is past rel_l2 0.05" in result.message_lines(3)[1]
+    lines = message_lines(result, 3)
+    assert lines[1] == "  no node is damaged"
+    assert lines[2] == "  no matched tensor drifts past rel_l2 0.05"
 
 
 def test_matched_tensors_are_in_topological_order_with_reference_depths(
@@ -216,18 +246,20 @@ def test_matched_tensors_are_in_topological_order_with_reference_depths(
 
 
 @pytest.mark.parametrize("variant", ["int8", "int4"])
-def test_a_quantized_variant_gets_a_ranking_of_its_matmuls(
+def test_a_healthy_quantized_variant_has_no_damaged_node_and_a_ranking_of_its_matmuls(
     mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path, variant: str
 ) -> None:
     result = run_localize(mlp(mlp_dir), mlp(mlp_dir, variant), mlp_inputs, tmp_path / "work")
     assert len(result.matched) == MLP_ACTIVATIONS
     assert result.unmatched_reference == ()
-    # The rewritten MatMuls introduce the drift; the ops between them mostly pass it on.
-    assert result.top(1)[0].op_type == "MatMul"
+    assert result.damaged() == ()
+    # The rewritten MatMuls add the error; the float ops between them add none of their own.
+    assert {drift.op_type for drift in result.top(5)} == {"MatMul"}
     added_by = {op: 0.0 for op in ("MatMul", "Add", "Relu")}
     for drift in result.matched:
-        added_by[drift.op_type] += drift.added_rel_l2
-    assert added_by["MatMul"] > 2 * (added_by["Add"] + added_by["Relu"])
+        added_by[drift.op_type] += drift.local_rel_l2
+    assert added_by["MatMul"] > 0.0 == added_by["Add"] + added_by["Relu"]
+    assert all(drift.damage < result.damage_ratio for drift in result.matched)
     assert all(0.0 < drift.rel_l2 < 0.2 and drift.cosine > 0.99 for drift in result.matched)
     assert all(10.0 < drift.sqnr_db < 60.0 for drift in result.matched)
 
@@ -297,6 +329,26 @@ def test_models_with_external_data_localize_like_inline_ones(
     assert external.first_past_tolerance == inline.first_past_tolerance
 
 
+def test_external_data_is_linked_not_copied_even_where_both_sidecars_share_a_name(
+    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    variant = damaged(mlp_dir, tmp_path, "layers.2.weight", "scale", 2.0)
+    reference_ext = modelkit.save_with_external_data(
+        mlp(mlp_dir), tmp_path / "ref" / "model.onnx", location="weights.bin"
+    )
+    variant_ext = modelkit.save_with_external_data(
+        variant, tmp_path / "var" / "model.onnx", location="weights.bin"
+    )
+    inline = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "inline")
+    linked = run_localize(reference_ext, variant_ext, mlp_inputs, tmp_path / "work")
+    assert linked.matched == inline.matched
+    assert linked.first_damaged is not None and linked.first_damaged.node == MLP_MATMULS[1]
+    for role, source in (("reference", reference_ext), ("variant", variant_ext)):
+        link = tmp_path / "work" / f"{role}.instrumented.onnx.links" / "weights.bin"
+        assert link.samefile(source.parent / "weights.bin")
+    assert not list((tmp_path / "work").glob("*.data"))
+
+
 def test_batch_size_one_gives_the_same_result_as_one_big_batch(
     mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
@@ -307,6 +359,21 @@ def test_batch_size_one_gives_the_same_result_as_one_big_batch(
     assert one.matched == big.matched
     assert one.unmatched_reference == big.unmatched_reference
     assert one.unmatched_variant == big.unmatched_variant
+
+
+def test_a_memory_budget_below_the_activations_splits_the_runs_and_changes_no_number(
+    mlp_dir: Path, tmp_path: Path
+) -> None:
+    # 1024 rows: each activation is 1024 x 64 floats (256 KB), so 1 MB holds a few at a time.
+    inputs = {name: t.numpy() for name, t in modelkit.TinyMLP().example_inputs(batch=1024).items()}
+    variant = damaged(mlp_dir, tmp_path, "layers.2.weight", "scale", 2.0)
+    big = run_localize(mlp(mlp_dir), variant, inputs, tmp_path / "big")
+    small = run_localize(mlp(mlp_dir), variant, inputs, tmp_path / "small", memory_mb=1)
+    assert (big.memory_mb, small.memory_mb) == (LocalizeOptions().memory_budget_mb, 1)
+    assert big.instrumented_runs == 1 < small.instrumented_runs
+    assert 0.5 < small.largest_batch_mb <= 1 < big.largest_batch_mb
+    assert small.matched == big.matched
+    assert small.first_damaged == big.first_damaged
 
 
 def test_instrumented_copies_go_to_the_workdir_and_the_models_are_left_untouched(
@@ -337,7 +404,7 @@ def test_the_optimization_level_of_the_instrumented_runs_is_recorded(
     )
     assert result.optimization_level == "all"
     assert result.to_json()["optimization_level"] == "all"
-    assert "optimisation level 'all'" in result.message_lines(1)[0]
+    assert "optimisation level 'all'" in message_lines(result, 1)[0]
 
 
 def test_a_missing_model_is_named_in_a_one_line_error(
@@ -357,6 +424,8 @@ def test_non_finite_variant_activations_are_infinite_drift_in_plain_json(
     assert first is not None and first.node == "/layers/layers.2/MatMul"
     assert first.rel_l2 == math.inf and first.nonfinite_in_variant > 0
     assert first.to_json()["rel_l2"] == "inf"
+    assert result.first_damaged == first
+    assert first.local_rel_l2 == first.damage == math.inf and first.damaged
     json.dumps(result.to_json(), allow_nan=False)
 
 
@@ -399,9 +468,11 @@ def test_unnamed_nodes_are_reported_by_op_type_and_unsorted_graphs_by_topologica
         ("relu", "Relu", 1),
         ("y", "Add", 2),
     ]
-    first = result.first_past_tolerance
+    first = result.first_damaged
     assert first is not None and (first.tensor, first.node) == ("scaled", "")
-    assert "'scaled' from unnamed Mul node (depth 0)" in result.message_lines(1)[1]
+    assert message_lines(result, 1)[2].startswith(
+        "  first damaged: 'scaled' from unnamed Mul (depth 0): adds rel_l2 2 on its own; drift"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -417,32 +488,45 @@ def damaged_result(
     return run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "work", top_n=2)
 
 
-def test_the_message_names_the_first_drifted_tensor_its_node_and_the_top_layers(
+def test_the_message_names_the_damaged_node_first_then_the_ranking_and_the_drift(
     damaged_result: Localization,
 ) -> None:
-    lines = damaged_result.message_lines(2)
-    assert lines[1].startswith(
-        "  first past rel_l2 0.05: '/layers/layers.2/MatMul_output_0' from MatMul "
-        "'/layers/layers.2/MatMul' (depth 3): rel_l2 "
+    lines = message_lines(damaged_result, 2)
+    assert lines[0].startswith("localization of 'mlp_damaged_layers.2.weight' against the")
+    assert lines[1].startswith("  damaged: 1 node(s) (damaged from 8× the op type's noise")
+    assert lines[2].startswith(
+        "  first damaged: '/layers/layers.2/MatMul_output_0' from MatMul "
+        "'/layers/layers.2/MatMul' (depth 3): adds rel_l2 "
     )
-    assert lines[2] == "  top 2 by drift added:"
-    assert lines[3].startswith("    1. '/layers/layers.2/MatMul_output_0' from MatMul")
-    assert len(lines) == 5
+    assert lines[3] == (
+        "    weight: MatMul '/layers/layers.2/MatMul' reads 'layers.2.weight' (float32 [64, 64])"
+    )
+    assert lines[4] == "  top 1 by damage (error added on its own over the noise):"
+    assert lines[5].startswith("    1. '/layers/layers.2/MatMul_output_0' from MatMul")
+    assert lines[5].endswith("[damaged]")
+    assert lines[6].startswith("  drift first past rel_l2 0.05: '/layers/layers.2/MatMul_output_0'")
+    assert len(lines) == 7
 
 
-def test_the_json_is_plain_python_and_lists_first_top_and_every_matched_tensor(
+def test_the_json_is_plain_python_and_lists_damaged_first_top_and_every_matched_tensor(
     damaged_result: Localization,
 ) -> None:
     document = damaged_result.to_json()
     assert is_plain_json(document)
     json.dumps(document, allow_nan=False)
+    assert document["first_damaged"] == "/layers/layers.2/MatMul_output_0"
+    assert document["damaged"] == ["/layers/layers.2/MatMul_output_0"]
     assert document["first_past_tolerance"] == "/layers/layers.2/MatMul_output_0"
-    assert document["top"][0] == "/layers/layers.2/MatMul_output_0"
-    assert len(document["top"]) == 2
+    assert document["top"] == ["/layers/layers.2/MatMul_output_0"]
+    assert document["sources"]["/layers/layers.2/MatMul_output_0"][0]["initializer"] == (
+        "layers.2.weight"
+    )
     assert len(document["matched"]) == MLP_ACTIVATIONS
     assert document["plot"] is None
+    assert document["weights_checked"] is False
     assert set(document["matched"][0]) >= {
-        "tensor", "node", "op_type", "depth", "max_abs", "mean_abs", "rel_l2", "sqnr_db", "cosine"
+        "tensor", "node", "op_type", "depth", "max_abs", "mean_abs", "rel_l2", "sqnr_db", "cosine",
+        "local_rel_l2", "expected_rel_l2", "damage", "damaged", "fill_fraction", "masked",
     }  # fmt: skip
 
 
@@ -458,23 +542,23 @@ def test_infinite_drift_survives_the_json_round_trip() -> None:
     drift = TensorDrift("t", "n", "MatMul", 0, math.inf, math.inf, math.inf, -math.inf, 0.0)
     result = Localization("g", "v", "disable", (drift,), (), (), drift, top_n=3)
     document = json.loads(json.dumps(result.to_json(), allow_nan=False))
-    assert Localization.from_json(document) == result
+    assert math.isnan(document and Localization.from_json(document).matched[0].damage)
+    assert Localization.from_json(document).to_json() == result.to_json()
 
 
-def test_the_summary_line_names_the_first_drifted_tensor_and_the_layer_adding_most(
+def test_the_summary_line_names_the_damaged_node_and_where_drift_first_shows(
     damaged_result: Localization,
 ) -> None:
-    top = damaged_result.top(1)[0]
-    assert damaged_result.summary_line() == (
-        "first past rel_l2 0.05: '/layers/layers.2/MatMul_output_0' "
-        "(MatMul '/layers/layers.2/MatMul'); most drift added by MatMul '/layers/layers.2/MatMul' "
-        f"(+{top.added_rel_l2:.3g})"
+    top = damaged_result.damaged()[0]
+    assert summary_line(damaged_result) == (
+        f"damaged: MatMul '/layers/layers.2/MatMul' (adds rel_l2 {top.local_rel_l2:.3g}); "
+        "drift first past rel_l2 0.05: '/layers/layers.2/MatMul_output_0'"
     )
 
 
 def test_the_summary_line_of_an_exact_copy_says_none() -> None:
     result = Localization("g", "v", "disable", (), (), (), None)
-    assert result.summary_line() == ("first past rel_l2 0.05: none; most drift added by none")
+    assert summary_line(result) == "no damaged node; drift first past rel_l2 0.05: none"
 
 
 @pytest.mark.parametrize(
@@ -497,7 +581,7 @@ def test_the_drift_plot_is_written_and_referenced_from_the_results(
         assert b"<svg" in content
     referenced = damaged_result.with_plot(path)
     assert referenced.to_json()["plot"] == str(path)
-    assert referenced.message_lines(1)[-1] == f"  drift by depth: {path}"
+    assert message_lines(referenced, 1)[-1] == f"  drift and damage by depth: {path}"
 
 
 def test_a_plot_survives_zero_and_infinite_drift(tmp_path: Path) -> None:
@@ -517,12 +601,14 @@ def test_a_plot_file_without_a_known_suffix_is_refused(
         plot_drift([damaged_result], tmp_path / "drift.pdf")
 
 
-def test_plotting_without_matplotlib_names_the_extra_to_install(
+def test_plotting_without_matplotlib_names_the_package_to_install(
     damaged_result: Localization, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for module in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
         monkeypatch.setitem(sys.modules, module, None)
-    with pytest.raises(PlotUnavailableError, match=r"pip install pytest-onnxparity\[plot\]$"):
+    with pytest.raises(
+        PlotUnavailableError, match=r"drift plots need matplotlib; pip install matplotlib$"
+    ):
         plot_drift([damaged_result], tmp_path / "drift.png")
 
 

@@ -606,7 +606,7 @@ def test_table_lines_show_each_graph_with_sidecars_counted_once_per_graph(tmp_pa
         "encoder    fp32       int8      2 + 1 data  1.5 MB",
         f"encoder-x  fp32       preq      2           {2 * model_bytes} B",
         "unknown tag 'preq' in encoder-x.preq.onnx: taken as a variant of encoder-x with its "
-        "reference's tier fp32",
+        'reference\'s tier fp32 (set [tags] "preq" = "int8" or another tier if it differs)',
     ]
 
 
@@ -723,3 +723,86 @@ def test_the_tag_starts_at_the_first_precision_word_after_the_first_word(
     stem: str, graph: str, tag: str | None
 ) -> None:
     assert split_name(stem) == (graph, tag)
+
+
+# --- files whose place is decided, not read off the name ------------------------------------
+
+
+def _other_signature_bytes() -> bytes:
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["tokens"], ["y"])],
+        "other",
+        [helper.make_tensor_value_info("tokens", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def test_an_unknown_underscore_tag_with_the_same_signature_is_a_variant(tmp_path: Path) -> None:
+    folder = discover(_write_models(tmp_path, ["model.onnx", "model_qdq8.onnx"]))
+
+    assert _placements(folder) == {
+        ("model.onnx", "model", "fp32", "fp32"),
+        ("model_qdq8.onnx", "model", "qdq8", "fp32"),
+    }
+    assert folder.unknown_tags == ("model_qdq8.onnx",)
+
+
+def test_an_underscore_word_with_another_signature_stays_a_graph(tmp_path: Path) -> None:
+    _write_models(tmp_path, ["decoder_model.onnx"])
+    (tmp_path / "decoder_model_merged.onnx").write_bytes(_other_signature_bytes())
+
+    folder = discover(tmp_path)
+
+    assert [graph.name for graph in folder.graphs] == ["decoder_model", "decoder_model_merged"]
+
+
+def test_underscore_tags_do_not_chain_onto_each_other(tmp_path: Path) -> None:
+    folder = discover(_write_models(tmp_path, ["a.onnx", "a_b.onnx", "a_b_c.onnx"]))
+
+    assert {(m.relpath, m.graph, m.variant) for g in folder.graphs for m in g.files} == {
+        ("a.onnx", "a", "fp32"),
+        ("a_b.onnx", "a", "b"),
+        ("a_b_c.onnx", "a_b_c", "fp32"),
+    }
+
+
+def test_a_model_named_as_external_data_stays_a_model_and_its_namer_is_broken(
+    tmp_path: Path,
+) -> None:
+    _write_models(tmp_path, ["model.onnx"])
+    _save_pointing_at(tmp_path, "model_int8.onnx", "model.onnx")
+
+    folder = discover(tmp_path)
+
+    (graph,) = folder.graphs
+    assert graph.reference_file.relpath == "model.onnx"
+    variant = graph.file("int8")
+    assert variant.problem is not None
+    assert variant.problem.startswith(
+        "model_int8.onnx: names model.onnx, an ONNX model of this folder, as its external data"
+    )
+    assert variant.external_data == ()
+
+
+def test_graphs_without_a_variant_are_listed_in_the_header(tmp_path: Path) -> None:
+    folder = discover(_write_models(tmp_path, ["model.onnx", "model_int8.onnx", "vad.onnx"]))
+
+    assert folder.table_lines()[-1].startswith("no variant, only checked to load: vad (")
+
+
+@pytest.mark.parametrize("graph", ["../../x", "/tmp/x", "a/../b", "c:\\x", "a//b"])
+def test_a_file_override_cannot_name_a_graph_that_leaves_the_folder(
+    tmp_path: Path, graph: str
+) -> None:
+    _write_models(tmp_path, ["model.onnx"])
+
+    with pytest.raises(DiscoveryError, match="a graph name is a plain name"):
+        discover(tmp_path, DiscoveryOverrides(files={"model.onnx": {"graph": graph}}))
+
+
+def test_an_exclude_pattern_that_matches_nothing_is_an_error(tmp_path: Path) -> None:
+    _write_models(tmp_path, ["model.onnx"])
+
+    with pytest.raises(DiscoveryError, match=r"exclude pattern '\*_q4.onnx' matches no \.onnx"):
+        discover(tmp_path, DiscoveryOverrides(exclude=("*_q4.onnx",)))

@@ -11,7 +11,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pytest_onnxparity.onnxfile.protoscan import ProtoScanError, scan_model
+from pytest_onnxparity.onnxfile.protoscan import ProtoScanError, scan_format, scan_model
 from tests.paths import EXAMPLE
 
 
@@ -206,3 +206,90 @@ def test_signatures_read_without_onnx_match_onnx_own_reading(tmp_path: Path) -> 
     inputs, _ = read_signature(str(path))
     assert [spec.name for spec in inputs] == ["x", "n", "s"]  # the initializer input is left out
     assert inputs[1].shape == (-1,) and inputs[2].shape is None
+
+
+def _chain(*nodes: onnx.NodeProto, outputs: tuple[str, ...] = ("z",)) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        list(nodes),
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [2]) for name in outputs],
+        initializer=[numpy_helper.from_array(np.ones(2, dtype=np.float32), "w")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(
+    ("nodes", "outputs", "problem"),
+    [
+        (
+            [helper.make_node("Add", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"])],
+            ("z",),
+            None,
+        ),
+        (
+            [helper.make_node("Relu", ["y"], ["z"]), helper.make_node("Add", ["x", "w"], ["y"])],
+            ("z",),
+            "node 0 (Relu) reads 'y' before Add makes it: the nodes are not in topological order",
+        ),
+        (
+            [helper.make_node("Relu", ["nowhere"], ["z"], name="r")],
+            ("z",),
+            "node 0 (Relu 'r') reads 'nowhere', which no node, input or initializer makes",
+        ),
+        (
+            [helper.make_node("Relu", ["x"], ["z"])],
+            ("z", "lost"),
+            "graph output 'lost' is made by no node, input or initializer",
+        ),
+        (
+            [helper.make_node("Clip", ["x", "", "w"], ["z"])],  # "" is an omitted optional input
+            ("z",),
+            None,
+        ),
+    ],
+    ids=["in-order", "out-of-order", "dangling-input", "dangling-output", "optional-input"],
+)
+def test_the_scan_finds_how_the_main_graph_is_miswired(
+    tmp_path: Path, nodes: list[onnx.NodeProto], outputs: tuple[str, ...], problem: str | None
+) -> None:
+    scan = scan_model(save(_chain(*nodes, outputs=outputs), tmp_path / "model.onnx"))
+
+    assert scan.wiring_problem == problem
+
+
+def test_subgraphs_may_read_outer_values_and_every_example_is_well_wired(tmp_path: Path) -> None:
+    scan = scan_model(save(model_with_tensors_everywhere(), tmp_path / "model.onnx"))
+
+    assert scan.wiring_problem is None
+    for path in sorted(EXAMPLE.glob("*.onnx")):
+        assert scan_model(path).wiring_problem is None, path
+
+
+def test_the_format_scan_reads_ir_version_opsets_producer_and_ops_per_domain(
+    tmp_path: Path,
+) -> None:
+    model = model_with_tensors_everywhere()
+    model.producer_name, model.producer_version = "pytorch", "2.13.0"
+    model.ir_version = 8
+
+    found = scan_format(save(model, tmp_path / "model.onnx")).to_json()
+
+    assert found["ir_version"] == 8
+    assert (found["opset"], found["opset_imports"]) == (17, {"ai.onnx": 17, "local": 1})
+    assert found["producer"] == "pytorch 2.13.0"
+    # Subgraph and local-function nodes are counted; the custom domain stands apart.
+    assert found["ops_by_domain"] == {
+        "ai.onnx": {"Constant": 4, "Identity": 1, "If": 1},
+        "local": {"Scale": 1},
+    }
+
+
+def test_the_format_of_the_example_int4_file_names_its_com_microsoft_ops() -> None:
+    found = scan_format(EXAMPLE / "encoder.int4.onnx").to_json()
+    reference = scan_format(EXAMPLE / "encoder.onnx").to_json()
+    assert found["ops_by_domain"]["com.microsoft"] == {"MatMulNBits": 3}
+    assert list(reference["ops_by_domain"]) == ["ai.onnx"]
+    onnx_model = onnx.load(str(EXAMPLE / "encoder.onnx"), load_external_data=False)
+    assert reference["ir_version"] == onnx_model.ir_version
+    assert sum(reference["ops_by_domain"]["ai.onnx"].values()) == len(onnx_model.graph.node)

@@ -9,7 +9,7 @@ import pytest
 
 from pytest_onnxparity.results.metadata import build_metadata, dumps_stable
 from pytest_onnxparity.results.numbers import check_numbers, round_number
-from pytest_onnxparity.results.views import group_by_graph, worst_stats
+from pytest_onnxparity.results.views import group_by_graph, input_kind, worst_stats
 
 EXPORT = {
     "root": "/models/export",
@@ -330,9 +330,109 @@ def test_real_and_synthesized_input_sets_are_never_one_worst_case() -> None:
     view = group_by_graph(records, EXPORT, IO)["encoder"]["variants"]["int8"]
     block = build_metadata(_document(records))["graphs"]["encoder"]["variants"]["int8"]
 
-    assert view["outputs_from"] == "real"
+    assert view["headline_inputs"] == "real"
     assert view["outputs"]["y"]["max_abs"] == 0.001
-    assert view["outputs_by_origin"]["synthesized"]["y"]["max_abs"] == 0.004
+    assert view["outputs_by_inputs"]["synthesized"]["outputs"]["y"]["max_abs"] == 0.004
     assert block["outputs"]["y"]["max_abs"] == 0.001
-    assert block["outputs_synthesized"]["y"]["max_abs"] == 0.004
-    assert block["outputs_from"] == "real"
+    assert block["outputs_by_inputs"]["synthesized"]["outputs"]["y"]["max_abs"] == 0.004
+    assert block["inputs"] == "real"
+
+
+def test_the_synthesized_flag_decides_the_kind_of_an_input_set() -> None:
+    upstream = {"name": "default", "source": "upstream encoder", "seed": 3, "synthesized": True}
+    recorded = {"name": "clips", "source": "input_data clips.npz", "seed": 3, "synthesized": False}
+    assert input_kind(upstream) == "synthesized"
+    assert input_kind(recorded) == "real"
+    assert input_kind({"name": "default", "source": "synthesized", "seed": 7}) == "synthesized"
+    assert input_kind({"name": "clip-0", "source": "hook conftest.py", "seed": None}) == "real"
+
+
+def _real(name: str, max_abs: float) -> dict[str, Any]:
+    record = _parity(name, max_abs, 0.9999, 0)
+    record["nodeid"] = f"export::encoder::parity[int8-{name}]"
+    record["input_set"] = {"name": name, "source": "hook conftest.py", "seed": None}
+    return record
+
+
+def test_real_inputs_win_the_headline_and_synthesized_numbers_are_kept_apart() -> None:
+    records = [_parity("default", 0.232, 0.999, 0), _real("clip-0", 0.205), _real("clip-1", 0.1)]
+    view = group_by_graph(records, EXPORT)["encoder"]["variants"]["int8"]
+    assert view["headline_inputs"] == "real"
+    assert view["outputs"]["y"]["max_abs"] == 0.205
+    assert view["outputs"]["y"]["worst_input_set"] == "clip-0"
+    assert view["outputs_by_inputs"]["real"]["input_sets"] == ["clip-0", "clip-1"]
+    synthesized = view["outputs_by_inputs"]["synthesized"]
+    assert synthesized["input_sets"] == ["default"]
+    assert synthesized["outputs"]["y"]["max_abs"] == 0.232
+    block = build_metadata(_document(records))["graphs"]["encoder"]["variants"]["int8"]
+    assert block["inputs"] == "real" and block["outputs"]["y"]["max_abs"] == 0.205
+    assert block["outputs_by_inputs"]["synthesized"]["outputs"]["y"]["max_abs"] == 0.232
+    only_synthesized = build_metadata(_document(RECORDS))["graphs"]["encoder"]["variants"]["int8"]
+    assert only_synthesized["inputs"] == "synthesized"
+    assert "outputs_by_inputs" not in only_synthesized
+
+
+def test_argmax_positions_count_the_comparisons_behind_the_mismatches() -> None:
+    stats = {"shape": [2, 5, 10], "argmax_axis": -1, "argmax_mismatches": 3, "max_abs": 0.1}
+    worst = worst_stats([stats, {**stats, "shape": [1, 5, 10], "argmax_mismatches": 1}])
+    assert (worst["argmax_mismatches"], worst["argmax_positions"]) == (4, 15)
+    kv_cache = {"shape": [1, 4, 7, 8], "argmax_axis": -1, "argmax_mismatches": None}
+    assert worst_stats([kv_cache])["argmax_positions"] is None
+
+
+def test_the_block_carries_each_files_format_and_the_compression_ratio() -> None:
+    formats = {
+        "encoder.int8.onnx": {
+            "ir_version": 8,
+            "opset": 17,
+            "opset_imports": {"ai.onnx": 17, "com.microsoft": 1},
+            "producer": "onnx.quantize 0.1.0",
+            "ops_by_domain": {"ai.onnx": {"Add": 2}, "com.microsoft": {"MatMulNBits": 3}},
+        }
+    }
+    document = _document(RECORDS)
+    document["graphs"] = group_by_graph(RECORDS, EXPORT, IO, formats=formats)
+    int8 = build_metadata(document)["graphs"]["encoder"]["variants"]["int8"]
+    assert int8["format"] == {
+        "ir_version": 8,
+        "opset": 17,
+        "opset_imports": {"ai.onnx": 17, "com.microsoft": 1},
+        "producer": "onnx.quantize 0.1.0",
+        "nodes_by_domain": {"ai.onnx": 2, "com.microsoft": 3},
+        "custom_ops": {"com.microsoft": {"MatMulNBits": 3}},
+    }
+    assert (int8["size_ratio"], int8["compression_ratio"]) == (0.25, 4.0)
+
+
+def test_sequence_checks_carry_numbers_against_each_reference_and_per_clip_items() -> None:
+    clip = {"clip_id": "a", "token_edits": 1, "tokens_equal": False, "transcript_match": False}
+    details = {
+        **SEQUENCE_DETAILS,
+        "reference": "fp32",
+        "reference_label": "fp32 ONNX",
+        "clip_source": "clips_dir clips",
+        "normalization": {"preset": "default", "description": "jiwer ToLowerCase"},
+        "dataset": {"type": "audiofolder", "name": "clips", "config": None, "split": None},
+        "against": {"pytorch": {"corpus": {"clips": 3, "token_edits": 0}, "clips": []}},
+    }
+    clip_details = {"clip_id": "a", "clip": clip, "against": {"pytorch": {"clip": clip}}}
+    records = [
+        _check("sequence", details, graph="pipeline"),
+        _check("sequence-clip", clip_details, graph="pipeline"),
+    ]
+    block = build_metadata(_document(records))
+    checks = block["graphs"]["pipeline"]["variants"]["int8"]["checks"]
+    sequence = checks["sequence"]
+    assert sequence["against"] == {"pytorch": {"clips": 3, "token_edits": 0}}
+    assert sequence["about"]["reference"] == "fp32"
+    assert sequence["about"]["normalization"] == "jiwer ToLowerCase"
+    assert sequence["about"]["dataset"]["type"] == "audiofolder"
+    item = checks["sequence-clip"]["items"]["a"]
+    assert item["token_edits"] == 1 and item["transcript_match"] is False
+    assert item["against"]["pytorch"]["token_edits"] == 1
+
+
+def test_an_interleaved_timing_reads_its_ratio_from_the_pairs() -> None:
+    details = {**LATENCY_DETAILS, "paired": {"median": 0.6, "iqr": 0.05, "ratios": [0.6]}}
+    numbers = check_numbers("latency", details)
+    assert (numbers["vs_reference"], numbers["vs_reference_iqr"]) == (0.6, 0.05)

@@ -16,7 +16,6 @@ from pytest_onnxparity.results.records import (
     SCHEMA_VERSION,
     CheckResult,
     ResultCollector,
-    encode_property,
     schema_path,
     toolchain_versions,
 )
@@ -62,7 +61,7 @@ def test_records_come_out_sorted_whatever_order_they_arrived_in() -> None:
 def test_a_record_added_again_replaces_the_first_and_keeps_its_duration() -> None:
     collector = ResultCollector()
     record = _check_record("export::encoder::size[int8]", size_mb=1.0)
-    collector.add_from_properties([encode_property(record), ("other", "x")], duration=0.25)
+    collector.add_from_report([record], duration=0.25)
     collector.add({**record, "details": {"size_mb": 2.0}})
     assert [r["details"] for r in collector.records] == [{"size_mb": 2.0}]
     assert collector.durations == {"export::encoder::size[int8]": 0.25}
@@ -72,7 +71,7 @@ def test_a_record_added_again_replaces_the_first_and_keeps_its_duration() -> Non
 def test_the_loadgroup_suffix_is_taken_off_node_ids() -> None:
     collector = ResultCollector()
     record = _check_record("export::encoder::size[int8]@encoder")
-    collector.add_from_properties([encode_property(record)], nodeid_suffix="@encoder")
+    collector.add_from_report([record], nodeid_suffix="@encoder")
     assert collector.records[0]["nodeid"] == "export::encoder::size[int8]"
 
 
@@ -185,3 +184,25 @@ def test_results_files_are_as_readable_as_a_plain_write_would_make_them(tmp_path
     os.chmod(target, 0o640)
     write_json_atomic(target, {"a": 2})
     assert target.stat().st_mode & 0o777 == 0o640
+
+
+def test_the_toolchain_names_the_onnxruntime_build_that_is_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from importlib import metadata
+
+    real_version = metadata.version
+
+    def version(name: str) -> str:
+        if name == "onnxruntime":
+            raise metadata.PackageNotFoundError(name)
+        return "1.20.1" if name == "onnxruntime-gpu" else real_version(name)
+
+    monkeypatch.setattr(
+        metadata, "packages_distributions", lambda: {"onnxruntime": ["onnxruntime-gpu"]}
+    )
+    monkeypatch.setattr(metadata, "version", version)
+
+    packages = toolchain_versions()["packages"]
+
+    assert packages["onnxruntime"] == packages["onnxruntime-gpu"] == "1.20.1"

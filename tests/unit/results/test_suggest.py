@@ -166,7 +166,9 @@ def test_a_hand_written_file_is_refused_unless_forced(tmp_path: Path) -> None:
     mine = tmp_path / "parity.toml"
     mine.write_text("[tolerance]\nrel_l2 = 0.1\n")
 
-    with pytest.raises(SuggestError, match="was not written by --parity-suggest"):
+    with pytest.raises(
+        SuggestError, match=r"exists and was not written by this option.*--parity-suggest-force"
+    ):
         check_destination(mine, force=False)
     check_destination(mine, force=True)
     mine.write_text(suggest([parity_record("int8")], 1.5).render(mine))

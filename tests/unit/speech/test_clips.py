@@ -123,12 +123,14 @@ def test_a_non_positive_limit_is_rejected(mixed_folder: Path) -> None:
         load_audio_folder(mixed_folder, 16000, limit=0)
 
 
-def test_loading_audio_without_the_speech_extra_names_the_pip_extra(
+def test_loading_audio_without_the_speech_extra_names_the_packages_to_install(
     mixed_folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "soundfile", None)
     with pytest.raises(
-        ImportError, match=r"soundfile is needed .*pip install pytest-onnxparity\[speech\]"
+        ImportError,
+        match=r"soundfile is needed .*: pip install soundfile \(all of them: pip install jiwer "
+        r"soundfile scipy datasets\)$",
     ):
         load_audio_folder(mixed_folder, 16000)
 

@@ -140,19 +140,63 @@ def test_step_argmax_comes_from_logits_when_given_else_from_tokens() -> None:
     ("norm", "text", "expected"),
     [
         (TextNormalization(), "Hello, World!", "hello world"),
-        (TextNormalization(), "Don't  stop\tnow.", "dont stop now"),
-        (TextNormalization(), "well-known  fact", "well known fact"),
+        (TextNormalization(), "Don't  stop \t now.", "dont stop now"),
+        (TextNormalization(), "well-known  fact", "wellknown fact"),
         (TextNormalization(), "costs $5 (approx.)", "costs $5 approx"),
+        (TextNormalization(), "count 1-2-3-4-5-6-7-8-9-10.", "count 12345678910"),
         (TextNormalization(remove=("<unk>", "uh")), "uh I <UNK> saw Uhura", "i saw uhura"),
         (TextNormalization(lowercase=False), "Hello, World", "Hello World"),
         (TextNormalization(strip_punctuation=False), "Hello,  World!", "hello, world!"),
         (TextNormalization(collapse_whitespace=False), " a  b ", " a  b "),
+        (TextNormalization(preset="none"), " Hello,  World! ", "Hello, World!"),
     ],
 )
 def test_text_normalization_applies_its_documented_steps(
     norm: TextNormalization, text: str, expected: str
 ) -> None:
     assert norm.apply(text) == expected
+
+
+PUNCTUATED_CORPUS = [
+    ("Count with me: 1-2-3-4-5-6-7-8-9-10.", "count with me 1 2 3 4 5 6 7 8 9 10"),
+    ("It costs $4.99, doesn't it?", "it costs $499 doesnt it"),
+    ("Well-known facts; e.g. the U.S.A.", "well known facts eg the usa"),
+    ("Hello, World!", "hello world"),
+    ("The year 1-9-9-9 was long", "the year 1999 was long"),
+]
+
+
+def test_default_normalisation_gives_jiwers_wer_with_remove_punctuation_lowercase_and_strip() -> (
+    None
+):
+    jiwer = pytest.importorskip("jiwer")
+    standard = jiwer.Compose(
+        [
+            jiwer.ToLowerCase(),
+            jiwer.RemovePunctuation(),
+            jiwer.RemoveMultipleSpaces(),
+            jiwer.Strip(),
+            jiwer.ReduceToListOfListOfWords(),
+        ]
+    )
+    references = [reference for reference, _ in PUNCTUATED_CORPUS]
+    hypotheses = [hypothesis for _, hypothesis in PUNCTUATED_CORPUS]
+    expected = jiwer.wer(
+        references, hypotheses, reference_transform=standard, hypothesis_transform=standard
+    )
+    ours = corpus_rate([word_errors(r, h, NORM) for r, h in PUNCTUATED_CORPUS])
+    assert ours == pytest.approx(expected)
+    # Digits joined by punctuation are one word, as jiwer counts them, not ten.
+    assert word_errors(*PUNCTUATED_CORPUS[0][:1], "count with me 12345678910", NORM).edits == 0
+
+
+def test_whisper_presets_use_transformers_text_normalisers() -> None:
+    pytest.importorskip("transformers")
+    assert TextNormalization(preset="whisper").apply("Hello, Mr. Smith!") == "hello mister smith"
+    assert TextNormalization(preset="whisper-basic").apply("Hello, World!") == "hello world"
+    described = TextNormalization(preset="whisper", remove=("<unk>",)).to_json()
+    assert described["preset"] == "whisper"
+    assert described["description"].startswith("remove <unk>; then transformers' Whisper")
 
 
 def test_word_errors_count_each_kind_of_edit_after_normalization() -> None:
@@ -199,11 +243,11 @@ def test_corpus_wer_of_a_variant_set_is_total_edits_over_total_words() -> None:
     assert per_clip == [1.0, 0.0]
 
 
-def test_word_errors_without_the_speech_extra_name_the_pip_extra(
+def test_word_errors_without_the_speech_extra_name_the_package_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "jiwer", None)
-    with pytest.raises(ImportError, match=r"pip install pytest-onnxparity\[speech\]"):
+    with pytest.raises(ImportError, match=r"jiwer is needed .*: pip install jiwer "):
         word_errors("a", "b", NORM)
 
 
@@ -364,7 +408,7 @@ def test_each_gate_fails_on_a_diverging_clip_with_value_and_limit(
         [
             "sequence gates failed for variant set 'int4': 1 of 1 gates on 2 clips",
             line,
-            "per clip, reference vs variant:",
+            "per clip, fp32 ONNX reference vs variant:",
             "clip*dur_s*reference*variant*match*wer*edits*diverges",
             "a*1.00*three four*three four*yes*0*0*-",
             "b*1.00*three four five*three six five*NO*0.333*1*1",
@@ -699,7 +743,15 @@ def test_an_empty_sequence_table_has_default_gates_and_no_source() -> None:
         ),
         (
             {"normalization": {"lower": True}},
-            "*normalization: unknown key 'lower'; allowed keys: lowercase*",
+            "*normalization: unknown key 'lower'; allowed keys: preset, lowercase*",
+        ),
+        (
+            {"normalization": {"preset": "kaldi"}},
+            "*normalization: preset must be one of 'default', 'none', 'whisper'*",
+        ),
+        (
+            {"normalization": {"preset": "whisper", "lowercase": False}},
+            '*normalization: lowercase switches a step of preset "default"*',
         ),
         (
             {"normalization": {"remove": "uh"}},
