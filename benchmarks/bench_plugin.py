@@ -254,7 +254,8 @@ def measure_speed(
     # pytest's last line: "2 failed, 1 passed in 4.1s".
     summary = plugin.output.strip().splitlines()[-1]
     tests = sum(int(count) for count in re.findall(r"(\d+) (?:passed|failed)", summary))
-    cases = {tuple(line.split()[:2]) for line in script.output.splitlines() if line.strip()}
+    # One case per graph, variant and input set: "encoder int8 default hidden PASS ...".
+    cases = {tuple(line.split()[:3]) for line in script.output.splitlines() if line.strip()}
     without_startup = (medians["plugin"] - medians["pytest_empty"]) / (
         medians["handwritten"] - medians["python_empty"]
     )

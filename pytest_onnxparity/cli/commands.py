@@ -3,7 +3,8 @@
 Every rendering comes from ``results``: the terminal table of ``report_lines`` (what a pytest
 run prints in its ``onnxparity`` section), ``render_markdown`` and ``build_metadata`` (what
 ``--parity-markdown`` and ``--parity-metadata`` write), ``compare`` (what ``--parity-baseline``
-decides) and ``suggest_toml`` (what ``--parity-suggest`` writes).
+decides) and ``results.suggest`` (what ``--parity-suggest`` writes: limits per input set, none
+for a damaged, NaN, errored, outlier or weight-failing variant).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from pytest_onnxparity.results.baseline import (
 )
 from pytest_onnxparity.results.markdown import render_markdown
 from pytest_onnxparity.results.metadata import METADATA_SCHEMA, build_metadata, dumps_stable
-from pytest_onnxparity.results.terminal import report_lines, suggest_toml
+from pytest_onnxparity.results.suggest import SuggestError, check_destination
+from pytest_onnxparity.results.suggest import suggest as suggest_limits
+from pytest_onnxparity.results.terminal import report_lines
 
 FORMATS = ("table", "markdown", "metadata")
 
@@ -85,12 +88,22 @@ def compare_runs(old_path: Path, new_path: Path, rules: Sequence[RegressionRule]
     return Outcome("\n".join(lines) + "\n", 1 if comparison.failed else 0)
 
 
-def suggest(path: Path, margin: float) -> Outcome:
-    """``suggest RESULTS``: a ``parity.toml`` snippet, measured errors × ``margin``."""
+def suggest(
+    path: Path, margin: float, destination: Path | None = None, force: bool = False
+) -> Outcome:
+    """``suggest RESULTS``: what ``--parity-suggest`` writes, measured errors × ``margin`` per
+    input set, in ``destination``'s form (``pyproject.toml``: ``[tool.onnxparity…]``); never
+    over a file it did not write unless ``force``."""
     document = read_document(path)
     if document.get("schema") == METADATA_SCHEMA:
         raise CommandError(
             f"{path}: a metadata block keeps rounded numbers; suggest limits from the "
             "--parity-json file of the run"
         )
-    return Outcome(suggest_toml(document.get("records") or [], margin))
+    if destination is not None:
+        try:
+            check_destination(destination, force, flag="--output", force_flag="--force")
+        except SuggestError as error:
+            raise CommandError(str(error)) from None
+    suggestion = suggest_limits(document.get("records") or [], margin)
+    return Outcome(suggestion.render(destination or Path("parity.toml")))

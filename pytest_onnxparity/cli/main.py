@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--margin", type=_margin, default=1.5, metavar="X", help="default 1.5"
     )
     _add_output(suggest_parser)
+    suggest_parser.add_argument(
+        "--force",
+        action="store_true",
+        help="let --output replace a file that suggest did not write (as --parity-suggest-force)",
+    )
     return parser
 
 
@@ -94,7 +99,7 @@ def run(arguments: argparse.Namespace) -> Outcome:
         return render(arguments.results, arguments.format)
     if arguments.command == "compare":
         return compare_runs(arguments.old, arguments.new, arguments.fail)
-    return suggest(arguments.results, arguments.margin)
+    return suggest(arguments.results, arguments.margin, arguments.output, arguments.force)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

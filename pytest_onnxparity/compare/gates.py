@@ -6,13 +6,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_onnxparity.compare.metrics import HISTOGRAM_EDGES, OutputStats
+from pytest_onnxparity.compare.metrics import HISTOGRAM_EDGES, OutputStats, json_float
 from pytest_onnxparity.config.tolerances import LOWER_BOUND_KEYS, Tolerance
 
 # Gates no tolerance can pass: a NaN/Inf in the variant where the reference is finite, and one in
 # the reference itself (its inputs, or the reference, are broken: nothing can be judged).
 NONFINITE_GATE = "finite"
 REFERENCE_NONFINITE_GATE = "reference_finite"
+NONFINITE_GATES = frozenset({NONFINITE_GATE, REFERENCE_NONFINITE_GATE})
 
 
 @dataclass(frozen=True)
@@ -29,33 +30,31 @@ class GateOutcome:
         return {
             "output": self.output,
             "metric": self.metric,
-            "value": self.value,
+            "value": json_float(self.value),
             "limit": self.limit,
             "passed": self.passed,
         }
 
 
 def evaluate(stats: OutputStats, tolerance: Tolerance) -> tuple[GateOutcome, ...]:
-    """Check every gated metric of ``stats``. A non-finite variant value fails every gate."""
-    has_nonfinite = stats.nonfinite_in_variant > 0 or stats.nonfinite_in_reference > 0
+    """Check every gated metric of ``stats``. A NaN or Inf on either side fails its own gate
+    (``reference_finite`` / ``finite``) and every other one: its statistics are NaN."""
     outcomes = []
     if stats.nonfinite_in_reference:
         count = float(stats.nonfinite_in_reference)
         outcomes.append(GateOutcome(stats.output, REFERENCE_NONFINITE_GATE, count, 0, False))
     if stats.nonfinite_in_variant:
-        outcomes.append(
-            GateOutcome(stats.output, NONFINITE_GATE, float(stats.nonfinite_in_variant), 0, False)
-        )
+        count = float(stats.nonfinite_in_variant)
+        outcomes.append(GateOutcome(stats.output, NONFINITE_GATE, count, 0, False))
     for metric, limit in tolerance.limits().items():
         value = stats.value(metric)
         if value is None:
             # argmax agreement asked of an output with no class axis: a config error, not a pass.
             outcomes.append(GateOutcome(stats.output, metric, None, limit, False))
             continue
+        # NaN compares false both ways: a statistic that could not be measured never passes.
         within = value >= limit if metric in LOWER_BOUND_KEYS else value <= limit
-        outcomes.append(
-            GateOutcome(stats.output, metric, value, limit, within and not has_nonfinite)
-        )
+        outcomes.append(GateOutcome(stats.output, metric, value, limit, within and stats.finite))
     return tuple(outcomes)
 
 
@@ -71,12 +70,17 @@ def failure_message(
         lines.append(f"  output {outcome.output!r}: {_describe(outcome, output_stats)}")
     for output in dict.fromkeys(o.output for o in failed):
         output_stats = by_output[output]
-        if output_stats.worst is not None:
-            worst = output_stats.worst
+        worst = output_stats.worst
+        if worst is not None and output_stats.finite:
             lines.append(
                 f"  worst element of {output!r} at {list(worst.index)}: "
                 f"reference={worst.reference:.6g} variant={worst.variant:.6g} "
                 f"(|diff|={output_stats.max_abs:.3g})"
+            )
+        elif worst is not None:
+            lines.append(
+                f"  first NaN/Inf of {output!r} at {list(worst.index)}: "
+                f"reference={worst.reference:.6g} variant={worst.variant:.6g}"
             )
         lines.append(f"  |error| histogram of {output!r}: {histogram_text(output_stats)}")
     lines.append(f"  next step: {fix_hint}")
@@ -95,18 +99,18 @@ def _describe(outcome: GateOutcome, stats: OutputStats) -> str:
             "these inputs, so nothing can be compared (unrealistic inputs, e.g. a random "
             "attention mask, or a broken reference)"
         )
+    relation = ">=" if outcome.metric in LOWER_BOUND_KEYS else "<="
+    if not stats.finite:
+        return (
+            f"{outcome.metric} (limit {relation} {shown_limit(outcome.limit)}) is not measurable "
+            "with NaN/Inf in the output and counts as failed"
+        )
     if outcome.value is None:
         return (
             f"{outcome.metric} is not measurable on shape {list(stats.shape)} "
             f"(argmax axis {stats.argmax_axis}); set argmax_axis or drop this gate"
         )
-    relation = ">=" if outcome.metric in LOWER_BOUND_KEYS else "<="
     value, limit = shown_value(outcome.value, outcome.limit, 6), shown_limit(outcome.limit)
-    if stats.nonfinite_in_variant or stats.nonfinite_in_reference:
-        return (
-            f"{outcome.metric}={value} (limit {relation} {limit}) "
-            "counts as failed because the output has NaN/Inf"
-        )
     return (
         f"{outcome.metric}={value} violates {relation} {limit} "
         f"(smallest passing limit: {outcome.metric} = {_passing_limit(outcome):.7g})"
@@ -162,7 +166,7 @@ def round_up(value: float, digits: int = 2) -> float:
 
 def pressure(metric: str, value: float | None, limit: float, passed: bool) -> float:
     """How hard a gate presses on its limit: used/allowed error, failures ranked above passes."""
-    if value is None:
+    if value is None or math.isnan(value) or metric in NONFINITE_GATES:
         return float("inf")
     if metric in LOWER_BOUND_KEYS:
         used, allowed = 1.0 - value, 1.0 - limit

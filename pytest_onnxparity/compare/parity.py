@@ -9,6 +9,7 @@ import numpy as np
 
 from pytest_onnxparity.compare.gates import GateOutcome, evaluate, pressure
 from pytest_onnxparity.compare.metrics import OutputStats, compare_outputs
+from pytest_onnxparity.compare.positions import MaskError, positions_for
 from pytest_onnxparity.config.tolerances import Tolerance
 
 
@@ -50,8 +51,14 @@ def compare(
     variant: Mapping[str, np.ndarray],
     tolerance_for: Callable[[str], Tolerance],
     skip_outputs: Iterable[str] = (),
+    inputs: Mapping[str, np.ndarray] | None = None,
 ) -> ParityResult:
-    """Compare every reference output (except ``skip_outputs``) with the variant's."""
+    """Compare every reference output (except ``skip_outputs``) with the variant's.
+
+    ``inputs``: the arrays both ran on. Where one is an attention mask whose shape leads an
+    output's, that output is compared over the real positions only (see
+    :mod:`pytest_onnxparity.compare.positions`; the tolerance's ``mask`` key chooses).
+    """
     skipped = set(skip_outputs)
     names = [name for name in reference if name not in skipped]
     if not names:
@@ -74,12 +81,18 @@ def compare(
         ref, var = np.asarray(reference[name]), np.asarray(variant[name])
         _check_kinds(name, ref, var)
         tolerance = tolerance_for(name)
+        try:
+            positions = positions_for(name, ref.shape, tolerance.mask, inputs or {})
+        except MaskError as error:
+            raise OutputMismatchError(str(error)) from None
         output_stats = compare_outputs(
             name,
             ref,
             var,
             argmax_axis=tolerance.argmax_axis,
             topk=tolerance.topk if tolerance.min_topk_overlap is not None else None,
+            keep=None if positions is None else positions.keep,
+            mask=None if positions is None else positions.input,
         )
         stats.append(output_stats)
         gates.extend(evaluate(output_stats, tolerance))

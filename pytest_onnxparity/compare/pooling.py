@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pytest_onnxparity.compare.gates import GateOutcome, evaluate, failure_message
-from pytest_onnxparity.compare.metrics import OutputStats, compare_outputs
+from pytest_onnxparity.compare.metrics import OutputStats, compare_outputs, json_float
 from pytest_onnxparity.config.tables import ConfigError, check_keys
 from pytest_onnxparity.config.tolerances import (
     TIERS,
@@ -118,8 +118,13 @@ def parse_pooled_options(raw: Mapping[str, Any], where: str) -> PooledOptions:
 
 
 def pool(output: np.ndarray, mask: np.ndarray | None, options: PooledOptions) -> np.ndarray:
-    """One float64 vector per sentence: [batch, hidden] from [batch, tokens, hidden]."""
-    values = np.asarray(output, dtype=np.float64)
+    """One float64 vector per sentence: [batch, hidden] from [batch, tokens, hidden]. A NaN or
+    Inf in a sentence's tokens leaves NaN/Inf in its vector (the comparison counts them)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _pool(np.asarray(output, dtype=np.float64), mask, options)
+
+
+def _pool(values: np.ndarray, mask: np.ndarray | None, options: PooledOptions) -> np.ndarray:
     if options.pooling == "none":
         pooled = values.reshape(len(values), -1)
     else:
@@ -151,13 +156,17 @@ def pool(output: np.ndarray, mask: np.ndarray | None, options: PooledOptions) ->
 
 
 def row_cosines(reference: np.ndarray, variant: np.ndarray) -> np.ndarray:
-    """Cosine of each row pair; 1 where both rows are zero, 0 where only one is."""
-    ref_norm = np.linalg.norm(reference, axis=1)
-    var_norm = np.linalg.norm(variant, axis=1)
-    dot = (reference * variant).sum(axis=1)
-    both = (ref_norm > 0) & (var_norm > 0)
-    cosines = np.where(both, dot / np.where(both, ref_norm * var_norm, 1.0), 0.0)
+    """Cosine of each row pair; 1 where both rows are zero, 0 where only one is, NaN where
+    either holds a NaN or Inf."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        ref_norm = np.linalg.norm(reference, axis=1)
+        var_norm = np.linalg.norm(variant, axis=1)
+        dot = (reference * variant).sum(axis=1)
+        both = (ref_norm > 0) & (var_norm > 0)
+        cosines = np.where(both, dot / np.where(both, ref_norm * var_norm, 1.0), 0.0)
     cosines = np.where((ref_norm == 0) & (var_norm == 0), 1.0, cosines)
+    # A row with a NaN or Inf on either side has no cosine: NaN, never a number that could pass.
+    cosines = np.where(np.isfinite(ref_norm) & np.isfinite(var_norm), cosines, np.nan)
     return np.clip(cosines, -1.0, 1.0)
 
 
@@ -185,8 +194,8 @@ class PooledComparison:
             "stats": self.stats.to_json(),
             "gates": [gate.to_json() for gate in self.gates],
             "sentences": len(self.cosines),
-            "min_cosine": min(self.cosines, default=1.0),
-            "mean_cosine": float(np.mean(self.cosines)) if self.cosines else 1.0,
+            "min_cosine": json_float(float(np.min(self.cosines))) if self.cosines else 1.0,
+            "mean_cosine": json_float(float(np.mean(self.cosines))) if self.cosines else 1.0,
             "worst_sentence": self.labels[self.worst_sentence] if self.labels else None,
         }
 
@@ -211,7 +220,8 @@ def compare_pooled(
     """Gate the pooled ``variant`` [sentences, hidden] against ``reference``."""
     cosines = row_cosines(reference, variant)
     stats = compare_outputs(POOLED_OUTPUT, reference, variant, argmax_axis=None)
-    stats = replace(stats, cosine=float(cosines.min()) if cosines.size else 1.0)
+    if stats.finite:
+        stats = replace(stats, cosine=float(cosines.min()) if cosines.size else 1.0)
     labels = tuple(labels) or tuple(f"#{index}" for index in range(len(cosines)))
     return PooledComparison(
         stats=stats,

@@ -82,7 +82,12 @@ SESSION_KEYS = (
 GRAPH_KEYS = ("reference", "inputs", "tolerance", "variants", "outputs", "skip_outputs")
 
 
-VARIANT_KEYS = ("tolerance", "outputs")
+VARIANT_KEYS = ("tolerance", "outputs", "input_sets")
+
+
+# ``[graphs.G.variants.V.input_sets.S]``: limits for one input set of a variant (what
+# ``--parity-suggest`` writes, real and synthesized sets apart).
+INPUT_SET_KEYS = ("tolerance", "outputs")
 
 
 INPUT_KEYS = ("range", "tie", "value")
@@ -107,6 +112,7 @@ class InputRule:
 class VariantConfig:
     tolerance: ToleranceLayer = field(default_factory=dict)
     outputs: Mapping[str, ToleranceLayer] = field(default_factory=dict)
+    input_sets: Mapping[str, VariantConfig] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -163,12 +169,12 @@ class ParityConfig:
         return self.graphs.get(name, GraphConfig())
 
     def tolerance_layers(
-        self, tier: str, graph: str, variant: str, output: str
+        self, tier: str, graph: str, variant: str, output: str, input_set: str | None = None
     ) -> list[ToleranceLayer]:
-        """Config layers for one output, weakest first."""
+        """Config layers for one output (on one input set), weakest first."""
         graph_config = self.graph(graph)
         variant_config = graph_config.variants.get(variant, VariantConfig())
-        return [
+        layers = [
             self.tolerance,
             self.tiers.get(tier, {}),
             graph_config.tolerance,
@@ -176,6 +182,10 @@ class ParityConfig:
             variant_config.tolerance,
             variant_config.outputs.get(output, {}),
         ]
+        set_config = variant_config.input_sets.get(input_set) if input_set else None
+        if set_config is not None:
+            layers += [set_config.tolerance, set_config.outputs.get(output, {})]
+        return layers
 
 
 def load_config(
@@ -269,9 +279,18 @@ def _graph(raw: Any, where: str) -> GraphConfig:
     for tag, value in sub_table(raw, "variants", where).items():
         variant_where = f"{where} [variants.{tag}]"
         check_keys(value, VARIANT_KEYS, variant_where)
+        input_sets = {}
+        for name, table in sub_table(value, "input_sets", variant_where).items():
+            set_where = f"{variant_where} [input_sets.{name}]"
+            check_keys(table, INPUT_SET_KEYS, set_where)
+            input_sets[name] = VariantConfig(
+                tolerance=_tolerance_table(sub_table(table, "tolerance", set_where), set_where),
+                outputs=_output_layers(sub_table(table, "outputs", set_where), set_where),
+            )
         variants[tag] = VariantConfig(
             tolerance=_tolerance_table(sub_table(value, "tolerance", variant_where), variant_where),
             outputs=_output_layers(sub_table(value, "outputs", variant_where), variant_where),
+            input_sets=input_sets,
         )
     return GraphConfig(
         reference=reference,

@@ -35,6 +35,8 @@ class NamedOutput:
     """The output is a folder the run writes files into (plots)."""
     marker: str | None = None
     """The first line of what this output writes; an existing file without it is refused."""
+    force_flag: str | None = None
+    """The flag that lets this output replace a file it did not write, named in the refusal."""
 
 
 def check_outputs(
@@ -94,11 +96,8 @@ def _check_writable(output: NamedOutput) -> None:
             raise OutputPathError(f"{output.flag} {path}: is a file, not a folder; name a folder")
     elif path.is_dir():
         raise OutputPathError(f"{output.flag} {path}: is a folder; name a file in it")
-    elif path.exists() and output.marker is not None and not _starts_with(path, output.marker):
-        raise OutputPathError(
-            f"{output.flag} {path}: exists and was not written by this option (a hand-written "
-            "file?); name a new file, or delete it first if it may go"
-        )
+    elif path.exists() and output.marker is not None and not written_by(path, output.marker):
+        raise OutputPathError(foreign_file_message(output))
     existing = path if path.exists() else _nearest_existing(path.parent)
     if existing is None or (existing != path and not existing.is_dir()):
         raise OutputPathError(
@@ -134,7 +133,17 @@ def _nearest_existing(path: Path) -> Path | None:
     return None
 
 
-def _starts_with(path: Path, marker: str) -> bool:
+def foreign_file_message(output: NamedOutput) -> str:
+    """Why ``output`` may not replace the file at its path: it was not written by this option."""
+    force = f", or add {output.force_flag} to replace it" if output.force_flag else ""
+    return (
+        f"{output.flag} {output.path}: exists and was not written by this option (a "
+        f"hand-written file?); name a new file, or delete it first if it may go{force}"
+    )
+
+
+def written_by(path: Path, marker: str) -> bool:
+    """Whether the file at ``path`` starts with ``marker``, the first line its option writes."""
     try:
         with path.open("rb") as handle:
             head = handle.read(len(marker.encode("utf-8")))

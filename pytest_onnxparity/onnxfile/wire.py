@@ -43,15 +43,15 @@ def fields(buffer: memoryview, start: int, end: int) -> Iterator[tuple[int, int,
     """
     position = start
     while position < end:
-        tag, position = _varint(buffer, position, end)
+        tag, position = varint(buffer, position, end)
         number, wire = tag >> 3, tag & 7
         if number == 0:
             raise ProtoScanError("field number 0")
         if wire == VARINT:
-            value, position = _varint(buffer, position, end)
+            value, position = varint(buffer, position, end)
             yield number, wire, value, position
         elif wire == LENGTH_DELIMITED:
-            length, position = _varint(buffer, position, end)
+            length, position = varint(buffer, position, end)
             payload_end = position + length
             if payload_end > end:
                 raise ProtoScanError("a field runs past the end of its message")
@@ -65,7 +65,8 @@ def fields(buffer: memoryview, start: int, end: int) -> Iterator[tuple[int, int,
             raise ProtoScanError(f"wire type {wire} is not used by ONNX")
 
 
-def _varint(buffer: memoryview, position: int, end: int) -> tuple[int, int]:
+def varint(buffer: memoryview, position: int, end: int) -> tuple[int, int]:
+    """The varint at ``buffer[position]`` and the position after it."""
     value = shift = 0
     while True:
         if position >= end or shift > 63:

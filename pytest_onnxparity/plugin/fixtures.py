@@ -212,35 +212,23 @@ def _custom_record(
     graph: str,
     variant_name: str,
     tier: str,
-    layer: Mapping[str, float | int],
+    layer: Mapping[str, float | int | str],
 ) -> Any:
-    from pytest_onnxparity.compare.parity import compare
-    from pytest_onnxparity.results.records import ParityRecord
-    from pytest_onnxparity.run.cases import INPUT_PROBLEMS
+    from pytest_onnxparity.run.user_arrays import check_arrays
 
     if variant is None:
         pytest.fail(
             "assert_parity(reference, variant): the variant's outputs are missing", pytrace=False
         )
-    try:
-        result = compare(
-            reference,
-            variant,
-            lambda output: settings.tolerance(tier, graph, variant_name, output, layer),
-        )
-        error = None
-    except INPUT_PROBLEMS as problem:
-        result, error = None, str(problem)
-    return ParityRecord(
-        nodeid=nodeid,
+    return check_arrays(
+        settings,
+        nodeid,
+        reference,
+        variant,
         graph=graph,
-        variant=variant_name,
+        variant_name=variant_name,
         tier=tier,
-        reference="user arrays",
-        input_set={"name": "user", "source": "test"},
-        session={},
-        result=result,
-        error=error,
+        layer=layer,
     )
 
 

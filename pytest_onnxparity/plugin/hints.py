@@ -39,8 +39,9 @@ def next_step(
         return "NaN/Inf cannot be tolerated: fix the variant (overflow in fp16? a broken scale?)"
     if first.metric == REFERENCE_NONFINITE_GATE:
         return (
-            "NaN/Inf cannot be compared: fix the reference, or give inputs it handles "
-            "([graphs.<graph>.inputs] ranges, real inputs)"
+            "NaN/Inf cannot be compared: give the graph inputs its reference is defined on: a "
+            f'rule in [graphs."{record.graph}".inputs.<input>] (range, value) or real inputs '
+            f'([references."{record.graph}"] input_data); if the reference is broken, fix it'
         )
     unrelated = _unrelated_cosine(record, failed)
     if unrelated is not None:

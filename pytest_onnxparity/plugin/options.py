@@ -102,7 +102,14 @@ def add_options(parser: Any) -> None:
     group.addoption(
         "--parity-suggest",
         metavar="PATH",
-        help="write a parity.toml snippet with measured errors x margin, to calibrate limits",
+        help="write limits from measured errors x margin per input set (parity.toml tables, or "
+        "[tool.onnxparity] ones for a pyproject.toml), never for damaged variants",
+    )
+    group.addoption(
+        "--parity-suggest-force",
+        action="store_true",
+        default=False,
+        help="let --parity-suggest replace a file it did not write",
     )
     group.addoption(
         "--parity-suggest-margin",

@@ -14,8 +14,6 @@ from pytest_onnxparity.plugin import keys
 if TYPE_CHECKING:
     from pytest_onnxparity.files.outputs import NamedOutput
 
-SUGGEST_MARKER = "# Suggested by pytest-onnxparity --parity-suggest"
-
 
 class ResultsPaths(Protocol):
     """The result file paths resolved from the options (``reporter.ResultsOutputs``)."""
@@ -68,9 +66,15 @@ def named_outputs(config: pytest.Config, outputs: ResultsPaths) -> list[NamedOut
     if outputs.model_index_path is not None:
         named.append(NamedOutput("--parity-model-index", outputs.model_index_path))
     if option.parity_suggest:
+        from pytest_onnxparity.results.suggest import MARKER
+
+        force = bool(option.parity_suggest_force)
         named.append(
             NamedOutput(
-                "--parity-suggest", Path(option.parity_suggest).resolve(), marker=SUGGEST_MARKER
+                "--parity-suggest",
+                Path(option.parity_suggest).resolve(),
+                marker=None if force else MARKER,
+                force_flag="--parity-suggest-force",
             )
         )
     plot_dir = getattr(option, "parity_localize_dir", None)

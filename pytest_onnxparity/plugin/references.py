@@ -197,6 +197,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if settings is None or engine is None:
         return None
     chosen = []
+    # Every graph, with the reference it really runs against (the hook's module included) and
+    # where its inputs come from beside the synthesized sets.
     for graph in engine.folder.graphs:
         spec = settings.spec(graph.name)
         sources = []
@@ -205,10 +207,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         sources += [path.name for path in spec.input_data]
         if not spec.synthesize:
             sources.append("not synthesized")
-        if not spec.is_default_reference or sources:
-            label = "fp32 file" if spec.is_default_reference else spec.label
-            extra = f" ({', '.join(sources)})" if sources else ""
-            chosen.append(f"{graph.name} vs {label}{extra}")
+        extra = f" ({', '.join(sources)})" if sources else ""
+        chosen.append(f"{graph.name} vs {engine.references.chosen_label(graph)}{extra}")
     lines = [f"onnxparity references: {'; '.join(chosen)}"] if chosen else []
     from pytest_onnxparity.run.cases import REFERENCE_HOOK
 

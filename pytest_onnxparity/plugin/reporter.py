@@ -22,7 +22,6 @@ from pytest_onnxparity.plugin import keys
 
 if TYPE_CHECKING:
     from pytest_onnxparity.results.baseline import BaselineComparison, RegressionRule
-    from pytest_onnxparity.run.engine import ParityEngine
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
@@ -126,6 +125,7 @@ class ParityReporter:
         self.written: list[tuple[str, Path]] = []
         self.appended: list[Path] = []
         self.comparison: BaselineComparison | None = None
+        self.suggest_lines: list[str] = []
         self.write_failure: str | None = None
         self.notes: list[tuple[str, bool]] = []
         """Lines for the summary about the written files: (text, is_a_problem)."""
@@ -150,7 +150,6 @@ class ParityReporter:
 
         settings = ensure_settings(self.config)
         from pytest_onnxparity.plugin.output_paths import results_bytes
-        from pytest_onnxparity.results.terminal import suggest_toml
 
         if not self.config.pluginmanager.hasplugin("dsession"):
             from pytest_onnxparity.plugin.results import process_output
@@ -166,13 +165,30 @@ class ParityReporter:
             if settings.json_path is not None:
                 files.insert(0, ("results", settings.json_path, results_bytes(document, files)))
         if settings.suggest_path is not None:
-            text = suggest_toml(self.collector.records, settings.suggest_margin)
-            files.append(("suggested limits", settings.suggest_path, text.encode("utf-8")))
+            suggested = self._suggestion(session, settings.suggest_path, settings)
+            if suggested is not None:
+                files.append(("suggested limits", settings.suggest_path, suggested))
         self._write(session, files)
         if metadata is not None and self.outputs.model_index_path is not None:
             self._write_model_index(metadata, document)
         if metadata is not None and self.outputs.baseline is not None:
             self._compare_baseline(session, metadata)
+
+    def _suggestion(self, session: pytest.Session, path: Path, settings: Any) -> bytes | None:
+        """``--parity-suggest``'s file (limits per input set, none for damage); None, with the
+        reason in the summary, where a file it did not write appeared since the start."""
+        from pytest_onnxparity.results.suggest import SuggestError, check_destination, suggest
+
+        suggestion = suggest(self.collector.records, settings.suggest_margin)
+        self.suggest_lines = suggestion.lines()
+        try:
+            check_destination(path, settings.suggest_force)
+        except SuggestError as error:
+            self.suggest_lines.append(f"suggested limits not written: {error}")
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return None
+        return suggestion.render(path).encode("utf-8")
 
     def _write(self, session: pytest.Session, files: list[tuple[str, Path, bytes]]) -> None:
         from pytest_onnxparity.plugin.output_paths import write_together
@@ -271,6 +287,7 @@ class ParityReporter:
         )
 
     def document(self) -> dict[str, Any]:
+        from pytest_onnxparity.plugin import export_facts
         from pytest_onnxparity.results.records import imported_packages, toolchain_versions
 
         settings = self.config.stash[keys.SETTINGS]
@@ -284,13 +301,18 @@ class ParityReporter:
             settings=settings.to_json(),
             export=None if engine is None else engine.folder.to_json(),
             toolchain=toolchain_versions(providers, used),
-            io=None if engine is None else graph_io(engine),
+            io=None if engine is None else export_facts.graph_io(engine),
             distributed=self.config.pluginmanager.hasplugin("dsession"),
-            formats=None if engine is None else file_formats(engine),
+            formats=None if engine is None else export_facts.file_formats(engine),
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        quiet = not self.written and self.comparison is None and self.write_failure is None
+        quiet = (
+            not self.written
+            and self.comparison is None
+            and self.write_failure is None
+            and not self.suggest_lines
+        )
         if not self.collector.records and quiet:
             return  # an inert run: nothing to say, and nothing heavy (numpy) to import
         from pytest_onnxparity.plugin.run import shown_path
@@ -307,6 +329,8 @@ class ParityReporter:
             for number, line in enumerate(self.comparison.lines()):
                 red = (number == 0 and self.comparison.failed) or line.startswith("  REGRESSED")
                 terminalreporter.line(line, red=red, green=line.startswith("  improved"))
+        for line in self.suggest_lines:
+            terminalreporter.line(line, yellow=True)
         for what, path in self.written:
             terminalreporter.line(f"{what} written to {shown_path(path, self.config)}")
         for text, problem in self.notes:
@@ -337,41 +361,3 @@ def _group_suffix(nodeid: str) -> str:
     if not at or any(char in group for char in "[]:/"):
         return ""
     return at + group
-
-
-def file_formats(engine: ParityEngine) -> dict[str, Any]:
-    """Each file's IR version, opsets, producer and op types per domain, by relative path (read
-    from the file's bytes: no onnx import, no weights)."""
-    from pytest_onnxparity.onnxfile.protoscan import scan_format
-
-    formats: dict[str, Any] = {}
-    for graph in engine.folder.graphs:
-        for model in graph.files:
-            if model.problem:
-                continue
-            try:
-                formats[model.relpath] = scan_format(model.path).to_json()
-            except (OSError, ValueError):  # its own test already failed with the file named
-                continue
-    return formats
-
-
-def graph_io(engine: ParityEngine) -> dict[str, Any]:
-    """Each graph's inputs and outputs, read from its reference file (no external data)."""
-    from pytest_onnxparity.onnxfile.signature import read_signature
-
-    io: dict[str, Any] = {}
-    for graph in engine.folder.graphs:
-        model = graph.reference_file
-        if model.problem:
-            continue
-        try:
-            inputs, outputs = read_signature(str(model.path))
-        except (OSError, ValueError):  # protoscan's errors are ValueErrors
-            continue  # its own test already failed with the file named
-        io[graph.name] = {
-            "file": model.relpath,
-            "inputs": [spec.to_json() for spec in inputs],
-            "outputs": [spec.to_json() for spec in outputs],
-        }
-    return io

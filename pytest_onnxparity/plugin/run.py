@@ -99,6 +99,7 @@ def settings_from_options(
         json_path=Path(json_path).resolve() if json_path else None,
         suggest_path=Path(option.parity_suggest).resolve() if option.parity_suggest else None,
         suggest_margin=option.parity_suggest_margin,
+        suggest_force=bool(option.parity_suggest_force),
     )
 
 

@@ -159,14 +159,19 @@ def pytest_onnxparity_graph_items(
     parent: pytest.Collector, graph: Graph, engine: ParityEngine
 ) -> list[pytest.Item] | None:
     state = parent.config.stash.get(STATE, None)
-    if state is None or not graph.variants:
+    if state is None:
+        return None
+    # The variants gated against the reference, and the graph's own fp32 file too when the
+    # reference is something else (a torch module, TorchScript, a recording).
+    tested = engine.tested_variants(graph)
+    if not tested:
         return None
     from pytest_onnxparity.plugin.items import CheckItem
     from pytest_onnxparity.suites.checks import pooled_check, streaming_check
 
     options = state.options
     items: list[pytest.Item] = []
-    for tag in graph.variants:
+    for tag in tested:
         checks = []
         if options.pooled is not None and graph.name in state.pooled:
             checks.append(("pooled", partial(pooled_check, engine, graph, tag, options.pooled)))
@@ -209,7 +214,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         one_shot = (
             isinstance(item, ParityItem)
             and item.case.graph.name in state.fitting_streams
-            and getattr(item.case, "input_set", None) is None
+            and item.case.synthesized
         )
         (deselected if one_shot else kept).append(item)
     if deselected:

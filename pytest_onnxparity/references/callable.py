@@ -98,13 +98,15 @@ class CallableReference:
             self._check_count(len(arguments), parameters, "[references.<graph>] inputs")
 
     def _check_count(self, count: int, parameters: Sequence[str], source: str) -> None:
+        """``count`` positional arguments fit the parameters (``**kwargs`` takes none)."""
         if "*" in parameters:
             return
-        required = [p for p in parameters if not p.endswith("=")]
-        if not len(required) <= count <= len(parameters):
+        positional = [p for p in parameters if p != "**"]
+        required = [p for p in positional if not p.endswith("=")]
+        if not len(required) <= count <= len(positional):
             raise ReferenceError(
                 f"reference {self.description}: it takes {len(required)}"
-                f"{'' if len(required) == len(parameters) else f'-{len(parameters)}'} "
+                f"{'' if len(required) == len(positional) else f'-{len(positional)}'} "
                 f"argument(s) ({_plain(parameters)}) but is given {count} from {source}; "
                 "list the ONNX input for each argument in [references.<graph>] inputs"
             )
@@ -118,6 +120,10 @@ class CallableReference:
         if arguments is None:
             arguments = self.graph_inputs or tuple(arrays)
             parameters = _parameters(self.function)
+            if parameters is not None and by_name(arguments, parameters):
+                # forward(input_ids, attention_mask=None, **kwargs): the graph's input names
+                # are the parameters' names, so every input goes where its name says.
+                return [], {name: self._convert(name, arrays, name) for name in arguments}
             if parameters is not None:
                 self._check_count(len(arguments), parameters, "the graph's inputs")
         names = _plain(_parameters(self.function) or ())
@@ -246,6 +252,17 @@ def _parameters(function: Callable[..., Any]) -> list[str] | None:
             optional = parameter.default is not parameter.empty
             names.append(f"{parameter.name}=" if optional else parameter.name)
     return names
+
+
+def by_name(inputs: Sequence[str], parameters: Sequence[str]) -> bool:
+    """Whether a callable with ``parameters`` (see :func:`_parameters`) takes the graph's
+    ``inputs`` by name: each is a parameter's name, or the callable takes ``**kwargs`` and
+    every required parameter is among the inputs (the other inputs go to ``**kwargs``)."""
+    names = _plain(parameters)
+    if all(name in names for name in inputs):
+        return True
+    required = [p for p in parameters if p not in ("*", "**") and not p.endswith("=")]
+    return "**" in parameters and all(name in inputs for name in required)
 
 
 def _plain(parameters: Sequence[str]) -> list[str]:

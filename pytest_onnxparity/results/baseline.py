@@ -23,7 +23,12 @@ from pytest_onnxparity.results.records import SCHEMA_NAME, SCHEMA_VERSION
 READABLE_VERSIONS = {SCHEMA_NAME: (1, SCHEMA_VERSION), METADATA_SCHEMA: (1, METADATA_VERSION)}
 """Schema versions this release reads, per document kind: (oldest, newest)."""
 
-DEFAULT_FAIL_SPEC = "max_abs:2x,mean_abs:2x,p99_abs:2x,rel_l2:2x,cosine:2x,wer:+0.5pp,cer:+0.5pp"
+DEFAULT_FAIL_SPEC = (
+    "max_abs:2x,mean_abs:2x,p99_abs:2x,rel_l2:2x,cosine:2x,wer:+0.5pp,cer:+0.5pp,"
+    "nonfinite_in_variant:+0,nonfinite_in_reference:+0"
+)
+"""A NaN/Inf count that grows is a regression; the statistics of an output with NaN/Inf are
+null, so they are never compared (and never read as an improvement)."""
 HIGHER_IS_BETTER = frozenset({"cosine", "argmax_agreement", "topk_overlap", "fraction"})
 """Rates that get worse as they fall towards 0 from 1: rules compare ``1 - value``. Every other
 number (errors, WER, counts, sizes, timings) gets worse as it grows."""

@@ -8,7 +8,12 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pytest_onnxparity.results.numbers import round_number
+from pytest_onnxparity.results.numbers import (
+    NONFINITE_COUNTS,
+    WORST_IS_MAX,
+    WORST_IS_MIN,
+    round_number,
+)
 from pytest_onnxparity.results.views import group_by_graph
 
 METADATA_SCHEMA = "pytest-onnxparity/metadata"
@@ -129,11 +134,17 @@ def _variant_block(view: Mapping[str, Any], reference_bytes: int | None) -> dict
 
 
 def _outputs(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Each output's statistics rounded; a statistic nobody measured (None) is left out."""
-    return {
-        name: {key: round_number(key, value) for key, value in stats.items() if value is not None}
-        for name, stats in outputs.items()
-    }
+    """Each output's statistics rounded; a statistic nobody measured (None) is left out, one a
+    NaN/Inf made unmeasurable stays, as null beside the counts that say why."""
+    block = {}
+    for name, stats in outputs.items():
+        nonfinite = any(stats.get(count) for count in NONFINITE_COUNTS)
+        block[name] = {
+            key: round_number(key, value)
+            for key, value in stats.items()
+            if value is not None or (nonfinite and key in WORST_IS_MAX + WORST_IS_MIN)
+        }
+    return block
 
 
 def _format(found: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,13 +11,16 @@ from typing import Any
 SIGNIFICANT_DIGITS = 4
 
 
-WORST_IS_MAX = ("max_abs", "mean_abs", "p99_abs", "rel_l2")
+WORST_IS_MAX = ("max_abs", "max_abs_rel", "mean_abs", "p99_abs", "rel_l2")
 
 
 WORST_IS_MIN = ("cosine", "argmax_agreement", "topk_overlap")
 
 
 SUMMED = ("argmax_mismatches", "nonfinite_in_variant", "nonfinite_in_reference")
+
+
+NONFINITE_COUNTS = ("nonfinite_in_variant", "nonfinite_in_reference")
 
 
 OUTPUT_STATS = (*WORST_IS_MAX, *WORST_IS_MIN, *SUMMED)

@@ -1,13 +1,12 @@
 """Terminal rendering: the summary of a run (the pytest summary section and ``python -m
-pytest_onnxparity render`` print the same lines) and the ``--parity-suggest`` snippet."""
+pytest_onnxparity render`` print the same lines), its failed checks and its counts."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_onnxparity.compare.gates import round_up, shown_limit, shown_value
+from pytest_onnxparity.compare.gates import shown_limit, shown_value
 from pytest_onnxparity.results.records import worst_gate
 
 
@@ -76,10 +75,13 @@ def suspect_reference_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
         if record["kind"] != "parity" or not record.get("parity"):
             continue
         graph = record["graph"]
+        # a null cosine (NaN/Inf in an output) is its own failure, not evidence of a wrong reference
         cosines = [stats["cosine"] for stats in record["parity"]["outputs"]]
-        unrelated = not record["passed"] and all(c <= UNRELATED_COSINE for c in cosines)
+        unrelated = not record["passed"] and all(
+            c is not None and c <= UNRELATED_COSINE for c in cosines
+        )
         failed_graphs[graph] = failed_graphs.get(graph, True) and unrelated
-        by_graph.setdefault(graph, []).extend(cosines)
+        by_graph.setdefault(graph, []).extend(c for c in cosines if c is not None)
     return [
         f"every variant of {graph} fails with cosine <= {UNRELATED_COSINE} on every output (at "
         f"most {max(by_graph[graph]):.3g}): the reference is the suspect (weights not loaded? "
@@ -121,45 +123,6 @@ def _worst_text(record: Mapping[str, Any]) -> str:
     value = "n/a" if gate["value"] is None else shown_value(gate["value"], limit)
     relation = ">=" if gate["metric"].startswith("min_") else "<="
     return f"{gate['output']}.{gate['metric']} {value} {relation} {shown_limit(limit)}"
-
-
-def suggest_toml(records: Sequence[Mapping[str, Any]], margin: float) -> str:
-    """A ``parity.toml`` snippet with each measured error times ``margin``, per graph × variant.
-
-    Upper-bound metrics become ``measured × margin``; lower bounds (cosine, argmax agreement)
-    keep ``1 - (1 - measured) × margin``. The worst value over input sets and outputs is used.
-    """
-    worst: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
-    for record in records:
-        if record["kind"] != "parity" or not record.get("parity"):
-            continue
-        per_output = worst.setdefault((record["graph"], record["variant"]), {})
-        for stats in record["parity"]["outputs"]:
-            measured = per_output.setdefault(stats["output"], {})
-            for key, metric in (
-                ("max_abs", "max_abs"),
-                ("mean_abs", "mean_abs"),
-                ("p99_abs", "p99_abs"),
-                ("rel_l2", "rel_l2"),
-            ):
-                measured[key] = max(measured.get(key, 0.0), stats[metric])
-            measured["min_cosine"] = min(measured.get("min_cosine", 1.0), stats["cosine"])
-    lines = [
-        f"# Suggested by pytest-onnxparity --parity-suggest: measured values x {margin:g}.",
-        "# Review before committing: a limit should encode what you accept, not what you got.",
-    ]
-    for (graph, variant), outputs in sorted(worst.items()):
-        for output, measured in sorted(outputs.items()):
-            lines.append("")
-            lines.append(f'[graphs."{graph}".variants."{variant}".outputs."{output}"]')
-            for key, value in measured.items():
-                if key.startswith("min_"):
-                    # Rounded down, so the limit never rounds up past the measured value.
-                    limit = math.floor(max(0.0, 1.0 - (1.0 - value) * margin) * 1e9) / 1e9
-                    lines.append(f"{key} = {limit:.9f}  # measured {value:.9f}")
-                else:
-                    lines.append(f"{key} = {round_up(value * margin):.3g}  # measured {value:.3g}")
-    return "\n".join(lines) + "\n"
 
 
 def counts_line(

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pytest_onnxparity.results.numbers import (
+    NONFINITE_COUNTS,
     OUTPUT_STATS,
     WORST_IS_MAX,
     WORST_IS_MIN,
@@ -29,7 +30,8 @@ PER_ITEM_CHECKS = frozenset({"sequence-clip"})
 
 REAL, SYNTHESIZED = "real", "synthesized"
 INPUT_KINDS = (REAL, SYNTHESIZED)
-"""Kinds of input sets, the headline first."""
+"""Kinds of input sets, the headline first: real ones (files, a hook, a recording, an upstream
+graph run on them) and synthesized ones are never mixed into one worst case."""
 
 
 STATUS_ORDER = ("error", "failed", "passed", "not run")
@@ -80,9 +82,15 @@ def group_by_graph(
 
 def input_kind(input_set: Mapping[str, Any]) -> str:
     """``synthesized`` for arrays made from the signature (and what an upstream graph computed
-    from them: they keep its seed), else ``real``."""
-    synthesized = input_set.get("source", "synthesized") == "synthesized"
-    return SYNTHESIZED if synthesized or input_set.get("seed") is not None else REAL
+    from them), else ``real``: the record's ``synthesized`` flag, or for files written before
+    it, its ``source`` and ``seed`` (an upstream graph's outputs keep its inputs' seed)."""
+    synthesized = input_set.get("synthesized")
+    if synthesized is None:
+        synthesized = (
+            input_set.get("source", "synthesized") == "synthesized"
+            or input_set.get("seed") is not None
+        )
+    return SYNTHESIZED if synthesized else REAL
 
 
 def _variant_order(
@@ -188,7 +196,9 @@ def _label(record: Mapping[str, Any]) -> str:
 
 def worst_stats(per_input_set: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One output's statistics over its input sets: the largest error, the lowest agreement,
-    the total mismatch and non-finite counts; None where no input set measured it.
+    the total mismatch and NaN/Inf counts; None where no input set measured it, and for every
+    error statistic where an input set had a NaN or Inf (its errors are not measurable, so no
+    worst case is known).
 
     ``argmax_positions`` counts the positions argmax was compared at (the N of "n/N
     mismatches"); ``worst_input_set`` names the set with the largest ``max_abs`` when the
@@ -197,10 +207,11 @@ def worst_stats(per_input_set: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     def values(key: str) -> list[float]:
         return [s[key] for s in per_input_set if is_finite_number(s.get(key))]
 
+    nonfinite = any(s.get(count) for s in per_input_set for count in NONFINITE_COUNTS)
     worst: dict[str, Any] = {}
     for key in OUTPUT_STATS:
         found = values(key)
-        if not found:
+        if not found or (nonfinite and key not in NONFINITE_COUNTS):
             worst[key] = None
         elif key in WORST_IS_MAX:
             worst[key] = max(found)

@@ -59,39 +59,50 @@ class ReferenceHooks:
 @dataclass(frozen=True)
 class InputKey:
     """One input set of a graph as collection sees it: its name (part of the test id) and, for a
-    synthesized set, its sweep point (None for real, upstream or recorded sets)."""
+    synthesized set, its sweep point (None for real, upstream or recorded sets) and pattern
+    (``""``, ``padded``, ``draw2``…; see ``runtime.inputs.patterns``)."""
 
     name: str
     point: Mapping[str, int] | None = None
+    pattern: str = ""
 
 
 @dataclass(frozen=True)
 class ParityCase:
     """One generated parity test: a graph's variant against its reference on one input set.
 
-    ``point``: the sweep point of a synthesized set; ``input_set``: the name of any other set
-    (real, upstream or recorded), None for a synthesized one.
+    ``point`` and ``pattern``: the sweep point and pattern of a synthesized set; ``input_set``:
+    the name of any other set (real, upstream or recorded), None for a synthesized one.
     """
 
     graph: Graph
     variant: ModelFile
     point: Mapping[str, int] = field(default_factory=dict)
     input_set: str | None = None
+    pattern: str = ""
 
     @classmethod
     def for_key(cls, graph: Graph, variant: ModelFile, key: InputKey) -> ParityCase:
         if key.point is not None:
-            return cls(graph, variant, key.point)
+            return cls(graph, variant, key.point, pattern=key.pattern)
         return cls(graph, variant, input_set=key.name)
 
     @property
+    def synthesized(self) -> bool:
+        return self.input_set is None
+
+    @property
     def input_set_name(self) -> str:
-        return self.input_set if self.input_set is not None else set_name(self.point)
+        if self.input_set is not None:
+            return self.input_set
+        return set_name(self.point, self.pattern)
 
     @property
     def input_key(self) -> Mapping[str, int] | str:
         """What :meth:`ParityEngine.inputs` takes for this case."""
-        return self.input_set if self.input_set is not None else self.point
+        if self.input_set is None and not self.pattern:
+            return self.point
+        return self.input_set_name
 
 
 @dataclass(frozen=True)
@@ -153,6 +164,28 @@ def check_same_signature(reference: OnnxRunner, variant: OnnxRunner) -> None:
                 f"{variant.path}: input {name!r} is {other.dtype} but the reference's is "
                 f"{spec.dtype}; re-export the variant with the reference's input types"
             )
+        frozen = _frozen_axis(spec.shape, other.shape)
+        if frozen is not None:
+            axis, dim, size = frozen
+            raise OutputMismatchError(
+                f"{variant.path}: input {name!r} axis {axis} is fixed to {size} but the "
+                f"reference's axis {axis} is dynamic ({dim}); the variant was exported or "
+                f"converted with a frozen {dim} axis: re-export it with the reference's dynamic "
+                "axes (dynamic_axes / dynamic_shapes), or keep the quantizer from fixing shapes"
+            )
+
+
+def _frozen_axis(
+    reference: tuple[int | str | None, ...] | None, variant: tuple[int | str | None, ...] | None
+) -> tuple[int, str, int] | None:
+    """The first axis dynamic in the reference's input but fixed in the variant's:
+    ``(axis, the reference's name for it, the variant's size)``."""
+    if reference is None or variant is None:
+        return None
+    for axis, (dim, size) in enumerate(zip(reference, variant, strict=False)):
+        if not isinstance(dim, int) and isinstance(size, int) and size > 0:
+            return axis, repr(dim) if dim else "unnamed", size
+    return None
 
 
 def _is_float(dtype: str) -> bool:

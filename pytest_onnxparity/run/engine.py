@@ -157,9 +157,15 @@ class ParityEngine:
                     expected,
                     actual,
                     lambda output: self.settings.tolerance(
-                        variant.tier, graph.name, variant.variant, output, marker_layer
+                        variant.tier,
+                        graph.name,
+                        variant.variant,
+                        output,
+                        marker_layer,
+                        input_set=case.input_set_name,
                     ),
                     skip_outputs=graph_config.skip_outputs,
+                    inputs=inputs.arrays,
                 )
             except (OutputMismatchError, ShapeMismatchError) as mismatch:
                 raise type(mismatch)(self._mismatch_message(graph, variant, mismatch)) from None

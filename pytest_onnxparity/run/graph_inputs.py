@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pytest_onnxparity.export.folder import Graph, ModelFile
+from pytest_onnxparity.onnxfile.index_tables import index_table_sizes
 from pytest_onnxparity.onnxfile.signature import TensorSpec, read_signature
 from pytest_onnxparity.references.base import Reference, ReferenceError
 from pytest_onnxparity.references.config import ReferenceSpec
@@ -26,6 +27,7 @@ from pytest_onnxparity.runtime.inputs import (
     DEFAULT_SET,
     InputError,
     InputSet,
+    patterns,
     set_name,
     sweep_points,
     symbolic_dims,
@@ -53,6 +55,8 @@ class GraphInputs:
         self._inputs: dict[tuple[str, str], InputSet] = {}
         self._input_sets: dict[str, list[InputSet]] = {}
         self._hook_sets: dict[str, list[InputSet]] = {}
+        self._table_rows: dict[str, dict[str, int]] = {}
+        self._keys: dict[str, list[tuple[dict[str, int], str]]] = {}
 
     @property
     def problems(self) -> dict[str, str]:
@@ -89,7 +93,10 @@ class GraphInputs:
             upstream = self.folder.graph(spec.inputs_from.upstream)
             keys += [InputKey(key.name) for key in self._input_keys(upstream)]
         elif spec.synthesize:
-            keys += [InputKey(set_name(point), point) for point in self._points(graph)]
+            keys += [
+                InputKey(set_name(point, pattern), point, pattern)
+                for point, pattern in self._synthesized_keys(graph)
+            ]
         keys += [InputKey(name) for name in input_data_names(spec)]
         keys += [InputKey(inputs.name) for inputs in self._hook_input_sets(graph)]
         names = [key.name for key in keys]
@@ -123,7 +130,10 @@ class GraphInputs:
         if spec.inputs_from is not None:
             base = self._upstream_sets(graph, specs)
         elif spec.synthesize:
-            base = [self._synthesized(graph, point) for point in self._points(graph)]
+            base = [
+                self._synthesized(graph, point, pattern)
+                for point, pattern in self._synthesized_keys(graph)
+            ]
         return combine_input_sets(base, read_input_data(spec, specs), self._hook_input_sets(graph))
 
     def inputs(self, graph: Graph, key: Mapping[str, int] | str) -> InputSet:
@@ -133,10 +143,13 @@ class GraphInputs:
         (``synthesize = false``, a recording, ``inputs_from``), the point ``{}`` gives the
         graph's first set.
         """
-        if not isinstance(key, str):
-            spec = self.spec(graph)
-            if spec.kind != "recorded" and spec.inputs_from is None and spec.synthesize:
-                return self._synthesized(graph, key)
+        spec = self.spec(graph)
+        if spec.kind != "recorded" and spec.inputs_from is None and spec.synthesize:
+            if not isinstance(key, str):
+                return self._synthesized(graph, key, "")
+            for point, pattern in self._synthesized_keys(graph):
+                if set_name(point, pattern) == key:
+                    return self._synthesized(graph, point, pattern)
         name = key if isinstance(key, str) else set_name(key)
         sets = self.input_sets(graph)
         for inputs in sets:
@@ -150,21 +163,42 @@ class GraphInputs:
             "input sources"
         )
 
-    def _synthesized(self, graph: Graph, point: Mapping[str, int]) -> InputSet:
-        key = (graph.name, set_name(point))
+    def _synthesized(self, graph: Graph, point: Mapping[str, int], pattern: str) -> InputSet:
+        key = (graph.name, set_name(point, pattern))
         if key not in self._inputs:
             reference = self.runner(graph.reference_file)
             rules = self.settings.config.graph(graph.name).inputs
             self._inputs[key] = synthesize(
-                graph.name, reference.inputs, self.settings.plan, rules, point
+                graph.name,
+                reference.inputs,
+                self.settings.plan,
+                rules,
+                point,
+                table_rows=self.table_rows(graph),
+                pattern=pattern,
             )
         return self._inputs[key]
 
-    def _points(self, graph: Graph) -> list[dict[str, int]]:
-        if not self.settings.plan.sweep or graph.reference_file.problem:
-            return [{}]
-        inputs, _ = read_signature(str(graph.reference_file.path))
-        return sweep_points(inputs, self.settings.plan)
+    def table_rows(self, graph: Graph) -> dict[str, int]:
+        """Rows of the table each index input of the graph reads (token ids into their
+        embedding), read from the reference file's structure once."""
+        if graph.name not in self._table_rows:
+            specs = self.runner(graph.reference_file).inputs
+            names = tuple(spec.name for spec in specs)
+            self._table_rows[graph.name] = index_table_sizes(graph.reference_file.path, names)
+        return self._table_rows[graph.name]
+
+    def _synthesized_keys(self, graph: Graph) -> list[tuple[dict[str, int], str]]:
+        """(sweep point, pattern) of each synthesized set, read from the signature alone."""
+        if graph.reference_file.problem:
+            return [({}, "")]
+        if graph.name not in self._keys:
+            inputs, _ = read_signature(str(graph.reference_file.path))
+            plan = self.settings.plan
+            points = sweep_points(inputs, plan) if plan.sweep else [{}]
+            found = patterns(inputs, plan, self.settings.config.graph(graph.name).inputs)
+            self._keys[graph.name] = [(point, pattern) for point in points for pattern in found]
+        return self._keys[graph.name]
 
     def _hook_input_sets(self, graph: Graph) -> list[InputSet]:
         if self.references.hooks.inputs is None:
@@ -202,7 +236,9 @@ class GraphInputs:
             extra: Mapping[str, np.ndarray] = {}
             if unfed:
                 dims = {k: v for k, v in upstream_set.dims.items() if k in symbolic_dims(unfed)}
-                extra = synthesize(graph.name, unfed, self.settings.plan, rules, dims).arrays
+                extra = synthesize(
+                    graph.name, unfed, self.settings.plan, rules, dims, self.table_rows(graph)
+                ).arrays
             produced += run_upstream(link, reference, [upstream_set], specs, extra)
         return produced
 
@@ -232,5 +268,7 @@ class GraphInputs:
         """Forget the graph's input sets."""
         self._input_sets.pop(graph.name, None)
         self._hook_sets.pop(graph.name, None)
+        self._table_rows.pop(graph.name, None)
+        self._keys.pop(graph.name, None)
         for key in [key for key in self._inputs if key[0] == graph.name]:
             del self._inputs[key]

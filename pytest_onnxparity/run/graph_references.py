@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_onnxparity.export.folder import ExportFolder, Graph, ModelFile
-from pytest_onnxparity.references.base import Reference, ReferenceError
+from pytest_onnxparity.references.base import Reference, ReferenceError, first_line
+from pytest_onnxparity.references.callable import (
+    callable_name,
+    callable_origin,
+    is_torch_module,
+)
 from pytest_onnxparity.references.config import InputMapping, ReferenceSpec
 from pytest_onnxparity.references.onnx import OnnxReference
 from pytest_onnxparity.references.opening import open_reference
@@ -83,6 +88,22 @@ class GraphReferences:
         if built is None and not spec.is_default_reference:
             return spec.label
         return graph.reference
+
+    def chosen_label(self, graph: Graph) -> str:
+        """The reference this run chose for ``graph``, named before it is built: the reference
+        hook's module, the configured kind (TorchScript, recording…), or the fp32 file. Asks
+        the reference hook (cached for collection)."""
+        try:
+            module, _ = self._hook_module(graph)
+        except INPUT_PROBLEMS as problem:
+            return f"? (the {REFERENCE_HOOK} hook failed: {first_line(problem)})"
+        if module is not None:
+            kind = "torch module" if is_torch_module(module) else "callable"
+            return f"{kind} {callable_name(module)} ({callable_origin(module)})"
+        spec = self.spec(graph)
+        if spec.is_default_reference:
+            return f"{graph.reference} ({graph.reference_file.relpath})"
+        return spec.label
 
     def _is_default(self, graph: Graph, reference: Reference) -> bool:
         return isinstance(reference, OnnxReference) and self.spec(graph).is_default_reference

@@ -193,6 +193,7 @@ def run_upstream(
                 seed=upstream_inputs.seed,
                 dims=upstream_inputs.dims,
                 arrays=arrays,
+                synthesized=upstream_inputs.synthesized,
             )
         )
     return produced

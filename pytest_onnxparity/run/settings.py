@@ -25,6 +25,7 @@ class Settings:
     json_path: Path | None = None
     suggest_path: Path | None = None
     suggest_margin: float = 1.5
+    suggest_force: bool = False
 
     def tolerance(
         self,
@@ -33,13 +34,15 @@ class Settings:
         variant: str,
         output: str,
         marker_layer: ToleranceLayer | None = None,
+        input_set: str | None = None,
     ) -> Tolerance:
-        """The limits for one output: marker > command line > config file > tier default."""
+        """The limits for one output (on one input set): marker > command line > config file
+        > tier default."""
         matching = [t for t in self.cli_tolerances if t.applies_to(tier, graph, variant, output)]
         # Like the config file, a narrower scope wins whatever the order on the command line.
         matching.sort(key=lambda scoped: scoped.specificity)
         cli_layer = {scoped.key: scoped.value for scoped in matching}
-        layers = [*self.config.tolerance_layers(tier, graph, variant, output), cli_layer]
+        layers = [*self.config.tolerance_layers(tier, graph, variant, output, input_set), cli_layer]
         if marker_layer:
             layers.append(marker_layer)
         return resolve(tier, layers)
@@ -55,6 +58,9 @@ class Settings:
                 "dims": dict(self.plan.dims),
                 "default_dim": self.plan.default_dim,
                 "sweep": {name: list(sizes) for name, sizes in self.plan.sweep.items()},
+                "batch": self.plan.batch,
+                "draws": self.plan.draws,
+                "past_length": self.plan.past_length,
             },
             "session": self.session.to_json(),
             "cli_tolerances": [
@@ -78,6 +84,7 @@ def build_settings(
     json_path: Path | None,
     suggest_path: Path | None,
     suggest_margin: float,
+    suggest_force: bool = False,
 ) -> Settings:
     """Combine command-line values (None = not given) with the config file and defaults."""
     default_plan = InputPlan()
@@ -117,6 +124,7 @@ def build_settings(
         json_path=json_path,
         suggest_path=suggest_path,
         suggest_margin=suggest_margin,
+        suggest_force=suggest_force,
     )
 
 
@@ -125,7 +133,7 @@ def _first(*values: Any) -> Any:
     return next((value for value in values if value is not None), None)
 
 
-def marker_layer(kwargs: Mapping[str, Any], where: str) -> dict[str, float | int]:
+def marker_layer(kwargs: Mapping[str, Any], where: str) -> dict[str, float | int | str]:
     """Tolerance keys given to ``@pytest.mark.parity(...)``, validated."""
     from pytest_onnxparity.config.tolerances import TOLERANCE_KEYS, validate_layer
 

@@ -285,3 +285,37 @@ def test_the_plugin_gates_silero_onnx_files_against_the_torchscript_model_on_a_c
         assert record["input_set"]["shapes"]["input"] == [len(sets), CHUNK + CONTEXT]
         for output in record["parity"]["outputs"]:
             assert output["max_abs"] < 1e-5, (variant, output)
+
+
+SUITE_WITH_JIT = """
+[references.silero_vad]
+kind = "torchscript"
+path = "{jit}"
+submodule = "_model"
+inputs = ["input", "state"]
+outputs = ["output", "stateN"]
+"""
+
+
+def test_the_streaming_suite_gates_silero_vad_onnx_itself_against_silero_vad_jit(
+    pytester: pytest.Pytester,
+) -> None:
+    """With the TorchScript model as the reference, the graph's own fp32 file is a variant of
+    it, and the suite streams it too (streaming[fp32]), not only the other files."""
+    export = pytester.mkdir("silero")
+    for name in ("silero_vad.onnx", "silero_vad_half.onnx"):
+        shutil.copy(DATA / name, export / name)
+    (export / "parity.toml").write_text(SUITE_WITH_JIT.format(jit=DATA / "silero_vad.jit"))
+
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "-rA", "--onnx-dir", str(export), "--parity-suite",
+        "streaming-vad", "-v",
+    )  # fmt: skip
+
+    result.stdout.fnmatch_lines(
+        [
+            "onnxparity references: silero_vad vs torchscript data/silero_vad.jit::_model",
+            "*PASSED*silero_vad::streaming?fp32?",
+        ]
+    )
+    result.stdout.fnmatch_lines(["*FAILED*silero_vad::streaming?half?*"])

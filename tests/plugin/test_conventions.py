@@ -205,8 +205,8 @@ def test_the_next_step_points_at_the_marker_the_call_or_the_dict_form(
             "assert_parity(..., rel_l2=<limit>) call: its keywords override every other limit",
             "*test_dict_form*",
             "  next step: if this drift is acceptable, pass the limit to this call: "
-            "assert_parity(reference, variant, tier=..., max_abs=<limit>), or set it in "
-            "@pytest.mark.parity(max_abs=...)",
+            "assert_parity(reference, variant, tier=..., max_abs_rel=<limit>), or set it in "
+            "@pytest.mark.parity(max_abs_rel=...)",
         ]
     )
     assert "custom/custom" not in result.stdout.str()

@@ -816,7 +816,8 @@ CASES = [
         USAGE,
         (
             "*--parity-suggest *parity.toml: exists and was not written by this option (a "
-            "hand-written file?); name a new file, or delete it first if it may go",
+            "hand-written file?); name a new file, or delete it first if it may go, or add "
+            "--parity-suggest-force to replace it",
         ),
     ),
     Case(

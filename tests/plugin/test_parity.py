@@ -133,7 +133,7 @@ def test_json_results_hold_every_measured_number(
     weights = next(r for r in encoder_int4 if r["kind"] == "check")
     assert weights["check"] == "weights" and weights["details"]["tier"] == "int4"
     assert record["tier"] == "int4"
-    assert record["input_set"]["shapes"] == {"features": [1, 16, 16], "lengths": [1]}
+    assert record["input_set"]["shapes"] == {"features": [4, 16, 16], "lengths": [4]}
     assert record["input_set"]["seed"] is not None
     hidden = next(o for o in record["parity"]["outputs"] if o["output"] == "hidden")
     assert 0 < hidden["rel_l2"] < 0.2
@@ -157,11 +157,60 @@ def test_suggested_limits_calibrate_a_folder_config(
     snippet = pytester.path / "suggested.toml"
     run("--onnx-dir", str(export_copy), "--parity-suggest", str(snippet))
     text = snippet.read_text()
-    assert '[graphs."encoder".variants."int8".outputs."hidden"]' in text
+    assert '[graphs."encoder".variants."int8".input_sets."default".outputs."hidden"]' in text
     assert "measured" in text
     (export_copy / "parity.toml").write_text(text)
     result = run("--onnx-dir", str(export_copy))
     result.assert_outcomes(passed=EXAMPLE_VARIANT_TESTS + WEIGHT_TESTS)
+
+
+def test_suggest_gives_a_damaged_variant_no_limits_and_says_why(
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    import modelkit
+
+    modelkit.damage_initializer(
+        export_copy / "encoder.onnx",
+        export_copy / "encoder.int8.onnx",
+        "hidden_proj.weight",
+        mode="scale",
+        factor=-1.0,
+    )
+    snippet = pytester.path / "suggested.toml"
+
+    result = run("--onnx-dir", str(export_copy), "--parity-suggest", str(snippet))
+
+    result.stdout.fnmatch_lines(
+        [
+            "no limits for encoder/int8: fails weight-space parity (*encoder.int8.onnx: 1 of 8 "
+            "weights differ from the reference encoder.onnx*",
+            "suggested limits written to *suggested.toml",
+        ]
+    )
+    tables = [line for line in snippet.read_text().splitlines() if line.startswith("[")]
+    assert not any('variants."int8"' in line and "encoder" in line for line in tables)
+    assert any('"encoder".variants."int4"' in line for line in tables)
+
+
+def test_suggest_never_replaces_a_hand_written_file_without_force(
+    run: RunPytest, pytester: pytest.Pytester, export_copy: Path
+) -> None:
+    mine = pytester.path / "limits.toml"  # outside the folder: its own parity.toml is an input
+    mine.write_text("[tiers.int8]\nrel_l2 = 0.2\n")
+
+    refused = run("--onnx-dir", str(export_copy), "--parity-suggest", str(mine))
+    forced = mine.read_text()
+    run("--onnx-dir", str(export_copy), "--parity-suggest", str(mine), "--parity-suggest-force")
+
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(
+        [
+            "*--parity-suggest *limits.toml: exists and was not written by this option*"
+            "--parity-suggest-force to replace it"
+        ]
+    )
+    assert forced == "[tiers.int8]\nrel_l2 = 0.2\n"
+    assert mine.read_text().startswith("# Suggested by pytest-onnxparity --parity-suggest")
 
 
 def test_a_folder_config_can_tighten_a_limit_until_it_fails(
@@ -230,8 +279,8 @@ def test_tied_length_input_follows_the_signal_dimension(
         for r in json.loads(out.read_text())["records"]
         if r["graph"] == "encoder" and r["kind"] == "parity"
     )
-    assert record["input_set"]["dims"] == {"batch": 1, "frames": 23}
-    assert record["input_set"]["shapes"]["features"] == [1, 23, 16]
+    assert record["input_set"]["dims"] == {"batch": 4, "frames": 23}
+    assert record["input_set"]["shapes"]["features"] == [4, 23, 16]
 
 
 def test_deterministic_cpu_mode_is_recorded(
@@ -291,6 +340,37 @@ def test_user_test_gets_cases_sessions_and_assert_parity(
     result.stdout.fnmatch_lines(
         ["custom[[]custom[]]: * gate(s) failed", "*output 'y': max_abs=0.5 violates <= 0.1*"]
     )
+
+
+def test_assert_parity_on_an_all_nan_reference_fails_and_records_no_perfect_numbers(
+    run: RunPytest, pytester: pytest.Pytester
+) -> None:
+    pytester.makepyfile(
+        """
+        import numpy as np
+
+        def test_nan_reference(assert_parity):
+            ref = {"y": np.full((2, 3), np.nan, dtype=np.float32)}
+            var = {"y": np.zeros((2, 3), dtype=np.float32)}
+            assert_parity(ref, var, tier="int8", rel_l2=1.0, min_cosine=0.0)
+        """
+    )
+    out = pytester.path / "r.json"
+
+    result = run("--parity-json", str(out))
+
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "custom[[]custom[]]: 3 gate(s) failed",
+            "  output 'y': the reference itself gives 6 NaN/Inf value(s) on these inputs*",
+            "  first NaN/Inf of 'y' at [[]0, 0[]]: reference=nan variant=0",
+        ]
+    )
+    (record,) = json.loads(out.read_text())["records"]
+    stats = record["parity"]["outputs"][0]
+    assert (stats["max_abs"], stats["rel_l2"], stats["cosine"]) == (None, None, None)
+    assert stats["nonfinite_in_reference"] == 6 and not record["passed"]
 
 
 def test_user_parity_tests_skip_without_an_export_folder(

@@ -199,8 +199,8 @@ def test_a_damaged_variant_fails_against_the_torch_module_named_in_the_title(
             "        return super().forward(features, lengths)[::-1]\n"
             "return Swapped()",
             "*encoder.int8.onnx vs torch module *Swapped (conftest.py): output 'hidden': variant "
-            "shape [[]1, 16, 32[]] != "
-            "reference shape [[]1, 16, 12[]]; re-export the variant with the reference's output "
+            "shape [[]4, 16, 32[]] != "
+            "reference shape [[]4, 16, 12[]]; re-export the variant with the reference's output "
             "shapes; or, if the reference returns its outputs in another order or layout, map "
             "them in [[]references.encoder[]] outputs",
         ),
@@ -277,7 +277,7 @@ def test_a_torchscript_file_named_in_pyproject_is_the_reference(
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(
         [
-            "onnxparity references: encoder vs torchscript refs/encoder.pt",
+            "onnxparity references: *encoder vs torchscript refs/encoder.pt*",
             "PASSED *encoder::parity?fp32?",
         ]
     )
@@ -597,7 +597,7 @@ def test_the_decoder_runs_on_the_encoder_outputs_declared_in_config(
     )
     record = records(out)["decoder::parity[int8-frames=12]"]
     assert record["input_set"]["source"] == "encoder outputs (onnx fp32 (encoder.onnx))"
-    assert record["input_set"]["shapes"] == {"encoder_hidden": [1, 12, 32], "lengths": [1]}
+    assert record["input_set"]["shapes"] == {"encoder_hidden": [4, 12, 32], "lengths": [4]}
 
 
 # --------------------------------------------------------------------------------------------

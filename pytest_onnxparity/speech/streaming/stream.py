@@ -193,7 +193,7 @@ class StreamComparison:
     parity: ParityResult
     decisions: tuple[DecisionAgreement, ...]
     decision_gates: tuple[GateOutcome, ...]
-    step_max_abs: Mapping[str, float]
+    step_max_abs: Mapping[str, float | None]
     chunk_size: int
     sample_rate: int
 
@@ -286,13 +286,18 @@ def compare_streams(
                         name, DECISION_KEY, agreement, decision_limit, agreement >= decision_limit
                     )
                 )
-    step_max_abs = {}
+    step_max_abs: dict[str, float | None] = {}
     if step is not None:
         for name, expected in reference.outputs.items():
-            difference = np.abs(
-                np.asarray(step.outputs[name], np.float64) - np.asarray(expected, np.float64)
+            with np.errstate(invalid="ignore", over="ignore"):
+                difference = np.abs(
+                    np.asarray(step.outputs[name], np.float64) - np.asarray(expected, np.float64)
+                )
+            # A NaN/Inf on either side: the replayed error is not measurable (null, not 0).
+            finite = bool(np.isfinite(difference).all())
+            step_max_abs[name] = (
+                (float(difference.max()) if difference.size else 0.0) if finite else None
             )
-            step_max_abs[name] = float(np.nanmax(difference)) if difference.size else 0.0
     return StreamComparison(
         parity=parity,
         decisions=tuple(decisions),

@@ -111,8 +111,22 @@ def test_suggest_writes_the_snippet_the_run_wrote(
     assert status == 0
     assert out == stored.suggested.read_text()
     assert wider.startswith(
-        "# Suggested by pytest-onnxparity --parity-suggest: measured values x 3."
+        "# Suggested by pytest-onnxparity --parity-suggest: measured values x 3, per input set."
     )
+
+
+def test_suggest_never_writes_over_a_file_it_did_not_write_unless_forced(
+    stored: StoredRun, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    mine = tmp_path / "parity.toml"
+    mine.write_text("[tolerance]\nrel_l2 = 0.1\n")
+
+    status, _, err = cli(capsys, "suggest", str(stored.results), "--output", str(mine))
+    forced, _, _ = cli(capsys, "suggest", str(stored.results), "--output", str(mine), "--force")
+
+    assert status == 2
+    assert "exists and was not written by this option" in err and "--force" in err
+    assert forced == 0 and mine.read_text() == stored.suggested.read_text()
 
 
 def test_compare_of_a_run_with_itself_finds_no_regression(

@@ -10,6 +10,7 @@ import pytest
 
 from pytest_onnxparity.compare.gates import (
     NONFINITE_GATE,
+    REFERENCE_NONFINITE_GATE,
     GateOutcome,
     evaluate,
     failure_message,
@@ -25,6 +26,7 @@ FIX_HINT = "re-quantize with per-channel scales or relax the limit in parity.tom
 # Which OutputStats field each gate reads, a measured value, and which way its limit bounds it.
 GATED = {
     "max_abs": ("max_abs", 0.002, "upper"),
+    "max_abs_rel": ("max_abs_rel", 0.0008, "upper"),
     "mean_abs": ("mean_abs", 0.0004, "upper"),
     "p99_abs": ("p99_abs", 0.0015, "upper"),
     "rel_l2": ("rel_l2", 0.03, "upper"),
@@ -42,6 +44,7 @@ def make_stats(**fields: object) -> OutputStats:
         reference_dtype="float32",
         variant_dtype="float16",
         max_abs=0.002,
+        max_abs_rel=0.0008,
         mean_abs=0.0004,
         p99_abs=0.0015,
         rel_l2=0.03,
@@ -155,6 +158,7 @@ def test_nan_output_fails_every_tolerance() -> None:
     # Every limit is loose enough that the finite elements alone would pass it.
     tolerance = Tolerance(
         max_abs=1.0,
+        max_abs_rel=1.0,
         mean_abs=1.0,
         p99_abs=1.0,
         rel_l2=1.0,
@@ -168,15 +172,17 @@ def test_nan_output_fails_every_tolerance() -> None:
     assert [o.metric for o in outcomes] == [NONFINITE_GATE, *LIMIT_KEYS]
     assert not any(o.passed for o in outcomes)
     assert outcomes[0] == GateOutcome("logits", NONFINITE_GATE, 1.0, 0, passed=False)
+    assert all(o.value is not None and math.isnan(o.value) for o in outcomes[1:])
     message = failure_message("encoder fp16 vs fp32", [stats], outcomes, FIX_HINT)
     pytest.LineMatcher(message.splitlines()).fnmatch_lines(
         [
-            "encoder fp16 vs fp32: 8 gate(s) failed",
+            "encoder fp16 vs fp32: 9 gate(s) failed",
             "  output 'logits': 1 NaN/Inf value(s) where the reference is finite "
             "(no tolerance can pass this)",
-            "  output 'logits': max_abs=0 (limit <= 1) counts as failed because the output "
-            "has NaN/Inf",
-            "  output 'logits': min_cosine=* (limit >= 0) counts as failed because *NaN/Inf",
+            "  output 'logits': max_abs (limit <= 1) is not measurable with NaN/Inf in the "
+            "output and counts as failed",
+            "  output 'logits': min_cosine (limit >= 0) is not measurable with NaN/Inf *",
+            "  first NaN/Inf of 'logits' at [[]1, 2]: reference=0.4 variant=nan",
         ]
     )
 
@@ -192,6 +198,29 @@ def test_inf_output_fails_every_tier_default(tier: str) -> None:
     assert len(outcomes) == 1 + len(tier_default(tier).limits())
 
 
+def test_nan_in_the_reference_fails_with_a_gate_of_its_own_that_names_the_inputs() -> None:
+    reference = np.array([np.nan, 1.0, 2.0])
+
+    stats = compare_outputs("hidden", reference, np.zeros(3))
+    outcomes = evaluate(stats, Tolerance(max_abs=10.0, min_cosine=0.0))
+
+    assert [(o.metric, o.passed) for o in outcomes] == [
+        (REFERENCE_NONFINITE_GATE, False),
+        ("max_abs", False),
+        ("min_cosine", False),
+    ]
+    message = failure_message("model[int8] vs fp32 on inputs padded", [stats], outcomes, "fix")
+    pytest.LineMatcher(message.splitlines()).fnmatch_lines(
+        [
+            "model[[]int8[]] vs fp32 on inputs padded: 3 gate(s) failed",
+            "  output 'hidden': the reference itself gives 1 NaN/Inf value(s) on these inputs, "
+            "so nothing can be compared (unrealistic inputs, e.g. a random attention mask, or "
+            "a broken reference)",
+            "  first NaN/Inf of 'hidden' at [[]0[]]: reference=nan variant=0",
+        ]
+    )
+
+
 def test_nan_only_in_the_reference_fails_its_own_gate_and_every_other() -> None:
     stats = make_stats(nonfinite_in_reference=2)
 
@@ -203,6 +232,15 @@ def test_nan_only_in_the_reference_fails_its_own_gate_and_every_other() -> None:
     ]
     message = failure_message("t", [stats], outcomes, FIX_HINT)
     assert "the reference itself gives 2 NaN/Inf value(s) on these inputs" in message
+
+
+def test_an_all_nan_reference_against_an_all_zero_variant_is_never_a_pass() -> None:
+    stats = compare_outputs("y", np.full((2, 3), np.nan), np.zeros((2, 3)))
+
+    outcomes = evaluate(stats, tier_default("fp32"))
+
+    assert not any(o.passed for o in outcomes)
+    assert math.isnan(stats.max_abs) and math.isnan(stats.cosine) and math.isnan(stats.rel_l2)
 
 
 def test_argmax_gate_on_an_output_without_a_class_axis_fails_as_not_measurable() -> None:

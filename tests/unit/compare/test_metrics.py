@@ -32,6 +32,7 @@ def _direct(reference: np.ndarray, variant: np.ndarray) -> dict[str, object]:
     err = np.abs(var - ref)
     return {
         "max_abs": float(err.max()),
+        "max_abs_rel": float(err.max() / np.abs(ref).max()),
         "mean_abs": float(err.mean()),
         "p99_abs": float(np.percentile(err, 99, method="inverted_cdf")),
         "rel_l2": float(np.linalg.norm(err) / np.linalg.norm(ref)),
@@ -202,7 +203,7 @@ def test_an_error_on_a_decade_edge_is_counted_in_the_bin_above() -> None:
     assert stats.histogram == (0, 1, 0, 0, 1, 0, 1, 0, 0, 1)
 
 
-def test_nan_and_inf_in_the_variant_are_counted_and_left_out_of_every_statistic() -> None:
+def test_nan_and_inf_in_the_variant_are_counted_and_make_every_error_statistic_nan() -> None:
     reference = np.array([1.0, 2.0, 3.0, 4.0])
     variant = np.array([1.5, np.nan, 3.0, np.inf])
 
@@ -210,15 +211,16 @@ def test_nan_and_inf_in_the_variant_are_counted_and_left_out_of_every_statistic(
 
     assert stats.nonfinite_in_variant == 2
     assert stats.nonfinite_in_reference == 0
-    assert stats.max_abs == 0.5
-    assert stats.mean_abs == 0.25
-    assert stats.p99_abs == 0.5
-    assert stats.rel_l2 == pytest.approx(0.5 / math.sqrt(1 + 9))
+    assert not stats.finite
+    for value in (stats.max_abs, stats.max_abs_rel, stats.mean_abs, stats.p99_abs):
+        assert math.isnan(value)
+    assert math.isnan(stats.rel_l2) and math.isnan(stats.cosine)
     assert sum(stats.histogram) == 2
-    assert stats.worst == WorstElement(index=(0,), reference=1.0, variant=1.5)
+    assert stats.worst is not None and stats.worst.index == (1,)
+    assert stats.worst.reference == 2.0 and math.isnan(stats.worst.variant)
 
 
-def test_nan_in_the_reference_is_counted_and_left_out_even_where_the_variant_is_nan() -> None:
+def test_nan_in_the_reference_is_counted_and_makes_every_error_statistic_nan() -> None:
     reference = np.array([np.nan, 2.0, -np.inf, 4.0])
     variant = np.array([np.nan, 2.0, 7.0, 4.25])
 
@@ -226,24 +228,116 @@ def test_nan_in_the_reference_is_counted_and_left_out_even_where_the_variant_is_
 
     assert stats.nonfinite_in_reference == 2
     assert stats.nonfinite_in_variant == 0
-    assert stats.max_abs == 0.25
-    assert stats.mean_abs == 0.125
+    assert math.isnan(stats.max_abs) and math.isnan(stats.cosine)
+    assert stats.worst is not None and stats.worst.index == (0,)
     assert sum(stats.histogram) == 2
 
 
-def test_worst_element_is_never_a_left_out_nonfinite_position() -> None:
-    # Every counted error is 0, so only the left-out NaN positions could tie for "worst".
+def test_the_worst_element_of_a_nonfinite_output_is_its_first_nan_in_the_variant() -> None:
     stats = compare_outputs("y", np.array([np.nan, 1.0, 2.0]), np.array([1.0, 1.0, np.nan]))
 
-    assert stats.worst == WorstElement(index=(1,), reference=1.0, variant=1.0)
+    assert stats.worst is not None
+    assert stats.worst.index == (2,)
+    assert stats.worst.to_json() == {"index": [2], "reference": 2.0, "variant": "nan"}
 
 
-def test_nothing_finite_to_compare_leaves_no_worst_element_and_zero_errors() -> None:
-    stats = compare_outputs("y", np.array([np.nan, np.nan]), np.array([1.0, 2.0]))
+def test_an_all_nan_reference_against_an_all_zero_variant_is_not_reported_as_perfect() -> None:
+    stats = compare_outputs("y", np.array([np.nan, np.nan]), np.array([0.0, 0.0]))
+    record = stats.to_json()
 
-    assert stats.worst is None
-    assert (stats.max_abs, stats.mean_abs, stats.p99_abs) == (0.0, 0.0, 0.0)
+    assert stats.worst is not None and stats.worst.index == (0,)
+    assert (record["max_abs"], record["rel_l2"], record["cosine"]) == (None, None, None)
+    assert record["nonfinite_in_reference"] == 2
     assert sum(stats.histogram) == 0
+
+
+def test_max_abs_rel_is_the_largest_error_over_the_largest_reference_magnitude() -> None:
+    reference = np.array([[10.0, -40.0], [5.0, 0.0]])
+    variant = reference + np.array([[0.01, 0.0], [-0.02, 0.0]])
+
+    stats = compare_outputs("logits", reference, variant)
+
+    assert stats.max_abs == pytest.approx(0.02)
+    assert stats.max_abs_rel == pytest.approx(0.02 / 40.0)
+
+
+def test_max_abs_rel_does_not_change_when_the_output_is_scaled() -> None:
+    rng = np.random.default_rng(4)
+    reference = rng.normal(size=100)
+    variant = reference + rng.normal(scale=1e-3, size=100)
+
+    small = compare_outputs("y", reference, variant)
+    large = compare_outputs("y", reference * 1000.0, variant * 1000.0)
+
+    assert large.max_abs == pytest.approx(small.max_abs * 1000.0)
+    assert large.max_abs_rel == pytest.approx(small.max_abs_rel, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_p99_equals_numpy_percentile_inverted_cdf_of_the_float64_errors_exactly(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(1, 5000))
+    reference = rng.normal(size=size).astype(np.float32)
+    # Errors that tie after rounding to float32 but not in float64, on a float16 variant.
+    variant = (reference + rng.normal(scale=1e-3, size=size)).astype(np.float16)
+
+    stats = compare_outputs("y", reference, variant)
+    errors = np.abs(variant.astype(np.float64) - reference.astype(np.float64))
+
+    assert stats.p99_abs == float(np.percentile(errors, 99, method="inverted_cdf"))
+
+
+def test_p99_of_errors_that_round_to_one_float32_picks_the_float64_rank() -> None:
+    # 200 errors that all round to the same float32 value, each a different float64.
+    base = np.float64(np.float32(0.1))
+    errors = base + np.arange(200) * 1e-12
+    assert len(set(errors.astype(np.float32).tolist())) == 1
+
+    stats = compare_outputs("y", np.zeros(200), errors)
+
+    assert stats.p99_abs == float(np.percentile(errors, 99, method="inverted_cdf"))
+    assert stats.p99_abs == errors[197]
+
+
+def test_only_the_kept_positions_are_compared_and_the_record_says_so() -> None:
+    reference = np.zeros((2, 4, 3))
+    variant = np.zeros((2, 4, 3))
+    variant[1, 3] = 100.0  # padding: left out
+    variant[0, 1, 2] = 0.5
+    keep = np.array([[True, True, True, True], [True, True, True, False]])
+
+    stats = compare_outputs("hidden", reference, variant, keep=keep, mask="attention_mask")
+
+    assert stats.max_abs == 0.5
+    assert stats.worst is not None and stats.worst.index == (0, 1, 2)
+    assert stats.shape == (2, 4, 3)
+    assert (stats.mask, stats.compared_elements) == ("attention_mask", 21)
+    assert stats.to_json()["mask"] == "attention_mask"
+
+
+def test_a_worst_element_after_padding_maps_back_to_its_own_index() -> None:
+    reference = np.zeros((3, 4, 2))
+    variant = np.zeros((3, 4, 2))
+    variant[2, 1, 1] = 1.0
+    keep = np.array([[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0]], dtype=bool)
+
+    stats = compare_outputs("hidden", reference, variant, keep=keep, mask="m")
+
+    assert stats.worst is not None and stats.worst.index == (2, 1, 1)
+    assert stats.argmax_axis == 2
+
+
+def test_argmax_over_a_kept_axis_is_not_measured() -> None:
+    keep = np.array([[True, False]])
+
+    stats = compare_outputs("y", np.ones((1, 2)), np.ones((1, 2)), argmax_axis=1, keep=keep)
+
+    assert stats.argmax_agreement is None and stats.argmax_axis is None
+
+
+def test_keep_must_lead_the_output_shape() -> None:
+    with pytest.raises(ValueError, match=r"keep \[3\] must lead \[2, 3\]"):
+        compare_outputs("y", np.ones((2, 3)), np.ones((2, 3)), keep=np.ones(3, bool))
 
 
 def test_shape_mismatch_names_the_output_both_shapes_and_the_fix() -> None:
@@ -284,8 +378,6 @@ def test_chunked_statistics_equal_a_direct_float64_computation(
     reference = rng.normal(size=(5, 13)).astype(np.float32)
     variant = (reference + rng.normal(scale=1e-3, size=reference.shape)).astype(np.float32)
     variant[4, 12] += 0.5  # the worst element is in the last chunk for every chunk size
-    variant[0, 3] = np.nan
-    reference[2, 5] = np.inf
     monkeypatch.setattr(metrics, "CHUNK_ELEMENTS", chunk)
 
     stats = compare_outputs("y", reference, variant)
@@ -293,14 +385,31 @@ def test_chunked_statistics_equal_a_direct_float64_computation(
 
     assert stats.max_abs == expected["max_abs"]
     assert stats.mean_abs == pytest.approx(expected["mean_abs"], rel=1e-12)
-    assert stats.p99_abs == pytest.approx(expected["p99_abs"], rel=1e-6)
+    assert stats.p99_abs == expected["p99_abs"]
     assert stats.rel_l2 == pytest.approx(expected["rel_l2"], rel=1e-12)
     assert stats.cosine == pytest.approx(expected["cosine"], rel=1e-12)
     assert stats.histogram == expected["histogram"]
-    assert sum(stats.histogram) == reference.size - 2
     assert stats.worst is not None
     assert stats.worst.index == (4, 12)
-    assert (stats.nonfinite_in_variant, stats.nonfinite_in_reference) == (1, 1)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_nonfinite_values_are_counted_in_every_chunk(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    rng = np.random.default_rng(7)
+    reference = rng.normal(size=(5, 13)).astype(np.float32)
+    variant = reference.copy()
+    variant[0, 3] = np.nan
+    variant[4, 1] = -np.inf
+    reference[2, 5] = np.inf
+    monkeypatch.setattr(metrics, "CHUNK_ELEMENTS", chunk)
+
+    stats = compare_outputs("y", reference, variant)
+
+    assert (stats.nonfinite_in_variant, stats.nonfinite_in_reference) == (2, 1)
+    assert sum(stats.histogram) == reference.size - 3
+    assert stats.worst is not None and stats.worst.index == (0, 3)
 
 
 @pytest.mark.parametrize(
@@ -320,8 +429,8 @@ def test_non_finite_variant_values_are_counted_without_a_warning(
     )
 
     assert stats.nonfinite_in_variant == sum(not np.isfinite(v) for v in variant)
-    assert stats.max_abs == 0.0 and stats.worst is not None
-    assert np.isfinite(variant[stats.worst.index[0]])
+    assert math.isnan(stats.max_abs) and stats.worst is not None
+    assert not np.isfinite(variant[stats.worst.index[0]])
 
 
 def test_finite_values_whose_squares_overflow_are_not_counted_as_non_finite() -> None:
@@ -356,6 +465,7 @@ def test_value_maps_each_gate_to_the_statistic_it_reads() -> None:
         metric: stats.value(metric)
         for metric in (
             "max_abs",
+            "max_abs_rel",
             "mean_abs",
             "p99_abs",
             "rel_l2",
@@ -364,6 +474,7 @@ def test_value_maps_each_gate_to_the_statistic_it_reads() -> None:
         )
     } == {
         "max_abs": stats.max_abs,
+        "max_abs_rel": stats.max_abs_rel,
         "mean_abs": stats.mean_abs,
         "p99_abs": stats.p99_abs,
         "rel_l2": stats.rel_l2,

@@ -568,3 +568,40 @@ def test_asking_for_an_unknown_section_is_a_key_error() -> None:
 
 def test_an_unconfigured_graph_has_the_empty_graph_config() -> None:
     assert ParityConfig().graph("encoder") == GraphConfig()
+
+
+def test_an_input_set_table_limits_one_input_set_of_a_variant_and_wins_over_the_variant() -> None:
+    config = parse_config(
+        {
+            "graphs": {
+                "model": {
+                    "variants": {
+                        "int8": {
+                            "tolerance": {"rel_l2": 0.3},
+                            "input_sets": {
+                                "sentences": {"outputs": {"hidden": {"rel_l2": 0.2}}},
+                                "padded": {"tolerance": {"min_cosine": 0.9}},
+                            },
+                        }
+                    }
+                }
+            }
+        },
+        WHERE,
+    )
+
+    def limits(input_set: str | None) -> Any:
+        return resolve(
+            "int8", config.tolerance_layers("int8", "model", "int8", "hidden", input_set)
+        )
+
+    assert limits("sentences").rel_l2 == 0.2
+    assert limits("padded").rel_l2 == 0.3 and limits("padded").min_cosine == 0.9
+    assert limits("default").rel_l2 == 0.3 and limits(None).rel_l2 == 0.3
+
+
+def test_an_unknown_key_in_an_input_set_table_lists_the_allowed_ones() -> None:
+    raw = {"graphs": {"m": {"variants": {"int8": {"input_sets": {"s": {"rel_l2": 0.1}}}}}}}
+
+    with pytest.raises(ConfigError, match=r"\[input_sets\.s\].*allowed keys: tolerance, outputs"):
+        parse_config(raw, WHERE)

@@ -15,6 +15,7 @@ from pytest_onnxparity.config.tolerances import (
     Tolerance,
     ToleranceError,
     parse_limit,
+    parse_scoped_tolerance,
     resolve,
     tier_default,
     validate_layer,
@@ -60,6 +61,7 @@ def test_limits_skip_ungated_metrics_and_keep_a_fixed_order() -> None:
 def test_to_json_has_every_key() -> None:
     assert Tolerance(rel_l2=0.1).to_json() == {
         "max_abs": None,
+        "max_abs_rel": None,
         "mean_abs": None,
         "p99_abs": None,
         "rel_l2": 0.1,
@@ -68,6 +70,7 @@ def test_to_json_has_every_key() -> None:
         "min_topk_overlap": None,
         "argmax_axis": -1,
         "topk": 5,
+        "mask": None,
     }
 
 
@@ -164,7 +167,7 @@ def test_resolve_applies_layers_weakest_first() -> None:
 def test_a_layer_sets_only_the_keys_it_names() -> None:
     tolerance = resolve("fp32", [{"argmax_axis": 0}, {}])
 
-    assert tolerance == Tolerance(max_abs=1e-4, rel_l2=1e-5, min_cosine=0.99999, argmax_axis=0)
+    assert tolerance == Tolerance(max_abs_rel=1e-3, rel_l2=1e-5, min_cosine=0.99999, argmax_axis=0)
 
 
 def test_a_zero_layer_value_overrides_a_looser_default() -> None:
@@ -177,5 +180,31 @@ def test_resolve_of_an_unknown_tier_is_an_error() -> None:
 
 
 def test_every_limit_key_is_a_tolerance_field() -> None:
-    assert set(LIMIT_KEYS) | {"argmax_axis", "topk"} == set(TOLERANCE_KEYS)
+    assert set(LIMIT_KEYS) | {"argmax_axis", "topk", "mask"} == set(TOLERANCE_KEYS)
     assert set(Tolerance().to_json()) == set(TOLERANCE_KEYS)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("attention_mask", "attention_mask"), ("none", "none"), (False, "none")],
+)
+def test_mask_names_an_input_or_none(raw: object, expected: str) -> None:
+    assert validate_layer({"mask": raw}, WHERE) == {"mask": expected}
+
+
+@pytest.mark.parametrize("raw", [True, 1, ""])
+def test_mask_of_another_kind_is_an_error_that_says_what_it_takes(raw: object) -> None:
+    with pytest.raises(ToleranceError, match="mask must be the name of an attention-mask input"):
+        validate_layer({"mask": raw}, WHERE)
+
+
+def test_mask_on_the_command_line_accepts_false_for_every_position() -> None:
+    assert parse_scoped_tolerance("model/int8/hidden:mask=false").value == "none"
+    assert parse_scoped_tolerance("hidden_mask_test:mask=input_mask").value == "input_mask"
+
+
+def test_the_fp32_default_is_scale_free() -> None:
+    fp32 = tier_default("fp32")
+
+    assert fp32.max_abs is None and fp32.mean_abs is None and fp32.p99_abs is None
+    assert (fp32.max_abs_rel, fp32.rel_l2, fp32.min_cosine) == (1e-3, 1e-5, 0.99999)

@@ -323,6 +323,67 @@ def test_positional_mapping_passes_onnx_inputs_in_the_given_order() -> None:
     assert outputs["logits"].dtype == np.int64
 
 
+class HuggingFaceStyle(nn.Module):
+    """``forward(features, lengths=None, **kwargs)``, as Hugging Face models are written."""
+
+    def forward(self, features: Any, lengths: Any = None, **kwargs: Any) -> Any:
+        assert not kwargs, kwargs
+        return features * 2, lengths
+
+
+def test_a_forward_with_optional_arguments_and_kwargs_takes_the_inputs_by_name() -> None:
+    inputs = encoder_set()
+
+    outputs = callable_reference(HuggingFaceStyle()).outputs(inputs)
+
+    np.testing.assert_array_equal(outputs["hidden"], inputs.arrays["features"] * 2)
+    np.testing.assert_array_equal(outputs["logits"], inputs.arrays["lengths"])
+
+
+def test_inputs_a_forward_does_not_name_go_to_its_kwargs() -> None:
+    seen: dict[str, Any] = {}
+
+    def forward(features: Any, mask: Any = None, **kwargs: Any) -> Any:
+        seen.update(kwargs, mask=mask)
+        return features, features
+
+    callable_reference(forward).outputs(encoder_set())
+
+    assert sorted(seen) == ["lengths", "mask"] and seen["mask"] is None
+
+
+def test_names_beat_positions_when_a_forward_lists_the_inputs_in_another_order() -> None:
+    def forward(lengths: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return features, lengths
+
+    outputs = callable_reference(forward).outputs(encoder_set())
+
+    assert outputs["hidden"].dtype == np.float32 and outputs["logits"].dtype == np.int64
+
+
+def test_a_scripted_forward_takes_the_inputs_by_name() -> None:
+    class Scaled(nn.Module):
+        def forward(self, lengths: torch.Tensor, features: torch.Tensor) -> Any:
+            return features * 3, lengths
+
+    inputs = encoder_set()
+
+    outputs = callable_reference(torch.jit.script(Scaled())).outputs(inputs)
+
+    np.testing.assert_allclose(outputs["hidden"], inputs.arrays["features"] * 3)
+
+
+def test_a_kwargs_forward_whose_required_argument_is_no_input_is_called_by_position() -> None:
+    def forward(x: Any, **kwargs: Any) -> Any:
+        assert not kwargs
+        return x, x
+
+    with pytest.raises(
+        ReferenceError, match=r"it takes 1 argument\(s\) \(\['x'\]\) but is given 2"
+    ):
+        callable_reference(forward).outputs(encoder_set())
+
+
 def test_argument_count_mismatch_says_how_to_map_inputs() -> None:
     reference = callable_reference(modelkit.build_model("mlp"))
     with pytest.raises(ReferenceError) as info:

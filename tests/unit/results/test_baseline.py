@@ -210,3 +210,23 @@ def test_unusable_baseline_is_refused_with_the_reason(
     with pytest.raises(BaselineError, match=re.escape(message)) as error:
         read_baseline(path)
     assert str(path) in str(error.value)
+
+
+def _broken(nonfinite: int) -> dict[str, Any]:
+    metadata = _metadata(0.1)
+    outputs = metadata["graphs"]["encoder"]["variants"]["int8"]["outputs"]["logits"]
+    outputs["nonfinite_in_variant"] = nonfinite
+    if nonfinite:
+        outputs.update(max_abs=None, cosine=None)
+    return metadata
+
+
+def test_a_variant_that_turned_nan_is_a_regression_and_never_an_improvement() -> None:
+    rules = parse_fail_spec(DEFAULT_FAIL_SPEC)
+
+    comparison = compare(_broken(0), _broken(64), rules)
+
+    assert [(c.metric, c.old, c.new) for c in comparison.regressions] == [
+        ("nonfinite_in_variant", 0.0, 64.0)
+    ]
+    assert comparison.improvements == ()

@@ -9,7 +9,7 @@ import pytest
 
 from pytest_onnxparity.results.metadata import build_metadata, dumps_stable
 from pytest_onnxparity.results.numbers import check_numbers, round_number
-from pytest_onnxparity.results.views import group_by_graph, worst_stats
+from pytest_onnxparity.results.views import group_by_graph, input_kind, worst_stats
 
 EXPORT = {
     "root": "/models/export",
@@ -296,6 +296,55 @@ def test_stable_text_sorts_keys_and_keeps_plain_lists_on_one_line() -> None:
     assert json.loads(dumps_stable(block)) == block
     reordered = build_metadata(_document(list(reversed(RECORDS))))
     assert dumps_stable(reordered) == dumps_stable(block)
+
+
+def _nan_parity(input_set: str) -> dict[str, Any]:
+    record = _parity(input_set, 0.0, 1.0, 0)
+    stats = record["parity"]["outputs"][0]
+    stats.update(max_abs=None, mean_abs=None, p99_abs=None, rel_l2=None, cosine=None)
+    stats.update(argmax_agreement=None, argmax_mismatches=None, nonfinite_in_variant=12)
+    record["passed"] = record["parity"]["passed"] = False
+    return record
+
+
+def test_an_input_set_with_nan_makes_the_worst_case_null_never_the_other_sets_numbers() -> None:
+    records = [_parity("default", 0.002, 0.999, 1), _nan_parity("padded")]
+
+    view = group_by_graph(records, EXPORT, IO)["encoder"]["variants"]["int8"]
+    block = build_metadata(_document(records))["graphs"]["encoder"]["variants"]["int8"]
+
+    worst = view["outputs"]["y"]
+    assert (worst["max_abs"], worst["rel_l2"], worst["cosine"]) == (None, None, None)
+    assert worst["nonfinite_in_variant"] == 12
+    stats = block["outputs"]["y"]
+    assert (stats["max_abs"], stats["rel_l2"], stats["cosine"]) == (None, None, None)
+    assert stats["nonfinite_in_variant"] == 12
+    json.loads(dumps_stable(block))
+
+
+def test_real_and_synthesized_input_sets_are_never_one_worst_case() -> None:
+    real = _parity("sentences", 0.001, 0.9999, 0)
+    real["input_set"].update(source="input_data sentences.npz", synthesized=False)
+    records = [_parity("default", 0.004, 0.99, 2), real]
+
+    view = group_by_graph(records, EXPORT, IO)["encoder"]["variants"]["int8"]
+    block = build_metadata(_document(records))["graphs"]["encoder"]["variants"]["int8"]
+
+    assert view["headline_inputs"] == "real"
+    assert view["outputs"]["y"]["max_abs"] == 0.001
+    assert view["outputs_by_inputs"]["synthesized"]["outputs"]["y"]["max_abs"] == 0.004
+    assert block["outputs"]["y"]["max_abs"] == 0.001
+    assert block["outputs_by_inputs"]["synthesized"]["outputs"]["y"]["max_abs"] == 0.004
+    assert block["inputs"] == "real"
+
+
+def test_the_synthesized_flag_decides_the_kind_of_an_input_set() -> None:
+    upstream = {"name": "default", "source": "upstream encoder", "seed": 3, "synthesized": True}
+    recorded = {"name": "clips", "source": "input_data clips.npz", "seed": 3, "synthesized": False}
+    assert input_kind(upstream) == "synthesized"
+    assert input_kind(recorded) == "real"
+    assert input_kind({"name": "default", "source": "synthesized", "seed": 7}) == "synthesized"
+    assert input_kind({"name": "clip-0", "source": "hook conftest.py", "seed": None}) == "real"
 
 
 def _real(name: str, max_abs: float) -> dict[str, Any]:

@@ -84,11 +84,11 @@ def test_named_dims_come_from_the_plan() -> None:
 def test_a_sweep_point_overrides_the_plan_dims() -> None:
     inputs = synthesize("encoder", SPECS, InputPlan(dims={"T": 97}), {}, {"T": 64})
 
-    assert inputs.arrays["features"].shape == (1, 64, 80)
+    assert inputs.arrays["features"].shape == (4, 64, 80)
     assert inputs.name == "T=64"
 
 
-def test_default_dims_are_one_on_axis_zero_and_default_dim_elsewhere() -> None:
+def test_default_dims_are_the_batch_on_axis_zero_and_default_dim_elsewhere() -> None:
     specs = (
         TensorSpec("a", "float32", ("batch", "T", None, 3)),
         TensorSpec("b", "float32", (None, None)),
@@ -96,9 +96,9 @@ def test_default_dims_are_one_on_axis_zero_and_default_dim_elsewhere() -> None:
 
     inputs = synthesize("g", specs, InputPlan(default_dim=5), {})
 
-    assert inputs.arrays["a"].shape == (1, 5, 5, 3)
-    assert inputs.arrays["b"].shape == (1, 5)
-    assert inputs.dims == {"batch": 1, "T": 5}
+    assert inputs.arrays["a"].shape == (4, 5, 5, 3)
+    assert inputs.arrays["b"].shape == (4, 5)
+    assert inputs.dims == {"batch": 4, "T": 5}
 
 
 @pytest.mark.parametrize("order", ["time-major-first", "time-major-last"])
@@ -192,12 +192,12 @@ def test_an_empty_int_range_still_yields_its_low_end() -> None:
 
 
 def test_bool_inputs_hold_both_values() -> None:
-    specs = (TensorSpec("mask", "bool", (1000,)),)
+    specs = (TensorSpec("flags", "bool", (1000,)),)
 
-    mask = synthesize("g", specs, InputPlan(), {}).arrays["mask"]
+    flags = synthesize("g", specs, InputPlan(), {}).arrays["flags"]
 
-    assert mask.dtype == np.bool_
-    assert set(np.unique(mask).tolist()) == {False, True}
+    assert flags.dtype == np.bool_
+    assert set(np.unique(flags).tolist()) == {False, True}
 
 
 @pytest.mark.parametrize(
@@ -283,10 +283,12 @@ def test_an_input_set_describes_itself_in_plain_json() -> None:
     assert record == {
         "name": "T=9",
         "source": "synthesized",
+        "synthesized": True,
         "seed": inputs.seed,
-        "dims": {"batch": 1, "T": 9},
+        "dims": {"batch": 4, "T": 9},
         "ties": {"lengths": "features:1"},
-        "shapes": {"features": [1, 9, 80], "lengths": [1]},
+        "fills": {"features": "uniform in [-1, 1)", "lengths": "full length of features:1"},
+        "shapes": {"features": [4, 9, 80], "lengths": [4]},
         "dtypes": {"features": "float32", "lengths": "int64"},
     }
     assert type(record["seed"]) is int
@@ -296,7 +298,7 @@ def test_an_input_set_describes_itself_in_plain_json() -> None:
 def test_a_length_input_defaults_to_the_full_signal_length() -> None:
     inputs = synthesize("encoder", SPECS, InputPlan(seed=3), {}, {"T": 37})
 
-    assert inputs.arrays["lengths"].tolist() == [37]
+    assert inputs.arrays["lengths"].tolist() == [37, 37, 37, 37]
     assert inputs.ties == {"lengths": "features:1"}
 
 
@@ -322,5 +324,5 @@ def test_specs_read_from_an_onnx_value_info_feed_synthesis() -> None:
         TensorSpec("extra", "float32", None),
     )
     inputs = synthesize("encoder", specs[:2], InputPlan(dims={"T": 12}), {})
-    assert inputs.arrays["features"].shape == (1, 12, 80)
-    assert inputs.arrays["lengths"].shape == (1,)
+    assert inputs.arrays["features"].shape == (4, 12, 80)
+    assert inputs.arrays["lengths"].shape == (4,)
