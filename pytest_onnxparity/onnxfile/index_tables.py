@@ -12,7 +12,6 @@ graph's nodes and the initializers' names and dims, never their data (no onnx im
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from pytest_onnxparity.onnxfile.wire import (
     NODE_OUTPUT,
     TENSOR_NAME,
     VARINT,
+    read_mapped,
 )
 from pytest_onnxparity.onnxfile.wire import fields as _fields
 from pytest_onnxparity.onnxfile.wire import text as _text
@@ -62,12 +62,7 @@ class _Graph:
 def index_table_sizes(path: Path, inputs: tuple[str, ...]) -> dict[str, int]:
     """``{input: rows}`` for each of ``inputs`` that indexes a table (the smallest table where
     it indexes several). Inputs that index nothing known are left out."""
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        view = memoryview(data)
-        try:
-            graph = _read_graph(view)
-        finally:
-            view.release()
+    graph = read_mapped(path, _read_graph)
     return table_sizes(graph.nodes, graph.initializer_dims, inputs)
 
 

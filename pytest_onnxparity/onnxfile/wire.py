@@ -7,7 +7,12 @@ than a string field. Field numbers are those of onnx.proto (stable since IR vers
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import mmap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # Wire types.
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
@@ -22,6 +27,17 @@ TENSOR_NAME = 8
 
 class ProtoScanError(ValueError):
     """The bytes are not a well-formed protobuf message (corrupt, or cut inside a field)."""
+
+
+def read_mapped(path: Path, read: Callable[[memoryview], T]) -> T:
+    """``read(buffer)`` over a read-only memory map of ``path``; the view is released before the
+    map closes, as ``mmap`` requires."""
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        view = memoryview(data)
+        try:
+            return read(view)
+        finally:
+            view.release()
 
 
 def text(buffer: memoryview, start: int, end: int) -> str:
