@@ -9,11 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
-
+from typing import Any
 
 SPEED_METRICS: Mapping[str, str] = {"latency_ms": "<=", "rtf": "<="}
 
@@ -153,3 +149,13 @@ def parse_budget_list(
         )
     relative = tuple(relative_metrics)
     return tuple(parse_budget(item, metrics, relative, where) for item in raw)
+
+
+def check_table_keys(section: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    """The ``[speed]`` / ``[size]`` key check: a BudgetError naming ``where``, the first unknown
+    key and the allowed ones (the message of :func:`pytest_onnxparity.config.tables.check_keys`)."""
+    unknown = [key for key in section if key not in allowed]
+    if unknown:
+        raise BudgetError(
+            f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(allowed)}"
+        )

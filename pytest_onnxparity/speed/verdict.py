@@ -17,6 +17,7 @@ from pytest_onnxparity.speed.budgets import (
     SPEED_RELATIVE,
     Budget,
     BudgetError,
+    check_table_keys,
     parse_budget,
     parse_budget_list,
     select_budgets,
@@ -286,11 +287,7 @@ def resolve_speed_options(
     ini_measure: bool = False,
 ) -> SpeedOptions:
     """Validate ``[tool.onnxparity.speed]`` (``where`` names it) and lay the options over it."""
-    unknown = [key for key in section if key not in SPEED_KEYS]
-    if unknown:
-        raise BudgetError(
-            f"{where} [speed]: unknown key {unknown[0]!r}; allowed keys: {', '.join(SPEED_KEYS)}"
-        )
+    check_table_keys(section, SPEED_KEYS, f"{where} [speed]")
     file_budgets = parse_budget_list(
         section.get("budgets", []), SPEED_METRICS, SPEED_RELATIVE, f"{where} [speed] budgets"
     )
