@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 SPEED_METRICS: Mapping[str, str] = {"latency_ms": "<=", "rtf": "<="}
+"""Each speed metric and the only comparison that makes sense for it (both are upper bounds)."""
 
 
 SPEED_RELATIVE = frozenset(SPEED_METRICS)
+"""Speed metrics that may be given relative to the reference (``int4:rtf<=0.7x``)."""
 
 
 SPEED_KEYS = ("budgets", "repeats", "warmup", "measure")
+"""Keys of ``[tool.onnxparity.speed]``."""
 
 
 EXAMPLES = {

@@ -31,15 +31,6 @@ from pytest_onnxparity.speed.measure import (
     short_number,
 )
 
-"""Each speed metric and the only comparison that makes sense for it (both are upper bounds)."""
-
-
-"""Speed metrics that may be given relative to the reference (``int4:rtf<=0.7x``)."""
-
-
-"""Keys of ``[tool.onnxparity.speed]``."""
-
-
 PARALLEL_NOTE = "not enforced: parallel run"
 
 
