@@ -1,8 +1,9 @@
-"""The protobuf wire format, as far as ONNX files use it: fields, varints, strings.
+"""The protobuf wire format, as far as ONNX files use it: fields, varints, strings, node names.
 
 Shared by the scans of :mod:`pytest_onnxparity.onnxfile.protoscan`,
 :mod:`pytest_onnxparity.onnxfile.wiring` and :mod:`pytest_onnxparity.onnxfile.index_tables`; it
-reads a buffer (a memory map) and never copies more than a string field. Field numbers are those of onnx.proto (stable since IR version 3).
+reads a buffer (a memory map) and never copies more than a string field. Field numbers are those
+of onnx.proto (stable since IR version 3).
 """
 
 from __future__ import annotations
