@@ -1,7 +1,7 @@
 """Does weight-space parity stream? Peak memory and reads of ``compare_weights`` on a large model.
 
     python benchmarks/weight_streaming.py [--layers 80] [--width 1024] [--workdir DIR]
-        [--baseline-checkout DIR] [--json OUT]
+        [--baseline-checkout DIR] [--pair REFERENCE VARIANT] [--repeats N] [--json OUT]
 
 Builds a chain of ``layers`` MatMuls of ``width`` x ``width`` float32 weights (80 x 1024: a
 336 MB model whose largest weight is 4.2 MB) and its int8 variant (per-column DequantizeLinear,
@@ -11,7 +11,8 @@ reports the peak resident memory it adds (``VmHWM`` after, minus before, Linux o
 the model's size and its largest weight; the tensors read from disk and their bytes (each read
 of an inline tensor by offset, each external-data read) and the most reads of any one tensor.
 ``--baseline-checkout DIR`` (a ``git archive`` of another commit) measures that checkout the
-same way, on ``PYTHONPATH``: its reads are not counted.
+same way, on ``PYTHONPATH`` (its reads of inline tensors are not counted: before streaming,
+onnx.load read the whole file); ``--pair REFERENCE VARIANT`` measures an existing int8 pair too.
 
 ``build_pair`` is also what ``tests/tools/test_weight_streaming.py`` checks the claim on, with
 reads and tracemalloc counted rather than timed.
@@ -139,7 +140,7 @@ def build_pair(folder: Path, layers: int, width: int, external: bool = False) ->
 
 
 def measure(
-    reference: Path, variant: Path, layers: int, width: int, checkout: Path | None
+    reference: Path, variant: Path, largest_weight: int, checkout: Path | None
 ) -> dict[str, Any]:
     env = dict(os.environ)
     if checkout is not None:
@@ -150,20 +151,37 @@ def measure(
         command, capture_output=True, text=True, check=True, env=env, cwd=reference.parent
     )
     row: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    sizes = {p.name: p.stat().st_size for p in reference.parent.iterdir() if p.is_file()}
-    variant_bytes = sum(size for name, size in sizes.items() if "int8" in name)
     row.update(
         {
             "checkout": str(checkout) if checkout else "this",
-            "model_mb": round((sum(sizes.values()) - variant_bytes) / 1e6, 1),
-            "variant_mb": round(variant_bytes / 1e6, 1),
-            "largest_weight_mb": round(width * width * 4 / 1e6, 2),
-            "weights": layers,
+            "model_mb": round(model_bytes(reference) / 1e6, 1),
+            "variant_mb": round(model_bytes(variant) / 1e6, 1),
+            "largest_weight_mb": round(largest_weight / 1e6, 2),
         }
     )
     row["peak_added_mb"] = round(row["peak_added_mb"], 1)
     row["seconds"] = round(row["seconds"], 2)
     return row
+
+
+def model_bytes(path: Path) -> int:
+    """The model file and its external-data sidecars (``<name>.data``)."""
+    sidecar = path.with_name(path.name + ".data")
+    return path.stat().st_size + (sidecar.stat().st_size if sidecar.exists() else 0)
+
+
+def largest_initializer(path: Path) -> int:
+    """Bytes of the largest inline or external initializer, from the structure alone."""
+    import math
+
+    from onnx import helper
+
+    from pytest_onnxparity.onnxfile.streamed import load_streamed
+
+    return max(
+        math.prod(tensor.dims) * helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+        for tensor in load_streamed(path).graph.initializer
+    )
 
 
 def main() -> None:
@@ -173,20 +191,32 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep the models here (default: temporary)")
     parser.add_argument("--baseline-checkout", type=Path, help="also measure this source tree")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each measurement")
+    parser.add_argument(
+        "--pair",
+        nargs=2,
+        type=Path,
+        metavar=("REFERENCE", "INT8_VARIANT"),
+        help="measure this pair of files too (e.g. the MiniLM benchmark folder's)",
+    )
     parser.add_argument("--json", type=Path, help="write the rows here as JSON")
     args = parser.parse_args()
     checkouts = [None] + ([args.baseline_checkout.resolve()] if args.baseline_checkout else [])
     with tempfile.TemporaryDirectory() as scratch:
         root = args.workdir or Path(scratch)
-        rows = []
+        pairs = {}
         for label in ("inline", "external data"):
             folder = root / label.replace(" ", "_")
-            reference, variant = folder / "model.onnx", folder / "model_int8.onnx"
-            if not reference.exists():
+            pairs[label] = (folder / "model.onnx", folder / "model_int8.onnx")
+            if not pairs[label][0].exists():
                 build_pair(folder, args.layers, args.width, external=label != "inline")
+        if args.pair:
+            pairs[f"{args.pair[0].name}, {args.pair[1].name}"] = tuple(args.pair)
+        rows = []
+        for label, (reference, variant) in pairs.items():
+            largest = largest_initializer(reference)
             for _ in range(args.repeats):
                 for checkout in checkouts:
-                    row = measure(reference, variant, args.layers, args.width, checkout)
+                    row = measure(reference.resolve(), variant.resolve(), largest, checkout)
                     rows.append({"tensors": label, **row})
     print(
         "| tensors | checkout | model MB | variant MB | largest weight MB | peak added MB "
