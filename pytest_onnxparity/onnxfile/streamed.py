@@ -75,7 +75,8 @@ _DIRECT_TYPES = {
 def load_streamed(path: Path) -> Any:
     """The ``onnx.ModelProto`` at ``path`` with every inline ``raw_data`` of at least
     :data:`DEFERRED_MIN_BYTES` left in the file (names, dims, types and nodes kept): pass its
-    tensors to :func:`read_deferred`."""
+    tensors to :func:`read_deferred`. Raises ProtoScanError, naming the file, when it is not a
+    protobuf message."""
     import onnx
 
     with path.open("rb") as handle:
@@ -85,6 +86,10 @@ def load_streamed(path: Path) -> Any:
             view = memoryview(data)
             try:
                 structure = _message(view, 0, len(view), _model_field, path.name)
+            except ProtoScanError as error:
+                raise ProtoScanError(
+                    f"{path}: not a readable ONNX protobuf ({error}); re-export it"
+                ) from None
             finally:
                 view.release()
     model = onnx.ModelProto()

@@ -12,6 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pytest_onnxparity.onnxfile.dequantize import TensorReadError, read_array
 from pytest_onnxparity.onnxfile.graph import GraphIndex
+from pytest_onnxparity.onnxfile.protoscan import ProtoScanError
 from pytest_onnxparity.onnxfile.streamed import DEFERRED_MIN_BYTES, is_deferred, load_streamed
 
 ELEMENTS = 4096  # every type below takes at least DEFERRED_MIN_BYTES at this size
@@ -119,3 +120,11 @@ def test_a_model_file_cut_short_after_loading_names_the_tensor(model_path: Path)
 
     with pytest.raises(TensorReadError, match=r"cannot read tensor 'bool' .*run again"):
         read_array(index.initializers["bool"], model_path.parent)
+
+
+def test_a_file_that_is_no_protobuf_is_named_in_the_error(tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"version https://git-lfs.github.com/spec/v1\n")
+
+    with pytest.raises(ProtoScanError, match=r"model\.onnx: not a readable ONNX protobuf"):
+        load_streamed(path)
