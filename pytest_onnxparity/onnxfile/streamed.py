@@ -3,8 +3,9 @@
 ``onnx.load(path, load_external_data=False)`` still parses every inline tensor: it reads the
 whole file into memory and copies each weight into the message, so a check that then reads the
 weights one by one holds the model twice at its peak. :func:`load_streamed` walks the protobuf
-wire format over a memory map instead and re-encodes only the messages on the way to a tensor
-(the graph, its nodes and their attributes, subgraphs included), leaving out each large
+wire format instead, reading the file a field at a time (a node whole), and re-encodes only the
+messages on the way to a tensor (the graph, its nodes and their attributes, subgraphs included),
+leaving out each large
 ``raw_data`` payload and noting where it lies in the file. The model it returns is the file's
 structure; :func:`read_deferred` reads one such tensor from the file, once, when its values are
 needed. Peak memory then follows the largest weight, not the model. Tensors already in
@@ -15,7 +16,6 @@ Field numbers are those of onnx.proto (stable since IR version 3).
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,6 @@ from pytest_onnxparity.onnxfile.wire import (
     ProtoScanError,
     varint,
 )
-from pytest_onnxparity.onnxfile.wire import fields as _fields
 
 TENSOR_DATA_TYPE, TENSOR_RAW_DATA = 2, 9
 # Payloads below this stay in the structure: scales, zero points, shapes (one read each would
@@ -80,18 +79,13 @@ def load_streamed(path: Path) -> Any:
     import onnx
 
     with path.open("rb") as handle:
-        if path.stat().st_size == 0:
-            return onnx.load_model_from_string(b"")
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            view = memoryview(data)
-            try:
-                structure = _message(view, 0, len(view), _model_field, path.name)
-            except ProtoScanError as error:
-                raise ProtoScanError(
-                    f"{path}: not a readable ONNX protobuf ({error}); re-export it"
-                ) from None
-            finally:
-                view.release()
+        source = _Source(handle=handle)
+        try:
+            structure = _message(source, 0, path.stat().st_size, _model_field, path.name)
+        except ProtoScanError as error:
+            raise ProtoScanError(
+                f"{path}: not a readable ONNX protobuf ({error}); re-export it"
+            ) from None
     model = onnx.ModelProto()
     model.ParseFromString(structure)
     return model
@@ -133,94 +127,122 @@ def read_span(path: Path, offset: int, target: memoryview) -> None:
             raise OSError(f"{path}: ends inside a tensor at offset {offset}")
 
 
-# Each function below re-encodes one kind of message from the fields of ``buffer[start:end]``:
+class _Source:
+    """The model file's bytes by position: read from the file (``handle``) a field at a time, or
+    held in memory (``data``, starting at file position ``base``) for a node and what it holds.
+
+    Reading instead of memory-mapping keeps the scan's footprint to what it reads: touching a
+    tensor's header through a map also maps the page-cache folio around it (up to megabytes),
+    which on a 336 MB model added 100 MB to the process' peak resident memory."""
+
+    def __init__(self, handle: Any = None, data: bytes = b"", base: int = 0) -> None:
+        self.handle, self.data, self.base = handle, memoryview(data), base
+
+    def read(self, start: int, end: int) -> bytes:
+        if self.handle is None:
+            return bytes(self.data[start - self.base : end - self.base])
+        self.handle.seek(start)
+        data: bytes = self.handle.read(end - start)
+        if len(data) != end - start:
+            raise ProtoScanError("a field runs past the end of the file")
+        return data
+
+    def held(self, start: int, end: int) -> _Source:
+        """``[start, end)`` in memory (one node: its attributes' tensors are what it holds)."""
+        return self if self.handle is None else _Source(data=self.read(start, end), base=start)
+
+    def spans(self, start: int, end: int) -> Iterator[tuple[int, int, int | None, int]]:
+        """``(field number, field start, payload start, field end)`` for each field in
+        ``[start, end)``; the payload start is None unless the field is length-delimited."""
+        position = start
+        while position < end:
+            head = memoryview(self.read(position, min(position + _LONGEST_HEAD, end)))
+            tag, offset = varint(head, 0, len(head))
+            wire, payload_start = tag & 7, None
+            if wire == VARINT:
+                offset = varint(head, offset, len(head))[1]
+            elif wire == LENGTH_DELIMITED:
+                length, offset = varint(head, offset, len(head))
+                payload_start = position + offset
+                offset += length
+            elif wire in (FIXED64, FIXED32):
+                offset += 8 if wire == FIXED64 else 4
+            else:
+                raise ProtoScanError(f"wire type {wire} is not used by ONNX")
+            field_start, position = position, position + offset
+            if position > end:
+                raise ProtoScanError("a field runs past the end of its message")
+            yield tag >> 3, field_start, payload_start, position
+
+
+_LONGEST_HEAD = 20  # a field's tag and length: two varints of at most 10 bytes
+
+
+# Each function below re-encodes one kind of message from the fields of ``source[start:end]``:
 # it returns the replacement bytes of a field, or None to copy the field as it stands.
 
 
-def _message(buffer: memoryview, start: int, end: int, field_of: Any, location: str) -> bytes:
+def _message(source: _Source, start: int, end: int, field_of: Any, location: str) -> bytes:
     pieces: list[bytes] = []
     copy_from = start
-    for number, field_start, payload_start, field_end in _spans(buffer, start, end):
+    for number, field_start, payload_start, field_end in source.spans(start, end):
         if payload_start is None:
             continue
-        replacement = field_of(buffer, number, payload_start, field_end, location)
+        replacement = field_of(source, number, payload_start, field_end, location)
         if replacement is not None:
-            pieces.append(bytes(buffer[copy_from:field_start]))
+            pieces.append(source.read(copy_from, field_start))
             pieces.append(replacement)
             copy_from = field_end
-    pieces.append(bytes(buffer[copy_from:end]))
+    pieces.append(source.read(copy_from, end))
     return b"".join(pieces)
 
 
-def _spans(buffer: memoryview, start: int, end: int) -> Iterator[tuple[int, int, int | None, int]]:
-    """``(field number, field start, payload start, field end)`` for each field of
-    ``buffer[start:end]``; the payload start is None unless the field is length-delimited."""
-    position = start
-    while position < end:
-        field_start = position
-        tag, position = varint(buffer, position, end)
-        wire = tag & 7
-        payload_start: int | None = None
-        if wire == VARINT:
-            position = varint(buffer, position, end)[1]
-        elif wire == LENGTH_DELIMITED:
-            length, payload_start = varint(buffer, position, end)
-            position = payload_start + length
-        elif wire in (FIXED64, FIXED32):
-            position += 8 if wire == FIXED64 else 4
-        else:
-            raise ProtoScanError(f"wire type {wire} is not used by ONNX")
-        if position > end:
-            raise ProtoScanError("a field runs past the end of its message")
-        yield tag >> 3, field_start, payload_start, position
-
-
-def _model_field(buffer: memoryview, number: int, a: int, b: int, location: str) -> bytes | None:
+def _model_field(source: _Source, number: int, a: int, b: int, location: str) -> bytes | None:
     if number != MODEL_GRAPH:
         return None
-    return _field(number, _message(buffer, a, b, _graph_field, location))
+    return _field(number, _message(source, a, b, _graph_field, location))
 
 
-def _graph_field(buffer: memoryview, number: int, a: int, b: int, location: str) -> bytes | None:
+def _graph_field(source: _Source, number: int, a: int, b: int, location: str) -> bytes | None:
     if number == GRAPH_INITIALIZER:
-        return _tensor(buffer, number, a, b, location)
+        return _tensor(source, number, a, b, location)
     if number == GRAPH_NODE:
-        return _field(number, _message(buffer, a, b, _node_field, location))
+        return _field(number, _message(source.held(a, b), a, b, _node_field, location))
     return None
 
 
-def _node_field(buffer: memoryview, number: int, a: int, b: int, location: str) -> bytes | None:
+def _node_field(source: _Source, number: int, a: int, b: int, location: str) -> bytes | None:
     if number != NODE_ATTRIBUTE:
         return None
-    return _field(number, _message(buffer, a, b, _attribute_field, location))
+    return _field(number, _message(source, a, b, _attribute_field, location))
 
 
-def _attribute_field(
-    buffer: memoryview, number: int, a: int, b: int, location: str
-) -> bytes | None:
+def _attribute_field(source: _Source, number: int, a: int, b: int, location: str) -> bytes | None:
     if number in (ATTRIBUTE_TENSOR, ATTRIBUTE_TENSORS):
-        return _tensor(buffer, number, a, b, location)
+        return _tensor(source, number, a, b, location)
     if number in (ATTRIBUTE_GRAPH, ATTRIBUTE_GRAPHS):
-        return _field(number, _message(buffer, a, b, _graph_field, location))
+        return _field(number, _message(source, a, b, _graph_field, location))
     return None
 
 
-def _tensor(buffer: memoryview, number: int, a: int, b: int, location: str) -> bytes | None:
-    """The TensorProto at ``buffer[a:b]`` without its raw_data, marked as deferred; None (copy
+def _tensor(source: _Source, number: int, a: int, b: int, location: str) -> bytes | None:
+    """The TensorProto at ``source[a:b]`` without its raw_data, marked as deferred; None (copy
     it whole) when it is small or already external."""
     raw: tuple[int, int] | None = None
-    for field, wire, start, end in _fields(buffer, a, b):
-        if field == TENSOR_DATA_LOCATION and wire == VARINT and start == DATA_LOCATION_EXTERNAL:
+    kept: list[bytes] = []
+    for field, field_start, payload_start, field_end in source.spans(a, b):
+        if field == TENSOR_RAW_DATA and payload_start is not None:
+            raw = (payload_start, field_end)
+            continue
+        kept.append(source.read(field_start, field_end))
+        if field == TENSOR_EXTERNAL_DATA:
             return None
-        if field == TENSOR_EXTERNAL_DATA and wire == LENGTH_DELIMITED:
-            return None
-        if field == TENSOR_RAW_DATA and wire == LENGTH_DELIMITED:
-            raw = (start, end)
+        if field == TENSOR_DATA_LOCATION and payload_start is None:
+            piece = memoryview(kept[-1])
+            if varint(piece, varint(piece, 0, len(piece))[1], len(piece))[0] != 0:
+                return None
     if raw is None or raw[1] - raw[0] < DEFERRED_MIN_BYTES:
         return None
-    kept = _message(
-        buffer, a, b, lambda _b, field, *_: b"" if field == TENSOR_RAW_DATA else None, location
-    )
     entries = b"".join(
         _field(TENSOR_EXTERNAL_DATA, _field(ENTRY_KEY, key.encode()) + _field(ENTRY_VALUE, value))
         for key, value in (
@@ -231,7 +253,7 @@ def _tensor(buffer: memoryview, number: int, a: int, b: int, location: str) -> b
         )
     )
     location_field = _varint((TENSOR_DATA_LOCATION << 3) | VARINT) + _varint(DATA_LOCATION_EXTERNAL)
-    return _field(number, kept + entries + location_field)
+    return _field(number, b"".join(kept) + entries + location_field)
 
 
 def _field(number: int, payload: bytes) -> bytes:
