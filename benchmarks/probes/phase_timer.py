@@ -2,8 +2,9 @@
 
 Writes ``$BENCH_PHASES`` (JSON) at the end of the run: wall and CPU seconds (``process_time``
 counts every thread, onnxruntime's included) of pytest's phases, and within the tests the time
-spent building sessions, running them and comparing outputs. It wraps the plugin's functions
-by name and skips any name the plugin no longer has.
+spent building sessions, running them, comparing outputs, making the input sets (synthesis, the
+token tables' scan, real inputs read from files) and checking weights (weight-space parity). It
+wraps the plugin's functions by name and skips any name the plugin no longer has.
 """
 
 from __future__ import annotations
@@ -27,20 +28,27 @@ def _now() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
 
-def _add(name: str, start: tuple[float, float]) -> None:
-    wall, cpu = _now()
-    _wall[name] += wall - start[0]
-    _cpu[name] += cpu - start[1]
+# Time spent in timed calls made inside the timed call running now, one entry per level: each
+# label gets its exclusive time (a session opened while inputs are made counts as sessions).
+_inner: list[list[float]] = []
 
 
 def _timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         start = _now()
+        _inner.append([0.0, 0.0])
         try:
             return function(*args, **kwargs)
         finally:
-            _add(name, start)
+            wall, cpu = _now()
+            inner_wall, inner_cpu = _inner.pop()
+            spent_wall, spent_cpu = wall - start[0], cpu - start[1]
+            _wall[name] += spent_wall - inner_wall
+            _cpu[name] += spent_cpu - inner_cpu
             _calls[name] += 1
+            if _inner:
+                _inner[-1][0] += spent_wall
+                _inner[-1][1] += spent_cpu
 
     return wrapper
 
@@ -64,6 +72,9 @@ def pytest_configure(config: pytest.Config) -> None:
     _wrap("pytest_onnxparity.runtime.sessions", "", "open_session", "sessions")
     _wrap("pytest_onnxparity.runtime.sessions", "OnnxRunner", "run", "inference")
     _wrap("pytest_onnxparity.run.engine", "", "compare", "compare")
+    _wrap("pytest_onnxparity.run.graph_inputs", "GraphInputs", "_synthesized", "inputs")
+    _wrap("pytest_onnxparity.run.graph_inputs", "", "read_input_data", "inputs")
+    _wrap("pytest_onnxparity.diagnose.weights", "", "weights_check", "weights")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -107,7 +118,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         "finish": span("tests_end", "end"),
         "inside_tests": {
             name: {"wall_s": _wall[name], "cpu_s": _cpu[name], "calls": _calls[name]}
-            for name in ("sessions", "inference", "compare")
+            for name in ("sessions", "inference", "compare", "inputs", "weights")
         },
     }
     path = os.environ.get("BENCH_PHASES")

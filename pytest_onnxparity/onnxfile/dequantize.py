@@ -12,6 +12,7 @@ parameters.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from pytest_onnxparity.onnxfile.packed import (
     gather_block_quantized_table,
     matmul_nbits_weight,
 )
+from pytest_onnxparity.onnxfile.streamed import is_deferred, read_deferred
 from pytest_onnxparity.onnxfile.weight_forms import FLOAT_STORAGE, WeightForm
 
 MANTISSA_BITS = {"float64": 52, "float32": 23, "float16": 10, "bfloat16": 7}
@@ -38,10 +40,20 @@ class TensorReadError(Exception):
 
 
 def read_array(tensor: Any, base_dir: Path) -> np.ndarray:
-    """The tensor's values, read from its sidecar file without keeping them in the model."""
+    """The tensor's values, read from its sidecar file (or, for a model from
+    :func:`~pytest_onnxparity.onnxfile.streamed.load_streamed`, its model file) without keeping
+    them in the model."""
     from onnx import TensorProto, numpy_helper
     from onnx.checker import ValidationError  # a sidecar onnx refuses (a symbolic link)
 
+    if is_deferred(tensor):
+        try:
+            return read_deferred(tensor, base_dir)
+        except OSError as error:
+            raise TensorReadError(
+                f"{base_dir}: cannot read tensor {tensor.name!r} ({error}); the model file "
+                "changed while it was checked, run again"
+            ) from None
     if tensor.data_location == TensorProto.EXTERNAL:
         detached = TensorProto()
         detached.CopyFrom(tensor)
@@ -111,8 +123,7 @@ def dequantize_form(form: WeightForm, index: GraphIndex, base_dir: Path) -> Dequ
     if form.storage == FLOAT_STORAGE or form.storage in MANTISSA_BITS:
         dtype = floats[tensor.data_type]
         values = raw if raw.dtype == np.float64 else raw.astype(np.float32)
-        finite = values[np.isfinite(values)]
-        peak = float(np.max(np.abs(finite))) if finite.size else 0.0
+        peak = _finite_peak(values)
         step = max(peak * 2.0 ** -MANTISSA_BITS[dtype], _SMALLEST_SUBNORMAL.get(dtype, 0.0))
         return Dequantized(values, step, FLOAT_BITS[dtype], dtype, dtype)
     node = form.consumer
@@ -137,6 +148,18 @@ def dequantize_form(form: WeightForm, index: GraphIndex, base_dir: Path) -> Dequ
         layout = f"{_type_name(tensor.data_type)} {table[2]}-bit, blocks of {block}"
         return Dequantized(table[0], table[1], table[2], None, layout)
     return _dequantize_linear(form, node, attributes, raw, tensor.data_type, index, read)
+
+
+def _finite_peak(values: np.ndarray) -> float:
+    """The largest finite magnitude in ``values`` (0 when none is): from the minimum and the
+    maximum when both are finite, without a masked copy of the tensor."""
+    if not values.size:
+        return 0.0
+    low, high = float(values.min()), float(values.max())
+    if math.isfinite(low) and math.isfinite(high):
+        return max(-low, high)
+    finite = values[np.isfinite(values)]
+    return float(np.max(np.abs(finite))) if finite.size else 0.0
 
 
 def _dequantize_linear(

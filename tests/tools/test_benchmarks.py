@@ -50,11 +50,14 @@ def test_benchmark_produces_every_figure_on_the_example_folder(tmp_path: Path) -
         "python_empty",
         "pytest_empty",
         "plugin",
+        "plugin_no_weights",
         "handwritten",
         "handwritten_ort_defaults",
     }
     # The script is a fair baseline only if it makes the same comparisons with the same verdict.
     assert speed["plugin_tests"] == speed["handwritten_cases"] == 6
+    # The default run adds one weights test per variant file (2 graphs, 3 variants each).
+    assert speed["plugin_weights_tests"] == 6
     assert speed["same_verdict"]
     for key in ("importtime_total_ms", "collect_added_ms", "inert_run_added_import_ms"):
         assert key in document["imports"]

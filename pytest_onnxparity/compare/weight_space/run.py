@@ -2,9 +2,11 @@
 variant, dequantized, put in the reference's layout and compared against its tier's limits.
 
 No inference: it reads graph structure and weight values only, so it runs where inputs cannot
-be synthesized and needs no onnxruntime. Both models are loaded without their external data and
-tensors are streamed one at a time, each read once, so memory holds one reference weight and
-its forms at a time, not the models.
+be synthesized and needs no onnxruntime. Both models are loaded as structure only, their inline
+weights left in the file and external data in its sidecars
+(:func:`~pytest_onnxparity.onnxfile.streamed.load_streamed`), and tensors are read by offset one
+at a time, each once, so memory holds one reference weight and its forms at a time, not the
+models.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from pytest_onnxparity.compare.weight_space.report import (
 )
 from pytest_onnxparity.compare.weight_space.statistics import WeightStatistics, measure
 from pytest_onnxparity.onnxfile.dequantize import Dequantized, dequantize_form, read_array
-from pytest_onnxparity.onnxfile.graph import GraphIndex, load_structure, node_label
+from pytest_onnxparity.onnxfile.graph import GraphIndex, node_label
+from pytest_onnxparity.onnxfile.streamed import load_streamed
 from pytest_onnxparity.onnxfile.weight_forms import WeightForm
 
 
@@ -89,8 +92,8 @@ def compare_weights(
     ``file_tier`` is the variant file's precision tier (its forms are judged at their storage's
     tier, or at the file's when that is looser)."""
     settings = settings or WeightSettings()
-    reference = GraphIndex.of(load_structure(reference_path), constants=True)
-    variant = GraphIndex.of(load_structure(variant_path), constants=True)
+    reference = GraphIndex.of(load_streamed(reference_path), constants=True)
+    variant = GraphIndex.of(load_streamed(variant_path), constants=True)
     matching = match_weights(reference, variant, settings.skips)
     comparisons: list[WeightComparison] = []
     uncompared: list[UncomparedForm] = []
