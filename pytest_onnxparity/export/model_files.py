@@ -11,7 +11,12 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from pytest_onnxparity.export.folder import ModelFile
 from pytest_onnxparity.export.naming import Placement
-from pytest_onnxparity.onnxfile.protoscan import ModelScan, ProtoScanError, scan_model
+from pytest_onnxparity.onnxfile.protoscan import (
+    ModelScan,
+    ProtoScanError,
+    scan_model,
+    scan_signature,
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,10 @@ def inspect_model(root: Path, relpath: str) -> Inspection:
     except OSError as error:
         reason = error.strerror or type(error).__name__
         return Inspection(0, problem=_unreadable(relpath, reason))
+    try:
+        scan_signature(path)  # the model scan skips over inputs and outputs it does not need
+    except ProtoScanError as error:
+        return Inspection(size_bytes, problem=_unreadable(relpath, f"corrupt signature: {error}"))
     gap = _missing_part(scan)
     if gap is not None:
         return Inspection(size_bytes, problem=_unreadable(relpath, gap))

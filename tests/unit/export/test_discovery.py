@@ -555,6 +555,24 @@ def test_an_unreadable_model_is_a_problem_of_that_file_only(
     assert graph.file("fp32").problem is None
 
 
+def test_a_model_whose_graph_inputs_are_corrupt_is_a_problem_not_a_collection_traceback(
+    tmp_path: Path,
+) -> None:
+    # The graph input's dim_value field (the first dimension, b"\n\x02\x08\x04") gets wire
+    # type 4, which ONNX never uses: the model scan skips shapes, the signature read fails.
+    at = IDENTITY_BYTES.index(b"\n\x02\x08\x04") + 2
+    corrupt = IDENTITY_BYTES[:at] + b"\x0c" + IDENTITY_BYTES[at + 1 :]
+    _write_models(tmp_path, ["model.onnx"])
+    (tmp_path / "model_int8.onnx").write_bytes(corrupt)
+
+    graph = discover(tmp_path).graph("model")
+
+    assert graph.file("int8").problem == (
+        "model_int8.onnx: not a readable ONNX model (corrupt signature: wire type 4 is not used "
+        "by ONNX); re-export it or remove it from the folder"
+    )
+
+
 def test_a_missing_folder_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(DiscoveryError) as error:
         discover(tmp_path / "nowhere")
