@@ -17,7 +17,7 @@ Each run writes ``--parity-json``; the table takes from it, per case: the weight
 worst (rel_l2 and cosine over the outputs) per input set, the task-level number and the verdict.
 It writes ``docs/verdicts.md`` and ``benchmarks/results/<commit>-verdicts.json``.
 
-    python benchmarks/verdict_table.py [--work DIR] [--markdown PATH] [--json PATH]
+    python benchmarks/verdict_table.py [--work DIR [--reuse]] [--markdown PATH] [--json PATH]
 """
 
 from __future__ import annotations
@@ -44,9 +44,12 @@ SUITES = {
 }
 
 
-def run_pytest(folder: Path, out: Path, *extra: str) -> dict[str, Any]:
+def run_pytest(folder: Path, out: Path, *extra: str, reuse: bool = False) -> dict[str, Any]:
     """``pytest --onnx-dir folder`` in an empty directory (no configuration file is found);
-    the exit status, the wall time and the ``--parity-json`` document."""
+    the exit status, the wall time and the ``--parity-json`` document. With ``reuse``, an
+    ``out`` an earlier call wrote is read instead (exit status and time are then None)."""
+    if reuse and out.is_file():
+        return {"exit": None, "seconds": None, "document": json.loads(out.read_text())}
     with tempfile.TemporaryDirectory() as empty:
         started = time.perf_counter()
         completed = subprocess.run(
@@ -88,7 +91,16 @@ def weight_space(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {
         "passed": checks[0]["passed"],
         "compared": details.get("compared"),
-        "failed": [w["reference"] for w in weights if not w["passed"]],
+        "failed": [
+            {
+                "weight": w["reference"],
+                "diagnosis": w.get("diagnosis"),
+                "rel_l2": w.get("rel_l2"),
+                "max_abs_over_range": w.get("max_abs_over_range"),
+            }
+            for w in weights
+            if not w["passed"]
+        ],
         "non_finite": sum(w.get("non_finite") or 0 for w in weights),
         "reference_non_finite": sum(w.get("reference_non_finite") or 0 for w in weights),
         "worst_rel_l2": worst_rel and worst_rel["rel_l2"],
@@ -140,10 +152,14 @@ def task_level(family: str, records: list[dict[str, Any]]) -> float | str | None
     return None
 
 
-def measure(case: verdict_corpus.Case, work: Path) -> dict[str, Any]:
+def measure(case: verdict_corpus.Case, work: Path, reuse: bool = False) -> dict[str, Any]:
+    """The case's row: its zero-configuration run, and the suite's run for the task number."""
     slug = case.folder.name
-    verdict = run_pytest(case.folder, work / "json" / f"{slug}.json")
+    verdict = run_pytest(case.folder, work / "json" / f"{slug}.json", reuse=reuse)
     records = verdict["document"]["records"]
+    passed = bool(records) and all(r["passed"] for r in records)
+    if verdict["exit"] is not None and passed != (verdict["exit"] == 0):
+        raise RuntimeError(f"{case.name}: exit status {verdict['exit']} but records {passed}")
     row: dict[str, Any] = {
         "case": case.name,
         "family": case.family,
@@ -151,9 +167,8 @@ def measure(case: verdict_corpus.Case, work: Path) -> dict[str, Any]:
         "tool": case.tool,
         "damage": case.damage,
         "expected": "pass" if case.healthy else "fail",
-        "verdict": "pass" if verdict["exit"] == 0 else "fail",
-        "exit": verdict["exit"],
-        "seconds": round(verdict["seconds"], 2),
+        "verdict": "pass" if passed else "fail",
+        "seconds": verdict["seconds"] and round(verdict["seconds"], 2),
         "failed_tests": sorted(
             f"{r.get('check') or 'parity'}[{r['variant']}"
             + (f"-{r['input_set']['name']}" if r.get("input_set") else "")
@@ -169,7 +184,10 @@ def measure(case: verdict_corpus.Case, work: Path) -> dict[str, Any]:
     if case.family in SUITES:
         suite, metric = SUITES[case.family]
         with_suite = run_pytest(
-            case.folder, work / "json" / f"{slug}.{suite}.json", f"--parity-suite={suite}"
+            case.folder,
+            work / "json" / f"{slug}.{suite}.json",
+            f"--parity-suite={suite}",
+            reuse=reuse,
         )
         row["task"] = task_level(case.family, with_suite["document"]["records"])
         row["task_metric"] = f"{metric}, --parity-suite {suite}"
@@ -197,7 +215,12 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"`{meta['json']}`).",
         "",
         f"Run at {meta['commit']} on {meta['machine']}: onnxruntime {meta['onnxruntime']}, "
-        f"torch {meta['torch']}; {meta['seconds']:.0f} s for {len(rows)} cases.",
+        f"torch {meta['torch']}; "
+        + (
+            f"{meta['seconds']:.0f} s for {len(rows)} cases (both runs of each)."
+            if meta["seconds"]
+            else f"{len(rows)} cases, read from the runs' JSON of an earlier call."
+        ),
         "",
         "Columns: **weights** is the worst weight's rel_l2 / max_abs_over_range over the variant's",
         "weights (dequantized, before any inference), with the weights that fail their tier's",
@@ -228,8 +251,11 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                     f", NaN/Inf: variant {weights['non_finite']}, "
                     f"reference {weights['reference_non_finite']}"
                 )
-            if weights["failed"]:
-                weight_cell += f" (fails: `{'`, `'.join(weights['failed'])}`)"
+            for failed in weights["failed"]:
+                weight_cell += (
+                    f"; fails: `{failed['weight']}` {failed['diagnosis']}, "
+                    f"{number(failed['rel_l2'])} / {number(failed['max_abs_over_range'])}"
+                )
         cells = [f"**{row['case']}**" + (f" — {row['damage']}" if row["damage"] else "")]
         cells += [f"`{row['variant']}`", row["tool"], weight_cell]
         for name in ("default", "padded"):
@@ -272,6 +298,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, help="build folder to make or reuse (default: temp)")
     parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "verdicts.md")
     parser.add_argument("--json", type=Path, help="default: benchmarks/results/<commit>-verdicts")
+    parser.add_argument(
+        "--reuse", action="store_true", help="read the runs' JSON an earlier call left in --work"
+    )
     args = parser.parse_args(argv)
     import onnxruntime
     import torch
@@ -283,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     built = time.perf_counter() - started
     rows = []
     for case in cases:
-        rows.append(measure(case, work))
+        rows.append(measure(case, work, reuse=args.reuse))
         print(f"{case.name}: {rows[-1]['verdict']} ({rows[-1]['seconds']} s)", file=sys.stderr)
     head = commit()
     json_path = args.json or REPO / "benchmarks" / "results" / f"{head}-verdicts.json"
@@ -293,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
         "onnxruntime": onnxruntime.__version__,
         "torch": torch.__version__,
         "build_seconds": round(built, 1),
-        "seconds": time.perf_counter() - started,
+        "seconds": None if args.reuse else time.perf_counter() - started,
         "json": json_path.relative_to(REPO) if json_path.is_relative_to(REPO) else json_path,
     }
     json_path.write_text(
