@@ -60,14 +60,6 @@ from pytest_onnxparity.export.naming import (
     without_dot_tag,
 )
 
-"""Every tier, most precise first; the order a reference is picked in when no file is fp32."""
-
-
-"""The variant tag of a file whose name and folder carry no tag."""
-
-
-"""The precision words the parser knows (lower case), and their tiers."""
-
 
 def discover(root: Path | str, overrides: DiscoveryOverrides | None = None) -> ExportFolder:
     """Find every ``.onnx`` file under ``root`` and group the files into graphs × variants.

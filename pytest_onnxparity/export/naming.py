@@ -16,9 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 TIERS_BY_PRECISION = ("fp32", "bf16", "fp16", "int8", "int4")
+"""Every tier, most precise first; the order a reference is picked in when no file is fp32."""
 
 
 UNTAGGED_VARIANT = "fp32"
+"""The variant tag of a file whose name and folder carry no tag."""
 
 
 ONNX_SUFFIX = ".onnx"
@@ -31,6 +33,7 @@ TAG_WORD_TIERS: Mapping[str, str] = {
     **dict.fromkeys(("int8", "uint8", "q8", "qint8", "quint8", "quantized", "w8a8"), "int8"),
     **dict.fromkeys(("int4", "uint4", "q4", "q4f16", "bnb4", "nf4", "w4a16"), "int4"),
 }
+"""The precision words the parser knows (lower case), and their tiers."""
 
 
 _NAME_WORD = re.compile(r"[^._-]+")

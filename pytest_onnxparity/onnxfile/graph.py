@@ -81,7 +81,15 @@ class GraphIndex:
     def final_users(self, name: str) -> set[str]:
         """Op types that finally read ``name``, looking through DequantizeLinear and
         pass-through ops."""
-        users: set[str] = set()
+        return {node.op_type for node, _ in self.reads(name, through_dequantize=True)}
+
+    def reads(self, name: str, *, through_dequantize: bool = False) -> list[tuple[Any, int]]:
+        """The ``(node, slot)`` pairs reading ``name``, directly or through pass-through ops on
+        their first input (and DequantizeLinear with ``through_dequantize``), in the order found."""
+        through = (
+            PASS_THROUGH_OPS | {"DequantizeLinear"} if through_dequantize else PASS_THROUGH_OPS
+        )
+        found: list[tuple[Any, int]] = []
         pending, seen = [name], set()
         while pending:
             current = pending.pop()
@@ -89,13 +97,11 @@ class GraphIndex:
                 continue
             seen.add(current)
             for node, slot in self.consumers.get(current, ()):
-                if slot == 0 and (
-                    node.op_type in PASS_THROUGH_OPS or node.op_type == "DequantizeLinear"
-                ):
+                if slot == 0 and node.op_type in through:
                     pending.extend(output for output in node.output if output)
                 else:
-                    users.add(node.op_type)
-        return users
+                    found.append((node, slot))
+        return found
 
 
 def load_structure(path: Path) -> Any:

@@ -12,7 +12,6 @@ graph's nodes and the initializers' names and dims, never their data (no onnx im
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,17 +23,15 @@ from pytest_onnxparity.onnxfile.wire import (
     GRAPH_INITIALIZER,
     GRAPH_NODE,
     LENGTH_DELIMITED,
-    NODE_INPUT,
-    NODE_OP_TYPE,
-    NODE_OUTPUT,
     TENSOR_NAME,
     VARINT,
+    read_mapped,
+    read_node,
 )
 from pytest_onnxparity.onnxfile.wire import fields as _fields
 from pytest_onnxparity.onnxfile.wire import text as _text
 from pytest_onnxparity.onnxfile.wire import varint as _varint
 
-NODE_ATTRIBUTE = 5
 ATTRIBUTE_NAME, ATTRIBUTE_INT = 1, 3
 TENSOR_DIMS = 1
 # Ops an index passes through unchanged in meaning (on their first input).
@@ -62,12 +59,7 @@ class _Graph:
 def index_table_sizes(path: Path, inputs: tuple[str, ...]) -> dict[str, int]:
     """``{input: rows}`` for each of ``inputs`` that indexes a table (the smallest table where
     it indexes several). Inputs that index nothing known are left out."""
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        view = memoryview(data)
-        try:
-            graph = _read_graph(view)
-        finally:
-            view.release()
+    graph = read_mapped(path, _read_graph)
     return table_sizes(graph.nodes, graph.initializer_dims, inputs)
 
 
@@ -135,23 +127,13 @@ def _read_graph(buffer: memoryview) -> _Graph:
 
 
 def _node(buffer: memoryview, start: int, end: int) -> _Node:
-    inputs: list[str] = []
-    outputs: list[str] = []
-    op_type, axis = "", 0
-    for number, wire, field_start, field_end in _fields(buffer, start, end):
-        if wire != LENGTH_DELIMITED:
-            continue
-        if number == NODE_INPUT:
-            inputs.append(_text(buffer, field_start, field_end))
-        elif number == NODE_OUTPUT:
-            outputs.append(_text(buffer, field_start, field_end))
-        elif number == NODE_OP_TYPE:
-            op_type = _text(buffer, field_start, field_end)
-        elif number == NODE_ATTRIBUTE:
-            name, value = _int_attribute(buffer, field_start, field_end)
-            if name == "axis" and value is not None:
-                axis = value
-    return _Node(op_type, tuple(inputs), tuple(outputs), axis)
+    node = read_node(buffer, start, end)
+    axis = 0
+    for attribute_start, attribute_end in node.attributes:
+        name, value = _int_attribute(buffer, attribute_start, attribute_end)
+        if name == "axis" and value is not None:
+            axis = value
+    return _Node(node.op_type, node.inputs, node.outputs, axis)
 
 
 def _int_attribute(buffer: memoryview, start: int, end: int) -> tuple[str, int | None]:

@@ -14,7 +14,6 @@ Field numbers are those of onnx.proto (stable since IR version 3).
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,12 @@ from pytest_onnxparity.onnxfile.wire import (
     GRAPH_OUTPUT,
     GRAPH_SPARSE_INITIALIZER,
     LENGTH_DELIMITED,
+    NODE_ATTRIBUTE,
     NODE_OP_TYPE,
     SPARSE_VALUES,
     VALUE_INFO_NAME,
     VARINT,
+    read_mapped,
 )
 from pytest_onnxparity.onnxfile.wire import ProtoScanError as ProtoScanError
 from pytest_onnxparity.onnxfile.wire import fields as _fields
@@ -46,7 +47,6 @@ TYPE_TENSOR = 1
 TENSOR_TYPE_ELEM_TYPE, TENSOR_TYPE_SHAPE = 1, 2
 SHAPE_DIM = 1
 DIM_VALUE, DIM_PARAM = 1, 2
-NODE_ATTRIBUTE = 5
 FUNCTION_NODE = 7
 ATTRIBUTE_TENSOR, ATTRIBUTE_GRAPH, ATTRIBUTE_TENSORS, ATTRIBUTE_GRAPHS = 5, 6, 10, 11
 ATTRIBUTE_SPARSE_TENSOR, ATTRIBUTE_SPARSE_TENSORS = 22, 23
@@ -105,12 +105,7 @@ def scan_format(path: Path) -> ModelFormat:
     """IR version, producer, opset imports and op types per domain of ``path``, weights unread.
 
     Raises ProtoScanError when the file is not a protobuf message."""
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        view = memoryview(data)
-        try:
-            return _format(view)
-        finally:
-            view.release()
+    return read_mapped(path, _format)
 
 
 def _format(buffer: memoryview) -> ModelFormat:
@@ -179,12 +174,7 @@ def _count_ops(
 
 def scan_signature(path: Path) -> tuple[tuple[ValueInfo, ...], tuple[ValueInfo, ...]]:
     """The main graph's inputs (initializers left out) and outputs, without reading weights."""
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        view = memoryview(data)
-        try:
-            return _signature(view)
-        finally:
-            view.release()
+    return read_mapped(path, _signature)
 
 
 def _signature(buffer: memoryview) -> tuple[tuple[ValueInfo, ...], tuple[ValueInfo, ...]]:
@@ -248,12 +238,7 @@ def _dim(buffer: memoryview, start: int, end: int) -> int | str | None:
 
 def scan_model(path: Path) -> ModelScan:
     """Scan ``path`` (a non-empty file); raises ProtoScanError when it is not a protobuf."""
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        view = memoryview(data)
-        try:
-            return _scan(view)
-        finally:
-            view.release()
+    return read_mapped(path, _scan)
 
 
 def _scan(buffer: memoryview) -> ModelScan:

@@ -173,7 +173,7 @@ def locate_forms_by_reader(
     found: dict[str, list[WeightForm]] = {}
     for name in names:
         reference_type = reference.initializers[name].data_type
-        for reader, reader_slot in _direct_reads(reference, name):
+        for reader, reader_slot in reference.reads(name):
             slots = STAND_IN_SLOTS.get((reader.op_type, reader_slot), {})
             for node in by_name.get(reader.name, []) if reader.name else []:
                 if node.op_type not in slots or slots[node.op_type] >= len(node.input):
@@ -210,22 +210,6 @@ def _form_behind(
         return None
     users = frozenset({node.op_type})
     return WeightForm(owner, tensor_name, storage, consumer, consumer_slot, users)
-
-
-def _direct_reads(index: GraphIndex, name: str) -> list[tuple[Any, int]]:
-    """The nodes reading an initializer, directly or through pass-through ops."""
-    reads, pending, seen = [], [name], set()
-    while pending:
-        current = pending.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        for node, slot in index.consumers.get(current, ()):
-            if slot == 0 and node.op_type in PASS_THROUGH_OPS:
-                pending.extend(output for output in node.output if output)
-            else:
-                reads.append((node, slot))
-    return reads
 
 
 def _name_and_prefixes(name: str) -> list[str]:

@@ -18,13 +18,10 @@ from pytest_onnxparity.onnxfile.wire import (
     GRAPH_OUTPUT,
     GRAPH_SPARSE_INITIALIZER,
     LENGTH_DELIMITED,
-    NODE_INPUT,
-    NODE_NAME,
-    NODE_OP_TYPE,
-    NODE_OUTPUT,
     SPARSE_VALUES,
     VALUE_INFO_NAME,
     fields,
+    read_node,
     tensor_name,
     text,
 )
@@ -74,22 +71,9 @@ def _miswired(label: str, name: str, producer: str | None, index: int) -> str:
 
 
 def _node_wiring(buffer: memoryview, start: int, end: int) -> tuple[str, list[str], list[str]]:
-    reads: list[str] = []
-    made: list[str] = []
-    name = op_type = ""
-    for number, wire, field_start, field_end in fields(buffer, start, end):
-        if wire != LENGTH_DELIMITED:
-            continue
-        if number == NODE_INPUT:
-            reads.append(text(buffer, field_start, field_end))
-        elif number == NODE_OUTPUT:
-            made.append(text(buffer, field_start, field_end))
-        elif number == NODE_NAME:
-            name = text(buffer, field_start, field_end)
-        elif number == NODE_OP_TYPE:
-            op_type = text(buffer, field_start, field_end)
-    label = f"{op_type} {name!r}" if name else op_type or "an unnamed node"
-    return label, reads, [output for output in made if output]
+    node = read_node(buffer, start, end)
+    label = f"{node.op_type} {node.name!r}" if node.name else node.op_type or "an unnamed node"
+    return label, list(node.inputs), [output for output in node.outputs if output]
 
 
 def _value_info_name(buffer: memoryview, start: int, end: int) -> str:

@@ -37,9 +37,6 @@ if TYPE_CHECKING:
     from pytest_onnxparity.run.engine import ParityEngine
 
 
-"""This process's clips, reference decodes and comparisons (made at collection, filled lazily)."""
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     # Resolved here, not at configure: this module is registered while the core's

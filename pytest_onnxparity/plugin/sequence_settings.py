@@ -59,3 +59,4 @@ SEQUENCE: pytest.StashKey[SequenceSettings] = pytest.StashKey()
 
 
 CACHE: pytest.StashKey[SequenceCache] = pytest.StashKey()
+"""This process's clips, reference decodes and comparisons (made at collection, filled lazily)."""

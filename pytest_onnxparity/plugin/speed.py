@@ -1,8 +1,8 @@
 """pytest glue of the speed and size gates: settings, generated items, pytest-benchmark, tables.
 
 Registered by ``plugin.FEATURE_PLUGINS``; imports only pytest and the standard library at top
-level. The measuring and the verdicts are in :mod:`~pytest_onnxparity.speed.timing` and
-:mod:`~pytest_onnxparity.speed.sizes`.
+level. The measuring and the verdicts are in :mod:`~pytest_onnxparity.speed.measure`,
+:mod:`~pytest_onnxparity.speed.verdict` and :mod:`~pytest_onnxparity.speed.sizes`.
 
 * ``latency[<variant>]`` per graph file, when speed budgets are set or ``--parity-timing`` asks:
   a :class:`TimingItem`, a ``pytest.Function`` so that it can request pytest-benchmark's
@@ -37,18 +37,6 @@ from pytest_onnxparity.plugin.speed_settings import (
 if TYPE_CHECKING:
     from pytest_onnxparity.export.folder import Graph
     from pytest_onnxparity.run.engine import ParityEngine
-
-
-"""The ``xdist_group`` of every timing test: one worker runs them all under --dist loadgroup."""
-
-
-"""The ``graph`` of the sequence gates' RTF subjects (``sequence.PIPELINE_GRAPH``): a scope."""
-
-
-"""Per process, after collection: why timing budgets are not enforced here, or None."""
-
-
-"""Per process: the reference's figure per (graph or pipeline, metric), for relative budgets."""
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 
 BENCHMARK_PLUGIN = "benchmark"
 TIMING_GROUP = "onnxparity-timing"
+"""The ``xdist_group`` of every timing test: one worker runs them all under --dist loadgroup."""
 
 
 PIPELINE_GRAPH = "pipeline"
+"""The ``graph`` of the sequence gates' RTF subjects (``sequence.PIPELINE_GRAPH``): a scope."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,11 @@ SPEED_SETTINGS: pytest.StashKey[SpeedSettings] = pytest.StashKey()
 
 
 NOT_ENFORCED: pytest.StashKey[str | None] = pytest.StashKey()
+"""Per process, after collection: why timing budgets are not enforced here, or None."""
 
 
 REFERENCE_TIMINGS: pytest.StashKey[dict[tuple[str, str], SpeedMeasurement]] = pytest.StashKey()
+"""Per process: the reference's figure per (graph or pipeline, metric), for relative budgets."""
 
 
 def speed_settings(config: pytest.Config) -> SpeedSettings:

@@ -74,6 +74,31 @@ class OutputCache:
         return dict(self._outputs[key])
 
 
+class CachedReference:
+    """What the references that compute their outputs share: outputs cached per input set (each
+    set runs once), and no input sets of their own. A subclass sets ``description`` and
+    implements ``_run``."""
+
+    description: str
+
+    def __init__(self) -> None:
+        self._cache = OutputCache()
+
+    @property
+    def calls(self) -> int:
+        """How many times the reference actually ran (cache misses)."""
+        return self._cache.misses
+
+    def outputs(self, inputs: InputSet) -> dict[str, np.ndarray]:
+        return self._cache.get(inputs, self._run)
+
+    def input_sets(self) -> list[InputSet] | None:
+        return None
+
+    def _run(self, inputs: InputSet) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
 def _digest(arrays: Mapping[str, np.ndarray]) -> str:
     digest = hashlib.blake2b(digest_size=16)
     for name, array in arrays.items():

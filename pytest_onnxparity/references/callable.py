@@ -13,7 +13,7 @@ import numpy as np
 
 from pytest_onnxparity.references.base import (
     DROP_OUTPUT,
-    OutputCache,
+    CachedReference,
     ReferenceError,
     first_line,
     require_torch,
@@ -22,7 +22,7 @@ from pytest_onnxparity.references.config import InputMapping
 from pytest_onnxparity.runtime.inputs import InputSet
 
 
-class CallableReference:
+class CallableReference(CachedReference):
     """A user ``nn.Module``, TorchScript module or any callable, run on named inputs.
 
     torch is imported only if the callable is a torch module (or ``torch_tensors=True``):
@@ -53,22 +53,11 @@ class CallableReference:
         self.skip_outputs = frozenset(skip_outputs)
         self.torch_tensors = is_torch_module(function) if torch_tensors is None else torch_tensors
         self.scalar_arguments = frozenset(scalar_arguments)
-        self._cache = OutputCache()
+        super().__init__()
         if self.torch_tensors and is_torch_module(function):
             # Dropout and batch-norm statistics make a training-mode module a moving target.
             function.eval()  # type: ignore[attr-defined]
         self._check_arguments()
-
-    @property
-    def calls(self) -> int:
-        """How many times the callable actually ran (cache misses)."""
-        return self._cache.misses
-
-    def outputs(self, inputs: InputSet) -> dict[str, np.ndarray]:
-        return self._cache.get(inputs, self._run)
-
-    def input_sets(self) -> list[InputSet] | None:
-        return None
 
     def _check_arguments(self) -> None:
         arguments = self.mapping.arguments

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pytest_onnxparity.references.base import OutputCache, ReferenceError
+from pytest_onnxparity.references.base import CachedReference, ReferenceError
 from pytest_onnxparity.runtime.inputs import InputSet
 from pytest_onnxparity.runtime.sessions import (
     ModelLoadError,
@@ -13,25 +13,14 @@ from pytest_onnxparity.runtime.sessions import (
 )
 
 
-class OnnxReference:
+class OnnxReference(CachedReference):
     """An ONNX graph run by onnxruntime: the same folder's fp32 file, another folder's file, or
     the same file under other :class:`SessionSettings`."""
 
     def __init__(self, runner: OnnxRunner, label: str = "onnx fp32") -> None:
+        super().__init__()
         self.runner = runner
         self.description = f"{label} ({runner.path.name})"
-        self._cache = OutputCache()
-
-    @property
-    def calls(self) -> int:
-        """How many times the graph actually ran (cache misses)."""
-        return self._cache.misses
-
-    def outputs(self, inputs: InputSet) -> dict[str, np.ndarray]:
-        return self._cache.get(inputs, self._run)
-
-    def input_sets(self) -> list[InputSet] | None:
-        return None
 
     def _run(self, inputs: InputSet) -> dict[str, np.ndarray]:
         try:

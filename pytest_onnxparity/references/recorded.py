@@ -90,10 +90,7 @@ def recorded_set_names(path: Path) -> list[str]:
                 f"in the ONNX test-data layout or {RERECORD}"
             )
         return names
-    if not path.is_file():
-        raise RecordedDataError(f"{path}: no such recorded file; {RERECORD} or fix the path")
-    if not zipfile.is_zipfile(path):
-        raise RecordedDataError(f"{path}: not a readable .npz file (not a zip archive); {RERECORD}")
+    _require_npz(path)
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.namelist()
@@ -108,14 +105,19 @@ def recorded_set_names(path: Path) -> list[str]:
     return list(found)
 
 
-def read_npz(path: Path) -> list[RecordedSet]:
-    """Every set in an ``.npz`` file (see the module docstring for the layout)."""
-    path = Path(path)
+def _require_npz(path: Path) -> None:
+    """A recorded ``.npz`` is a file and a zip archive; anything else is refused unread."""
     if not path.is_file():
         raise RecordedDataError(f"{path}: no such recorded file; {RERECORD} or fix the path")
     if not zipfile.is_zipfile(path):
         # np.load would try it as a pickle; never go there.
         raise RecordedDataError(f"{path}: not a readable .npz file (not a zip archive); {RERECORD}")
+
+
+def read_npz(path: Path) -> list[RecordedSet]:
+    """Every set in an ``.npz`` file (see the module docstring for the layout)."""
+    path = Path(path)
+    _require_npz(path)
     try:
         with zipfile.ZipFile(path) as archive:
             members = {

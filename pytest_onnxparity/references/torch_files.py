@@ -152,19 +152,22 @@ def _submodule(module: Any, submodule: str | None, path: Path) -> Any:
     target = module
     for part in submodule.split("."):
         if not hasattr(target, part):
-            children = [name for name, _ in getattr(module, "named_children", list)()]
             raise ReferenceError(
-                f"{path}: has no submodule {submodule!r} (children: {children}); fix submodule "
-                "in [references.<graph>]"
+                f"{path}: has no submodule {submodule!r} (children: {_children(module)}); "
+                "fix submodule in [references.<graph>]"
             )
         target = getattr(target, part)
     if not callable(target) or isinstance(target, type):
-        children = [name for name, _ in getattr(module, "named_children", list)()]
         raise ReferenceError(
             f"{path}: submodule {submodule!r} is a {type(target).__name__}, not a module that "
-            f"can run (children: {children}); fix submodule in [references.<graph>]"
+            f"can run (children: {_children(module)}); fix submodule in [references.<graph>]"
         )
     return target
+
+
+def _children(module: Any) -> list[str]:
+    """The names of ``module``'s direct children, for a message about a submodule not found."""
+    return [name for name, _ in getattr(module, "named_children", list)()]
 
 
 def _scalar_parameters(module: Any) -> list[str]:

@@ -1,9 +1,12 @@
 """What each graph input is, read from the graph and its names, so synthesized inputs mean
 something: an attention mask of ones, token types of zero, positions 0..n-1, token ids inside
-the table they index, lengths as long as their signal, past keys/values with a past length.
+the table they index, lengths as long as their signal, past keys/values with a past length, a
+sample rate of 16 kHz and, beside it, a waveform chunk of 512 samples (32 ms).
 
 Random integers in [0, 16) crash a BERT reference (its token-type table has 2 rows) and a random
-attention mask overflows an additive mask into NaN; roles avoid both. A config rule for an input
+attention mask overflows an additive mask into NaN; a 16-sample waveform breaks a VAD's
+reflect-padded STFT (silero-vad: "Pad reflect: post-pad (64) exceeds maximum allowed (15)");
+roles avoid all three. A config rule for an input
 (``[graphs.<graph>.inputs.<input>]``) always wins over its role.
 """
 
@@ -22,12 +25,25 @@ POSITIONS = "positions"
 INDICES = "indices"
 PAST = "past key/value"
 LENGTHS = "lengths"
+SAMPLE_RATE = "sample rate"
+STATE = "recurrent state"
+WAVEFORM = "waveform"
 PLAIN = "plain"
+
+SAMPLE_RATE_HZ = 16_000  # what speech models are trained at (silero-vad, Whisper, wav2vec 2.0)
+WAVEFORM_CHUNK = 512  # samples: 32 ms at 16 kHz, silero-vad's chunk and a common streaming hop
+# Quiet noise (about -40 dBFS). Full-scale noise drives a VAD's recurrent state to saturation,
+# where a healthy int8 variant drifts as far as a broken one: on silero-vad, healthy int8 gives
+# rel_l2 0.33-0.42 at sigma 0.1 and 0.014-0.036 at 0.01, where quantizing its reparam conv
+# (a quantizer bug) gives 0.54-0.56 and fp16 0.001 (5 seeds, batch 4).
+WAVEFORM_SIGMA = 0.01
 
 _TOKEN_TYPES = re.compile(r"token_type|segment_ids|type_ids", re.I)
 _POSITIONS = re.compile(r"(^|[._/-])(position_ids|pos_ids|positions?)$", re.I)
 _PAST = re.compile(r"(^|[._/-])(past|cache|kv_cache|pkv)", re.I)
 _BATCH = re.compile(r"batch", re.I)
+_STATE = re.compile(r"(^|[._/-])(state|h0|c0|hx|cx)$", re.I)
+_SAMPLE_RATE = re.compile(r"^(sr|sample_?rate|sampling_?rate)$", re.I)
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,10 @@ class InputRole:
             TOKEN_TYPES: "token types: zeros",
             POSITIONS: "positions: 0, 1, 2, …",
             PAST: "past key/value: uniform",
+            SAMPLE_RATE: f"sample rate: {SAMPLE_RATE_HZ} Hz",
+            STATE: "recurrent state: zeros (a stream's start)",
+            WAVEFORM: f"waveform: quiet noise (normal, sigma {WAVEFORM_SIGMA:g}), "
+            f"{WAVEFORM_CHUNK} samples per row",
         }.get(self.kind, "uniform")
 
 
@@ -67,6 +87,7 @@ def input_roles(
     input reads (:func:`pytest_onnxparity.onnxfile.index_tables.index_table_sizes`)."""
     rows = table_rows or {}
     roles: dict[str, InputRole] = {}
+    audio = any(_is_sample_rate(spec) for spec in specs)
     for spec in specs:
         name, dtype = spec.name, spec.dtype
         if is_attention_mask_name(name) and (
@@ -81,11 +102,41 @@ def input_roles(
             roles[name] = InputRole(INDICES, rows=rows[name])
         elif is_float(dtype) and _PAST.search(name):
             roles[name] = InputRole(PAST)
+        elif _is_sample_rate(spec):
+            roles[name] = InputRole(SAMPLE_RATE)
+        elif audio and _is_waveform(spec):
+            roles[name] = InputRole(WAVEFORM)
+        elif is_float(dtype) and _STATE.search(name) and "hidden" not in name.lower():
+            roles[name] = InputRole(STATE)
         elif (tie := _length_tie(spec, specs)) is not None:
             roles[name] = InputRole(LENGTHS, tie=tie)
         else:
             roles[name] = InputRole(PLAIN)
     return roles
+
+
+def _is_sample_rate(spec: TensorSpec) -> bool:
+    """An integer scalar (or one-element vector) named ``sr`` / ``sample_rate``."""
+    shape = spec.shape
+    single = shape is not None and (len(shape) == 0 or (len(shape) == 1 and shape[0] in (1, None)))
+    return is_integer(spec.dtype) and single and bool(_SAMPLE_RATE.match(spec.name))
+
+
+def _is_waveform(spec: TensorSpec) -> bool:
+    """Beside a sample rate, a float input of rank 1 or 2 whose last axis is dynamic: samples."""
+    shape = spec.shape or ()
+    return is_float(spec.dtype) and len(shape) in (1, 2) and not isinstance(shape[-1], int)
+
+
+def waveform_symbols(specs: Sequence[TensorSpec], roles: Mapping[str, InputRole]) -> set[str]:
+    """Named dims on the sample axis of a waveform input (sized :data:`WAVEFORM_CHUNK`)."""
+    return {
+        spec.shape[-1]
+        for spec in specs
+        if spec.shape
+        and isinstance(spec.shape[-1], str)
+        and roles.get(spec.name, InputRole(PLAIN)).kind == WAVEFORM
+    }
 
 
 def _length_tie(spec: TensorSpec, specs: Sequence[TensorSpec]) -> tuple[str, int] | None:

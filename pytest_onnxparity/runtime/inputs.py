@@ -30,13 +30,20 @@ from pytest_onnxparity.runtime.input_roles import (
     LENGTHS,
     MASK,
     POSITIONS,
+    SAMPLE_RATE,
+    SAMPLE_RATE_HZ,
+    STATE,
     TOKEN_TYPES,
+    WAVEFORM,
+    WAVEFORM_CHUNK,
+    WAVEFORM_SIGMA,
     InputRole,
     batch_symbols,
     expression_size,
     has_dynamic_batch,
     input_roles,
     past_symbols,
+    waveform_symbols,
 )
 
 DEFAULT_SET = "default"
@@ -213,9 +220,10 @@ def _symbol_defaults(
     specs: Sequence[TensorSpec], plan: InputPlan, roles: Mapping[str, InputRole]
 ) -> dict[str, int]:
     """One size per named dim: ``plan.batch`` for a batch, ``plan.past_length`` for a dim only
-    past keys/values use, else ``default_dim`` (an input of shape [T, F] and one of [1, T]
-    agree on T)."""
+    past keys/values use, a waveform chunk for the sample axis of audio, else ``default_dim``
+    (an input of shape [T, F] and one of [1, T] agree on T)."""
     batches, pasts = batch_symbols(specs), past_symbols(specs, roles)
+    samples = waveform_symbols(specs, roles)
     defaults: dict[str, int] = {}
     for dim in symbolic_dims(specs):
         if "+" in dim:
@@ -224,6 +232,8 @@ def _symbol_defaults(
             defaults[dim] = plan.batch
         elif dim in pasts:
             defaults[dim] = plan.past_length
+        elif dim in samples:
+            defaults[dim] = WAVEFORM_CHUNK
         else:
             defaults[dim] = plan.default_dim
     return defaults
@@ -305,6 +315,12 @@ def _by_role(
         return np.broadcast_to(np.arange(shape[-1], dtype=dtype), shape).copy()
     if role.kind == INDICES and role.rows is not None:
         return rng.integers(0, role.rows, size=shape).astype(dtype)
+    if role.kind == STATE:
+        return np.zeros(shape, dtype=dtype)
+    if role.kind == SAMPLE_RATE:
+        return np.full(shape, SAMPLE_RATE_HZ, dtype=dtype)
+    if role.kind == WAVEFORM:
+        return (rng.standard_normal(size=shape) * WAVEFORM_SIGMA).astype(dtype)
     return None  # past keys/values, lengths without a tie, plain inputs: the plan's ranges
 
 

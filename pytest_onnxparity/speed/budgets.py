@@ -9,19 +9,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
-
+from typing import Any
 
 SPEED_METRICS: Mapping[str, str] = {"latency_ms": "<=", "rtf": "<="}
+"""Each speed metric and the only comparison that makes sense for it (both are upper bounds)."""
 
 
 SPEED_RELATIVE = frozenset(SPEED_METRICS)
+"""Speed metrics that may be given relative to the reference (``int4:rtf<=0.7x``)."""
 
 
 SPEED_KEYS = ("budgets", "repeats", "warmup", "measure")
+"""Keys of ``[tool.onnxparity.speed]``."""
 
 
 EXAMPLES = {
@@ -153,3 +152,13 @@ def parse_budget_list(
         )
     relative = tuple(relative_metrics)
     return tuple(parse_budget(item, metrics, relative, where) for item in raw)
+
+
+def check_table_keys(section: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    """The ``[speed]`` / ``[size]`` key check: a BudgetError naming ``where``, the first unknown
+    key and the allowed ones (the message of :func:`pytest_onnxparity.config.tables.check_keys`)."""
+    unknown = [key for key in section if key not in allowed]
+    if unknown:
+        raise BudgetError(
+            f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(allowed)}"
+        )

@@ -93,10 +93,15 @@ class SerialRounds:
         for _ in range(repeats):
             if setup is not None:
                 setup()
-            start = self.timer()
-            target()
-            durations.append(self.timer() - start)
+            durations.append(timed_round(target, self.timer))
         return durations
+
+
+def timed_round(target: Callable[[], object], timer: Callable[[], float]) -> float:
+    """Seconds one call of ``target`` takes by ``timer``."""
+    start = timer()
+    target()
+    return timer() - start
 
 
 class ClipLike(Protocol):

@@ -16,7 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_onnxparity.speed.measure import RoundRunner, SpeedMeasurement, TimingPlan
+from pytest_onnxparity.speed.measure import (
+    RoundRunner,
+    SpeedMeasurement,
+    TimingPlan,
+    timed_round,
+)
 
 Measure = Callable[[RoundRunner, TimingPlan], SpeedMeasurement]
 """Times one subject: takes the round runner and the plan, returns the figure."""
@@ -119,9 +124,7 @@ class _ReferenceSide:
         durations: list[float] = []
 
         def reference_round() -> None:
-            start = self.timer()
-            target()
-            durations.append(self.timer() - start)
+            durations.append(timed_round(target, self.timer))
 
         self.found["variant"] = self.variant(_WithSetup(self.rounds, reference_round), self.plan)
         # A profiler pass (--benchmark-cprofile) may add calls after the timed rounds.

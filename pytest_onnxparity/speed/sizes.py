@@ -24,7 +24,7 @@ from pytest_onnxparity.results.records import CheckResult
 from pytest_onnxparity.results.terminal import table
 from pytest_onnxparity.speed.budgets import (
     Budget,
-    BudgetError,
+    check_table_keys,
     parse_budget,
     parse_budget_list,
     select_budgets,
@@ -226,11 +226,7 @@ def resolve_size_options(
     ini_budgets: Sequence[str] = (),
 ) -> SizeOptions:
     """Validate ``[tool.onnxparity.size]`` (``where`` names it) and add ini and CLI budgets."""
-    unknown = [key for key in section if key not in SIZE_KEYS]
-    if unknown:
-        raise BudgetError(
-            f"{where} [size]: unknown key {unknown[0]!r}; allowed keys: {', '.join(SIZE_KEYS)}"
-        )
+    check_table_keys(section, SIZE_KEYS, f"{where} [size]")
     file_budgets_ = parse_budget_list(
         section.get("budgets", []), SIZE_METRICS, SIZE_RELATIVE, f"{where} [size] budgets"
     )

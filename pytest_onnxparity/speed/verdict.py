@@ -17,6 +17,7 @@ from pytest_onnxparity.speed.budgets import (
     SPEED_RELATIVE,
     Budget,
     BudgetError,
+    check_table_keys,
     parse_budget,
     parse_budget_list,
     select_budgets,
@@ -29,15 +30,6 @@ from pytest_onnxparity.speed.measure import (
     TimingPlan,
     short_number,
 )
-
-"""Each speed metric and the only comparison that makes sense for it (both are upper bounds)."""
-
-
-"""Speed metrics that may be given relative to the reference (``int4:rtf<=0.7x``)."""
-
-
-"""Keys of ``[tool.onnxparity.speed]``."""
-
 
 PARALLEL_NOTE = "not enforced: parallel run"
 
@@ -286,11 +278,7 @@ def resolve_speed_options(
     ini_measure: bool = False,
 ) -> SpeedOptions:
     """Validate ``[tool.onnxparity.speed]`` (``where`` names it) and lay the options over it."""
-    unknown = [key for key in section if key not in SPEED_KEYS]
-    if unknown:
-        raise BudgetError(
-            f"{where} [speed]: unknown key {unknown[0]!r}; allowed keys: {', '.join(SPEED_KEYS)}"
-        )
+    check_table_keys(section, SPEED_KEYS, f"{where} [speed]")
     file_budgets = parse_budget_list(
         section.get("budgets", []), SPEED_METRICS, SPEED_RELATIVE, f"{where} [speed] budgets"
     )

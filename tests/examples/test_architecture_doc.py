@@ -48,3 +48,36 @@ def test_the_layer_diagram_lists_every_layer_of_the_contract() -> None:
     for layer in layers:
         for package in layer.split("|"):
             assert f"{package.strip()}/" in diagram, package
+
+
+def doc_module_lists() -> dict[str, set[str]]:
+    """``{folder: names}`` from every table row that starts with a folder (``compare/``,
+    ``diagnose/health/``, ``pytest_onnxparity/``): the names in its last cell."""
+    listed: dict[str, set[str]] = {}
+    for line in DOC.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        folder = re.fullmatch(r"`([\w/]+/)`", cells[0]) if line.startswith("| `") else None
+        if folder is not None:
+            listed[folder.group(1)] = set(re.findall(r"`([\w/]+)`", cells[-1]))
+    return listed
+
+
+def package_module_lists() -> dict[str, set[str]]:
+    """What the doc must list: the package's top-level modules, and for every folder below it
+    the modules and folders it holds (``__init__`` and caches left out)."""
+    found = {"pytest_onnxparity/": {path.stem for path in PACKAGE.glob("*.py")}}
+    for folder in sorted(path for path in PACKAGE.rglob("*") if path.is_dir()):
+        if folder.name == "__pycache__":
+            continue
+        names = {path.stem for path in folder.glob("*.py") if path.stem != "__init__"}
+        names |= {f"{sub.name}/" for sub in folder.iterdir() if sub.is_dir()}
+        found[f"{folder.relative_to(PACKAGE).as_posix()}/"] = names - {"__pycache__/"}
+    return found
+
+
+def test_the_doc_names_every_module_of_every_folder_and_no_other() -> None:
+    listed = doc_module_lists()
+    for folder, names in package_module_lists().items():
+        if not names:
+            continue  # a data folder (suites/shipped/): named by its parent's row
+        assert listed.get(folder) == names, folder

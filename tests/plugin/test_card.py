@@ -74,7 +74,7 @@ def test_parity_rows_show_every_error_statistic_with_its_limit_and_input_set(car
             "| p99_abs | rel_l2 | cosine | argmax mismatches | non-finite |",
             # Logits get argmax mismatches as n/N; caches and hidden states do not.
             "| decoder_init | int8 | int8 | * kB (*x smaller) | ✅ pass | synthesized: default "
-            "| cross_keys | * | * | * | * ≤ 0.1 | * ≥ 0.99 | – | 0 |",
+            "| cross_keys | * | * | * | * ≤ 0.4 | * ≥ 0.92 | – | 0 |",
             "| decoder_init | int8 | int8 | * | synthesized: default | logits | * | */4 | 0 |",
             # The encoder ran on the clips' features: real inputs first, then synthesized.
             "| encoder | int4 | int4 | * | real: clip-000, clip-001, clip-002 +1 more | memory *",

@@ -47,7 +47,7 @@ def test_junitxml_gets_a_few_scalars_per_test_and_the_results_file_every_record(
         "parity_worst_limit",
     }
     assert properties["parity_status"] == "passed"
-    assert properties["parity_worst_limit"] == "0.1"
+    assert properties["parity_worst_limit"] == "0.4"
     assert 0 < float(properties["parity_worst_value"]) < 0.1
     records = json.loads(results.read_text())["records"]
     parity = [record for record in records if record["kind"] == "parity"]

@@ -24,6 +24,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.conftest import RunPytest
+from tests.onnx_models import endless_loop_model
 from tests.paths import EXAMPLE
 
 OK = pytest.ExitCode.OK
@@ -245,34 +246,7 @@ def _huge_static_dim(export: Path, _: pytest.Pytester) -> list[str]:
 
 
 def _endless_loop(export: Path, _: pytest.Pytester) -> list[str]:
-    body = helper.make_graph(
-        [
-            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-            helper.make_node("Add", ["v_in", "one"], ["v_out"]),
-        ],
-        "body",
-        [
-            helper.make_tensor_value_info("i", TensorProto.INT64, []),
-            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1]),
-        ],
-        [
-            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1]),
-        ],
-        initializer=[numpy_helper.from_array(np.array([1.0], np.float32), "one")],
-    )
-    graph = helper.make_graph(
-        [helper.make_node("Loop", ["trips", "cond", "x"], ["y"], body=body)],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-        initializer=[
-            numpy_helper.from_array(np.array(2**62, np.int64), "trips"),
-            numpy_helper.from_array(np.array(True), "cond"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = endless_loop_model()
     folder = _small_folder(export, {"loop.onnx": model, "loop_int8.onnx": model})
     (folder / "parity.toml").write_text("[session]\nrun_timeout = 1\n")
     return ["--onnx-dir", str(folder)]

@@ -17,7 +17,6 @@ import modelkit
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from pytest_onnxparity.references.recorded import (
     RecordedSet,
@@ -28,6 +27,7 @@ from pytest_onnxparity.references.recorded import (
 from pytest_onnxparity.runtime.inputs import InputSet
 from tests.conftest import RunPytest
 from tests.paths import EXAMPLE
+from tests.torch_models import TinyDecoder
 
 FIXTURES = Path(modelkit.__file__).parent
 # Put first on PYTHONPATH, it makes any import of torch fail, as on a CI machine without it.
@@ -49,20 +49,6 @@ sys.path.insert(0, {str(FIXTURES)!r})
 import modelkit
 import numpy as np
 """
-
-
-class TinyDecoder(nn.Module):
-    """Downstream of TinyEncoder: ``encoder_hidden`` [b, T, 32], ``lengths`` -> ``scores``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(7)
-            self.proj = modelkit.Projection(32, 4)
-        self.eval()
-
-    def forward(self, encoder_hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.proj(encoder_hidden) * lengths.to(encoder_hidden.dtype)[:, None, None]
 
 
 @pytest.fixture

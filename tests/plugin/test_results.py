@@ -168,7 +168,7 @@ def test_metadata_block_and_markdown_tables_describe_every_graph_and_variant(
     assert sorted(encoder["variants"]) == ["fp16", "int4", "int8"]
     int8 = encoder["variants"]["int8"]
     assert int8["status"] == "passed" and int8["file"] == "encoder.int8.onnx"
-    assert int8["limits"]["hidden"] == {"min_cosine": 0.99, "rel_l2": 0.1}
+    assert int8["limits"]["hidden"] == {"min_cosine": 0.92, "rel_l2": 0.4}
     assert set(int8["outputs"]["logits"]) >= {"max_abs", "rel_l2", "cosine", "argmax_mismatches"}
     assert block["toolchain"]["onnxruntime"] and block["toolchain"]["providers"]
     markdown = (pytester.path / "out" / "parity.md").read_text()
@@ -233,7 +233,7 @@ def test_summary_counts_tests_and_sessions_and_says_where_files_went(
         [
             "*= onnxparity =*",
             "graph*variant*tier*inputs*status*worst gate*",
-            "encoder*int4*int4*default*PASS*hidden.rel_l2 * <= 0.2",
+            "encoder*int4*int4*default*PASS*hidden.rel_l2 * <= 0.45",
             f"6 parity tests (6 passed), 6 checks (6 passed); {MODEL_FILES} sessions opened "
             f"(main: {MODEL_FILES})",
             "results written to results.json",

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 from pytest_onnxparity.compare.weight_space.renamed import locate_renamed
 from pytest_onnxparity.onnxfile.graph import (
-    PASS_THROUGH_OPS,
     GraphIndex,
     float_element_types,
     node_label,
@@ -81,30 +80,13 @@ def match_weights(
             name=name,
             elements=math.prod(reference.initializers[name].dims),
             op_types=tuple(sorted({op_type for op_type, _ in weight_uses.get(name, [])})),
-            readers=_readers(reference, name),
+            readers=tuple(dict.fromkeys(node_label(node) for node, _ in reference.reads(name))),
             forms=tuple(forms[name]),
         )
         for name in names
     )
     claimed = {form.tensor for weight in weights for form in weight.forms}
     return WeightMatching(weights, skipped, _unowned_weight_tensors(variant, claimed, reference))
-
-
-def _readers(index: GraphIndex, name: str) -> tuple[str, ...]:
-    """Labels of the nodes reading ``name``, directly or through pass-through ops."""
-    labels: dict[str, None] = {}
-    pending, seen = [name], set()
-    while pending:
-        current = pending.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        for node, slot in index.consumers.get(current, ()):
-            if slot == 0 and node.op_type in PASS_THROUGH_OPS:
-                pending.extend(output for output in node.output if output)
-            else:
-                labels[node_label(node)] = None
-    return tuple(labels)
 
 
 def _unowned_weight_tensors(
@@ -127,15 +109,4 @@ def _unowned_weight_tensors(
 
 
 def _read_as_weight(index: GraphIndex, name: str) -> bool:
-    pending, seen = [name], set()
-    while pending:
-        current = pending.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        for node, slot in index.consumers.get(current, ()):
-            if slot == 0 and node.op_type in PASS_THROUGH_OPS:
-                pending.extend(output for output in node.output if output)
-            elif slot in WEIGHT_SLOTS.get(node.op_type, ()):
-                return True
-    return False
+    return any(slot in WEIGHT_SLOTS.get(node.op_type, ()) for node, slot in index.reads(name))

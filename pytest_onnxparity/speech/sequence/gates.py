@@ -87,9 +87,11 @@ class SequenceGates:
 RATE_GATES = frozenset(
     {"max_wer", "max_wer_vs_truth", "max_wer_increase_vs_truth", "max_cer", "max_clip_wer"}
 )
+"""Gates whose limit is a rate (a float); the others are counts or flags."""
 
 
 CORPUS_ONLY_GATES = ("max_wer", "max_wer_vs_truth", "max_wer_increase_vs_truth", "max_cer")
+"""Corpus rates: one clip's rate above the limit says nothing about the corpus's."""
 
 
 @dataclass(frozen=True)

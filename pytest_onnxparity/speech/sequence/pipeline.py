@@ -20,9 +20,11 @@ from pytest_onnxparity.runtime.sessions import OnnxRunner
 from pytest_onnxparity.speech.audio.clips import Clip
 
 PIPELINE_GRAPH = "pipeline"
+"""The ``graph`` of sequence records: a variant set spans several graphs."""
 
 
 REFERENCE_TAG = "fp32"
+"""The variant tag that names a graph's reference file in a variant set."""
 
 
 TORCH_REFERENCE = "pytorch"

@@ -18,23 +18,10 @@ from typing import Any
 from pytest_onnxparity.results.terminal import table
 from pytest_onnxparity.speech.sequence.clip_compare import ClipComparison
 
-"""The ``graph`` of sequence records: a variant set spans several graphs."""
-
-
-"""The variant tag that names a graph's reference file in a variant set."""
-
-
 TABLE_ROW_LIMIT = 30
 
 
 TEXT_CELL_WIDTH = 32
-
-
-"""Gates whose limit is a rate (a float); the others are counts or flags."""
-
-
-"""Corpus rates: one clip's rate above the limit says nothing about the corpus's."""
-
 
 CHECK_NAME = "sequence"
 CLIP_CHECK_NAME = "sequence-clip"

@@ -28,16 +28,6 @@ from pytest_onnxparity.compare.weight_space import (
 RNG = np.random.default_rng(3)
 
 
-@pytest.fixture(scope="module")
-def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """TinyMLP (MatMul weights 16x64, 64x64, 64x10) and its fp16, int8, int4 and QDQ variants."""
-    return modelkit.make_export_folder(
-        tmp_path_factory.mktemp("mlp"),
-        models=["mlp"],
-        variants=["fp32", "fp16", "int8", "int4", "qdq"],
-    )
-
-
 def rewrite(src: Path, dst: Path, name: str, change: Callable[[np.ndarray], np.ndarray]) -> Path:
     """Copy a model with one initializer's values changed (same name, same dtype)."""
     model = onnx.load(src)
@@ -63,9 +53,13 @@ def failed_lines(report: WeightParityReport) -> str:
 
 
 @pytest.mark.parametrize("variant", ["fp16", "int8", "int4", "qdq"])
-def test_onnxruntime_variants_pass_with_every_weight_compared(mlp: Path, variant: str) -> None:
+def test_onnxruntime_variants_pass_with_every_weight_compared(
+    mlp_export: Path, variant: str
+) -> None:
     report = compare_weights(
-        mlp / "mlp.onnx", mlp / f"mlp_{variant}.onnx", file_tier=variant.replace("qdq", "int8")
+        mlp_export / "mlp.onnx",
+        mlp_export / f"mlp_{variant}.onnx",
+        file_tier=variant.replace("qdq", "int8"),
     )
     assert report.passed, report.message()
     assert len({c.reference for c in report.comparisons}) == 6  # 3 weights, 3 biases
@@ -74,15 +68,17 @@ def test_onnxruntime_variants_pass_with_every_weight_compared(mlp: Path, variant
 
 
 def test_an_inf_in_an_fp16_weight_fails_naming_the_weight_and_its_reader(
-    mlp: Path, tmp_path: Path
+    mlp_export: Path, tmp_path: Path
 ) -> None:
     def overflow(values: np.ndarray) -> np.ndarray:
         values = values.copy()
         values[3, 5] = np.inf
         return values
 
-    damaged = rewrite(mlp / "mlp_fp16.onnx", tmp_path / "fp16.onnx", "layers.2.weight", overflow)
-    message = failed_lines(compare_weights(mlp / "mlp.onnx", damaged, file_tier="fp16"))
+    damaged = rewrite(
+        mlp_export / "mlp_fp16.onnx", tmp_path / "fp16.onnx", "layers.2.weight", overflow
+    )
+    message = failed_lines(compare_weights(mlp_export / "mlp.onnx", damaged, file_tier="fp16"))
     assert "1 of 6 weights differ from the reference mlp.onnx beyond their tier's limits" in (
         message
     )
@@ -93,10 +89,14 @@ def test_an_inf_in_an_fp16_weight_fails_naming_the_weight_and_its_reader(
     assert "worst element [3, 5]: inf, reference" in message
 
 
-def test_int8_quantized_from_a_zeroed_weight_fails_as_all_zeros(mlp: Path, tmp_path: Path) -> None:
-    zeroed = modelkit.damage_initializer(mlp / "mlp.onnx", tmp_path / "z.onnx", "layers.0.weight")
+def test_int8_quantized_from_a_zeroed_weight_fails_as_all_zeros(
+    mlp_export: Path, tmp_path: Path
+) -> None:
+    zeroed = modelkit.damage_initializer(
+        mlp_export / "mlp.onnx", tmp_path / "z.onnx", "layers.0.weight"
+    )
     damaged = modelkit.quantize_int8_dynamic(zeroed, tmp_path / "int8.onnx")
-    message = failed_lines(compare_weights(mlp / "mlp.onnx", damaged, file_tier="int8"))
+    message = failed_lines(compare_weights(mlp_export / "mlp.onnx", damaged, file_tier="int8"))
     assert (
         "  layers.0.weight as layers.0.weight_quantized (MatMulInteger, int8, per tensor, "
         "tier int8) read by /layers/layers.0/MatMul_quant (MatMulInteger): all zeros — "
@@ -104,13 +104,15 @@ def test_int8_quantized_from_a_zeroed_weight_fails_as_all_zeros(mlp: Path, tmp_p
     )
 
 
-def test_a_rescaled_qdq_weight_fails_as_rescaled(mlp: Path, tmp_path: Path) -> None:
+def test_a_rescaled_qdq_weight_fails_as_rescaled(mlp_export: Path, tmp_path: Path) -> None:
     scales = [
-        t.name for t in onnx.load(mlp / "mlp_qdq.onnx").graph.initializer if "layers.4" in t.name
+        t.name
+        for t in onnx.load(mlp_export / "mlp_qdq.onnx").graph.initializer
+        if "layers.4" in t.name
     ]
     scale = next(name for name in scales if name.endswith("weight_scale"))
-    damaged = rewrite(mlp / "mlp_qdq.onnx", tmp_path / "qdq.onnx", scale, lambda s: s * 3)
-    message = failed_lines(compare_weights(mlp / "mlp.onnx", damaged, file_tier="int8"))
+    damaged = rewrite(mlp_export / "mlp_qdq.onnx", tmp_path / "qdq.onnx", scale, lambda s: s * 3)
+    message = failed_lines(compare_weights(mlp_export / "mlp.onnx", damaged, file_tier="int8"))
     assert "  layers.4.weight as layers.4.weight_quantized (DequantizeLinear, int8, per" in message
     assert "read by /layers/layers.4/MatMul (MatMul): rescaled x3 — rel_l2 2 > 0.5" in message
 
@@ -124,10 +126,12 @@ def test_a_rescaled_qdq_weight_fails_as_rescaled(mlp: Path, tmp_path: Path) -> N
     ids=["sign-bit-flipped", "mis-packed"],
 )
 def test_a_damaged_matmul_nbits_weight_fails(
-    mlp: Path, tmp_path: Path, damage: Callable[[np.ndarray], np.ndarray], diagnosis: str
+    mlp_export: Path, tmp_path: Path, damage: Callable[[np.ndarray], np.ndarray], diagnosis: str
 ) -> None:
-    damaged = rewrite(mlp / "mlp_int4.onnx", tmp_path / "int4.onnx", "layers.2.weight_Q4", damage)
-    report = compare_weights(mlp / "mlp.onnx", damaged, file_tier="int4")
+    damaged = rewrite(
+        mlp_export / "mlp_int4.onnx", tmp_path / "int4.onnx", "layers.2.weight_Q4", damage
+    )
+    report = compare_weights(mlp_export / "mlp.onnx", damaged, file_tier="int4")
     message = failed_lines(report)
     assert (
         "  layers.2.weight as layers.2.weight_Q4 (MatMulNBits, packed 4-bit, blocks of 32 along "
@@ -138,11 +142,11 @@ def test_a_damaged_matmul_nbits_weight_fails(
 
 
 def test_a_square_weight_quantized_transposed_fails_as_transposed(
-    mlp: Path, tmp_path: Path
+    mlp_export: Path, tmp_path: Path
 ) -> None:
-    flipped = rewrite(mlp / "mlp.onnx", tmp_path / "t.onnx", "layers.2.weight", np.transpose)
+    flipped = rewrite(mlp_export / "mlp.onnx", tmp_path / "t.onnx", "layers.2.weight", np.transpose)
     damaged = modelkit.quantize_int4_matmulnbits(flipped, tmp_path / "int4.onnx")
-    message = failed_lines(compare_weights(mlp / "mlp.onnx", damaged, file_tier="int4"))
+    message = failed_lines(compare_weights(mlp_export / "mlp.onnx", damaged, file_tier="int4"))
     assert "(com.microsoft::MatMulNBits): transposed — rel_l2" in message
 
 
@@ -343,22 +347,28 @@ def test_unmatched_weights_are_listed_and_fail_above_the_allowed_share(tmp_path:
     )
 
 
-def test_skipped_weights_are_left_out(mlp: Path, tmp_path: Path) -> None:
+def test_skipped_weights_are_left_out(mlp_export: Path, tmp_path: Path) -> None:
     damaged = rewrite(
-        mlp / "mlp_int4.onnx", tmp_path / "int4.onnx", "layers.2.weight_Q4", lambda p: p ^ 0x88
+        mlp_export / "mlp_int4.onnx",
+        tmp_path / "int4.onnx",
+        "layers.2.weight_Q4",
+        lambda p: p ^ 0x88,
     )
     report = compare_weights(
-        mlp / "mlp.onnx", damaged, WeightSettings(skip=("layers.2.*",)), file_tier="int4"
+        mlp_export / "mlp.onnx", damaged, WeightSettings(skip=("layers.2.*",)), file_tier="int4"
     )
     assert report.passed, report.message()
     assert report.skipped == ("layers.2.weight", "layers.2.bias")
 
 
-def test_the_report_is_plain_json(mlp: Path, tmp_path: Path) -> None:
+def test_the_report_is_plain_json(mlp_export: Path, tmp_path: Path) -> None:
     damaged = rewrite(
-        mlp / "mlp_fp16.onnx", tmp_path / "fp16.onnx", "layers.0.weight", lambda v: v * np.inf
+        mlp_export / "mlp_fp16.onnx",
+        tmp_path / "fp16.onnx",
+        "layers.0.weight",
+        lambda v: v * np.inf,
     )
-    document = compare_weights(mlp / "mlp.onnx", damaged, file_tier="fp16").to_json()
+    document = compare_weights(mlp_export / "mlp.onnx", damaged, file_tier="fp16").to_json()
     assert json.loads(json.dumps(document, allow_nan=False)) == document
     worst = next(w for w in document["weights"] if w["reference"] == "layers.0.weight")
     assert worst["passed"] is False

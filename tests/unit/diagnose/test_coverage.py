@@ -82,16 +82,6 @@ def only_w1_quantized(path: Path) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def mlp_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """TinyMLP exported once, with the variants onnxruntime's tools make of it."""
-    return modelkit.make_export_folder(
-        tmp_path_factory.mktemp("mlp"),
-        models=["mlp"],
-        variants=["fp32", "int8", "qdq", "int4", "fp16"],
-    )
-
-
 MLP_WEIGHTS = ("layers.0.weight", "layers.2.weight", "layers.4.weight")
 
 
@@ -105,10 +95,10 @@ MLP_WEIGHTS = ("layers.0.weight", "layers.2.weight", "layers.4.weight")
     ],
 )
 def test_every_mlp_matmul_weight_is_quantized_in_the_onnxruntime_variant(
-    mlp_folder: Path, variant: str, form: str
+    mlp_export: Path, variant: str, form: str
 ) -> None:
     report = measure_coverage(
-        mlp_folder / "mlp.onnx", mlp_folder / modelkit.variant_filename("mlp", variant)
+        mlp_export / "mlp.onnx", mlp_export / modelkit.variant_filename("mlp", variant)
     )
     assert report.rows == (
         OpCoverage("MatMul", weights=3, quantized=3, float_names=(), quantized_as={form: 3}),
@@ -117,8 +107,8 @@ def test_every_mlp_matmul_weight_is_quantized_in_the_onnxruntime_variant(
     assert report.table_lines()[2].split() == ["MatMul", "3", "3", "(100%)", f"{form}=3", "-"]
 
 
-def test_the_reference_against_itself_is_all_float(mlp_folder: Path) -> None:
-    report = measure_coverage(mlp_folder / "mlp.onnx", mlp_folder / "mlp.onnx")
+def test_the_reference_against_itself_is_all_float(mlp_export: Path) -> None:
+    report = measure_coverage(mlp_export / "mlp.onnx", mlp_export / "mlp.onnx")
     assert report.rows[0].float_names == MLP_WEIGHTS
     assert report.fraction() == 0.0
 

@@ -732,20 +732,12 @@ def test_outputs_check_without_a_runner_is_a_programming_error(tmp_path: Path) -
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def mlp_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """TinyMLP exported once, with its int8, int4 and fp16 variants."""
-    return modelkit.make_export_folder(
-        tmp_path_factory.mktemp("mlp"), models=["mlp"], variants=["fp32", "int8", "int4", "fp16"]
-    )
-
-
 @pytest.mark.parametrize("variant", ["int8", "int4", "fp16"])
 def test_onnxruntime_variants_pass_initializers_structure_and_outputs(
-    mlp_folder: Path, variant: str
+    mlp_export: Path, variant: str
 ) -> None:
-    reference = mlp_folder / "mlp.onnx"
-    path = mlp_folder / modelkit.variant_filename("mlp", variant)
+    reference = mlp_export / "mlp.onnx"
+    path = mlp_export / modelkit.variant_filename("mlp", variant)
     outputs = modelkit.run_onnx(path, modelkit.signature_inputs(path))
     for name in ("initializers", "structure", "outputs"):
         result = check(name, path, reference, outputs=outputs)
@@ -754,8 +746,8 @@ def test_onnxruntime_variants_pass_initializers_structure_and_outputs(
     assert check("initializers", path, reference).details["uncompared"] == []
 
 
-def test_int4_variant_fails_ai_onnx_only_and_passes_the_checker(mlp_folder: Path) -> None:
-    path = mlp_folder / "mlp_int4.onnx"
+def test_int4_variant_fails_ai_onnx_only_and_passes_the_checker(mlp_export: Path) -> None:
+    path = mlp_export / "mlp_int4.onnx"
     assert check("checker", path).passed
     result = check("domains", path, options=HealthOptions(allowed_domains=("ai.onnx",)))
     assert not result.passed
@@ -763,16 +755,16 @@ def test_int4_variant_fails_ai_onnx_only_and_passes_the_checker(mlp_folder: Path
 
 
 def test_int4_variant_with_zeroed_block_scales_fails_after_dequantizing(
-    mlp_folder: Path, tmp_path: Path
+    mlp_export: Path, tmp_path: Path
 ) -> None:
-    model = onnx.load(mlp_folder / "mlp_int4.onnx")
+    model = onnx.load(mlp_export / "mlp_int4.onnx")
     for tensor in model.graph.initializer:
         if tensor.name == "layers.2.weight_scales":
             zeros = np.zeros_like(numpy_helper.to_array(tensor))
             tensor.CopyFrom(numpy_helper.from_array(zeros, tensor.name))
     broken = tmp_path / "mlp_int4.onnx"
     onnx.save(model, broken)
-    result = check("initializers", broken, mlp_folder / "mlp.onnx")
+    result = check("initializers", broken, mlp_export / "mlp.onnx")
     assert not result.passed
     assert (
         "  layers.2.weight -> layers.2.weight_Q4 as MatMulNBits: all zeros, read by "

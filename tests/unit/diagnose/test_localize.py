@@ -36,18 +36,8 @@ MLP_MATMULS = ("/layers/layers.0/MatMul", "/layers/layers.2/MatMul", "/layers/la
 MLP_ACTIVATIONS = 8
 
 
-@pytest.fixture(scope="session")
-def mlp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """TinyMLP exported once, with the variants onnxruntime's own tools make of it."""
-    return modelkit.make_export_folder(
-        tmp_path_factory.mktemp("mlp"),
-        models=("mlp",),
-        variants=("fp32", "fp16", "int8", "int4", "qdq"),
-    )
-
-
-def mlp(mlp_dir: Path, variant: str = "fp32") -> Path:
-    return mlp_dir / modelkit.variant_filename("mlp", variant)
+def mlp(mlp_export: Path, variant: str = "fp32") -> Path:
+    return mlp_export / modelkit.variant_filename("mlp", variant)
 
 
 @pytest.fixture(scope="session")
@@ -74,9 +64,9 @@ def run_localize(
     )
 
 
-def damaged(mlp_dir: Path, tmp_path: Path, weight: str, mode: str, factor: float) -> Path:
+def damaged(mlp_export: Path, tmp_path: Path, weight: str, mode: str, factor: float) -> Path:
     return modelkit.damage_initializer(
-        mlp(mlp_dir), tmp_path / f"mlp_damaged_{weight}.onnx", weight, mode=mode, factor=factor
+        mlp(mlp_export), tmp_path / f"mlp_damaged_{weight}.onnx", weight, mode=mode, factor=factor
     )
 
 
@@ -172,15 +162,15 @@ def test_a_bad_localize_value_names_the_source_key_and_fix(
 @pytest.mark.parametrize(("mode", "factor"), [("scale", 2.0), ("noise", 0.5)])
 @pytest.mark.parametrize("layer", [0, 2, 4])
 def test_a_damaged_layer_is_the_first_damaged_node_and_ranked_top(
-    mlp_dir: Path,
+    mlp_export: Path,
     mlp_inputs: dict[str, np.ndarray],
     tmp_path: Path,
     layer: int,
     mode: str,
     factor: float,
 ) -> None:
-    variant = damaged(mlp_dir, tmp_path, f"layers.{layer}.weight", mode, factor)
-    result = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "work")
+    variant = damaged(mlp_export, tmp_path, f"layers.{layer}.weight", mode, factor)
+    result = run_localize(mlp(mlp_export), variant, mlp_inputs, tmp_path / "work")
 
     first = result.first_damaged
     assert first is not None
@@ -198,13 +188,13 @@ def test_a_damaged_layer_is_the_first_damaged_node_and_ranked_top(
 
 
 def test_a_second_damaged_layer_outranks_the_tensors_that_only_inherit_the_first_ones_drift(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
-    first_damage = damaged(mlp_dir, tmp_path, "layers.0.weight", "noise", 1.0)
+    first_damage = damaged(mlp_export, tmp_path, "layers.0.weight", "noise", 1.0)
     variant = modelkit.damage_initializer(
         first_damage, tmp_path / "twice.onnx", "layers.4.weight", mode="noise", factor=0.5
     )
-    result = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "work")
+    result = run_localize(mlp(mlp_export), variant, mlp_inputs, tmp_path / "work")
     assert [drift.node for drift in result.top(2)] == [MLP_MATMULS[0], MLP_MATMULS[2]]
     assert [drift.node for drift in result.damaged()] == [MLP_MATMULS[0], MLP_MATMULS[2]]
     # Ranked by rel_l2 alone, the first layer's drift, inherited downstream, hides the second.
@@ -213,11 +203,11 @@ def test_a_second_damaged_layer_outranks_the_tensors_that_only_inherit_the_first
 
 
 def test_an_unchanged_copy_matches_every_tensor_with_no_drift(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
     copy = tmp_path / "copy.onnx"
-    copy.write_bytes(mlp(mlp_dir).read_bytes())
-    result = run_localize(mlp(mlp_dir), copy, mlp_inputs, tmp_path / "work")
+    copy.write_bytes(mlp(mlp_export).read_bytes())
+    result = run_localize(mlp(mlp_export), copy, mlp_inputs, tmp_path / "work")
     assert result.first_past_tolerance is None
     assert result.first_damaged is None
     assert result.top(5) == result.damaged() == ()
@@ -231,10 +221,10 @@ def test_an_unchanged_copy_matches_every_tensor_with_no_drift(
 
 
 def test_matched_tensors_are_in_topological_order_with_reference_depths(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
-    result = run_localize(mlp(mlp_dir), mlp(mlp_dir, "int8"), mlp_inputs, tmp_path / "work")
-    nodes = onnx.load(mlp(mlp_dir)).graph.node
+    result = run_localize(mlp(mlp_export), mlp(mlp_export, "int8"), mlp_inputs, tmp_path / "work")
+    nodes = onnx.load(mlp(mlp_export)).graph.node
     assert [drift.depth for drift in result.matched] == list(range(MLP_ACTIVATIONS))
     assert [drift.node for drift in result.matched] == [node.name for node in nodes]
     assert [drift.tensor for drift in result.matched] == [node.output[0] for node in nodes]
@@ -247,9 +237,9 @@ def test_matched_tensors_are_in_topological_order_with_reference_depths(
 
 @pytest.mark.parametrize("variant", ["int8", "int4"])
 def test_a_healthy_quantized_variant_has_no_damaged_node_and_a_ranking_of_its_matmuls(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path, variant: str
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path, variant: str
 ) -> None:
-    result = run_localize(mlp(mlp_dir), mlp(mlp_dir, variant), mlp_inputs, tmp_path / "work")
+    result = run_localize(mlp(mlp_export), mlp(mlp_export, variant), mlp_inputs, tmp_path / "work")
     assert len(result.matched) == MLP_ACTIVATIONS
     assert result.unmatched_reference == ()
     assert result.damaged() == ()
@@ -265,28 +255,28 @@ def test_a_healthy_quantized_variant_has_no_damaged_node_and_a_ranking_of_its_ma
 
 
 def test_int4_drifts_more_than_int8_at_every_tensor(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
-    int8 = run_localize(mlp(mlp_dir), mlp(mlp_dir, "int8"), mlp_inputs, tmp_path / "int8")
-    int4 = run_localize(mlp(mlp_dir), mlp(mlp_dir, "int4"), mlp_inputs, tmp_path / "int4")
+    int8 = run_localize(mlp(mlp_export), mlp(mlp_export, "int8"), mlp_inputs, tmp_path / "int8")
+    int4 = run_localize(mlp(mlp_export), mlp(mlp_export, "int4"), mlp_inputs, tmp_path / "int4")
     for low, high in zip(int8.matched, int4.matched, strict=True):
         assert low.tensor == high.tensor
         assert high.rel_l2 > low.rel_l2
 
 
 def test_dynamic_int8_reports_the_quantization_plumbing_as_unmatched_variant_tensors(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
-    result = run_localize(mlp(mlp_dir), mlp(mlp_dir, "int8"), mlp_inputs, tmp_path / "work")
+    result = run_localize(mlp(mlp_export), mlp(mlp_export, "int8"), mlp_inputs, tmp_path / "work")
     assert "x_scale" in result.unmatched_variant
     assert "/layers/layers.0/MatMul_quant_scales_mul:0" in result.unmatched_variant
     assert "x_quantized" not in result.unmatched_variant  # integer tensors are never compared
 
 
 def test_qdq_tensors_are_compared_after_their_dequantize_and_fused_ones_reported_unmatched(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
-    result = run_localize(mlp(mlp_dir), mlp(mlp_dir, "qdq"), mlp_inputs, tmp_path / "work")
+    result = run_localize(mlp(mlp_export), mlp(mlp_export, "qdq"), mlp_inputs, tmp_path / "work")
     by_tensor = {drift.tensor: drift for drift in result.matched}
     assert by_tensor["/layers/layers.0/MatMul_output_0"].variant_tensor == (
         "/layers/layers.0/MatMul_output_0_DequantizeLinear_Output"
@@ -302,9 +292,9 @@ def test_qdq_tensors_are_compared_after_their_dequantize_and_fused_ones_reported
 
 
 def test_fp16_activations_are_upcast_and_its_io_casts_reported_unmatched(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
-    result = run_localize(mlp(mlp_dir), mlp(mlp_dir, "fp16"), mlp_inputs, tmp_path / "work")
+    result = run_localize(mlp(mlp_export), mlp(mlp_export, "fp16"), mlp_inputs, tmp_path / "work")
     assert len(result.matched) == MLP_ACTIVATIONS
     assert all(0.0 < drift.rel_l2 < 1e-3 for drift in result.matched)
     assert result.unmatched_variant == ("graph_input_cast_0", "graph_output_cast_0")
@@ -316,30 +306,30 @@ def test_fp16_activations_are_upcast_and_its_io_casts_reported_unmatched(
 
 
 def test_models_with_external_data_localize_like_inline_ones(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
-    variant = damaged(mlp_dir, tmp_path, "layers.2.weight", "scale", 2.0)
-    reference_ext = modelkit.save_with_external_data(mlp(mlp_dir), tmp_path / "ext" / "ref.onnx")
+    variant = damaged(mlp_export, tmp_path, "layers.2.weight", "scale", 2.0)
+    reference_ext = modelkit.save_with_external_data(mlp(mlp_export), tmp_path / "ext" / "ref.onnx")
     variant_ext = modelkit.save_with_external_data(variant, tmp_path / "ext" / "var.onnx")
     assert (tmp_path / "ext" / "ref.onnx.data").stat().st_size > 0
 
-    inline = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "inline")
+    inline = run_localize(mlp(mlp_export), variant, mlp_inputs, tmp_path / "inline")
     external = run_localize(reference_ext, variant_ext, mlp_inputs, tmp_path / "external")
     assert external.matched == inline.matched
     assert external.first_past_tolerance == inline.first_past_tolerance
 
 
 def test_external_data_is_linked_not_copied_even_where_both_sidecars_share_a_name(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
-    variant = damaged(mlp_dir, tmp_path, "layers.2.weight", "scale", 2.0)
+    variant = damaged(mlp_export, tmp_path, "layers.2.weight", "scale", 2.0)
     reference_ext = modelkit.save_with_external_data(
-        mlp(mlp_dir), tmp_path / "ref" / "model.onnx", location="weights.bin"
+        mlp(mlp_export), tmp_path / "ref" / "model.onnx", location="weights.bin"
     )
     variant_ext = modelkit.save_with_external_data(
         variant, tmp_path / "var" / "model.onnx", location="weights.bin"
     )
-    inline = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "inline")
+    inline = run_localize(mlp(mlp_export), variant, mlp_inputs, tmp_path / "inline")
     linked = run_localize(reference_ext, variant_ext, mlp_inputs, tmp_path / "work")
     assert linked.matched == inline.matched
     assert linked.first_damaged is not None and linked.first_damaged.node == MLP_MATMULS[1]
@@ -350,11 +340,11 @@ def test_external_data_is_linked_not_copied_even_where_both_sidecars_share_a_nam
 
 
 def test_batch_size_one_gives_the_same_result_as_one_big_batch(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
-    variant = mlp(mlp_dir, "qdq")
-    one = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "one", batch_size=1)
-    big = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "big", batch_size=1000)
+    variant = mlp(mlp_export, "qdq")
+    one = run_localize(mlp(mlp_export), variant, mlp_inputs, tmp_path / "one", batch_size=1)
+    big = run_localize(mlp(mlp_export), variant, mlp_inputs, tmp_path / "big", batch_size=1000)
     assert (one.instrumented_runs, big.instrumented_runs) == (len(one.matched), 1)
     assert one.matched == big.matched
     assert one.unmatched_reference == big.unmatched_reference
@@ -362,13 +352,13 @@ def test_batch_size_one_gives_the_same_result_as_one_big_batch(
 
 
 def test_a_memory_budget_below_the_activations_splits_the_runs_and_changes_no_number(
-    mlp_dir: Path, tmp_path: Path
+    mlp_export: Path, tmp_path: Path
 ) -> None:
     # 1024 rows: each activation is 1024 x 64 floats (256 KB), so 1 MB holds a few at a time.
     inputs = {name: t.numpy() for name, t in modelkit.TinyMLP().example_inputs(batch=1024).items()}
-    variant = damaged(mlp_dir, tmp_path, "layers.2.weight", "scale", 2.0)
-    big = run_localize(mlp(mlp_dir), variant, inputs, tmp_path / "big")
-    small = run_localize(mlp(mlp_dir), variant, inputs, tmp_path / "small", memory_mb=1)
+    variant = damaged(mlp_export, tmp_path, "layers.2.weight", "scale", 2.0)
+    big = run_localize(mlp(mlp_export), variant, inputs, tmp_path / "big")
+    small = run_localize(mlp(mlp_export), variant, inputs, tmp_path / "small", memory_mb=1)
     assert (big.memory_mb, small.memory_mb) == (LocalizeOptions().memory_budget_mb, 1)
     assert big.instrumented_runs == 1 < small.instrumented_runs
     assert 0.5 < small.largest_batch_mb <= 1 < big.largest_batch_mb
@@ -377,9 +367,9 @@ def test_a_memory_budget_below_the_activations_splits_the_runs_and_changes_no_nu
 
 
 def test_instrumented_copies_go_to_the_workdir_and_the_models_are_left_untouched(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
-    sources = [mlp(mlp_dir), mlp(mlp_dir, "int4")]
+    sources = [mlp(mlp_export), mlp(mlp_export, "int4")]
     before = [hashlib.sha256(path.read_bytes()).hexdigest() for path in sources]
     run_localize(*sources, mlp_inputs, tmp_path / "work")
     after = [hashlib.sha256(path.read_bytes()).hexdigest() for path in sources]
@@ -393,11 +383,11 @@ def test_instrumented_copies_go_to_the_workdir_and_the_models_are_left_untouched
 
 
 def test_the_optimization_level_of_the_instrumented_runs_is_recorded(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
     result = run_localize(
-        mlp(mlp_dir),
-        mlp(mlp_dir, "int8"),
+        mlp(mlp_export),
+        mlp(mlp_export, "int8"),
         mlp_inputs,
         tmp_path / "work",
         graph_optimization_level="all",
@@ -408,18 +398,18 @@ def test_the_optimization_level_of_the_instrumented_runs_is_recorded(
 
 
 def test_a_missing_model_is_named_in_a_one_line_error(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
     missing = tmp_path / "absent.onnx"
     with pytest.raises(ModelLoadError, match=r"absent\.onnx: no such model"):
-        run_localize(mlp(mlp_dir), missing, mlp_inputs, tmp_path / "work")
+        run_localize(mlp(mlp_export), missing, mlp_inputs, tmp_path / "work")
 
 
 def test_non_finite_variant_activations_are_infinite_drift_in_plain_json(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> None:
-    variant = damaged(mlp_dir, tmp_path, "layers.2.weight", "scale", math.inf)
-    result = run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "work")
+    variant = damaged(mlp_export, tmp_path, "layers.2.weight", "scale", math.inf)
+    result = run_localize(mlp(mlp_export), variant, mlp_inputs, tmp_path / "work")
     first = result.first_past_tolerance
     assert first is not None and first.node == "/layers/layers.2/MatMul"
     assert first.rel_l2 == math.inf and first.nonfinite_in_variant > 0
@@ -482,10 +472,10 @@ def test_unnamed_nodes_are_reported_by_op_type_and_unsorted_graphs_by_topologica
 
 @pytest.fixture()
 def damaged_result(
-    mlp_dir: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
+    mlp_export: Path, mlp_inputs: dict[str, np.ndarray], tmp_path: Path
 ) -> Localization:
-    variant = damaged(mlp_dir, tmp_path, "layers.2.weight", "noise", 0.5)
-    return run_localize(mlp(mlp_dir), variant, mlp_inputs, tmp_path / "work", top_n=2)
+    variant = damaged(mlp_export, tmp_path, "layers.2.weight", "noise", 0.5)
+    return run_localize(mlp(mlp_export), variant, mlp_inputs, tmp_path / "work", top_n=2)
 
 
 def test_the_message_names_the_damaged_node_first_then_the_ranking_and_the_drift(
@@ -565,14 +555,14 @@ def test_the_summary_line_of_an_exact_copy_says_none() -> None:
     ("plot_format", "magic"), [("png", b"\x89PNG\r\n\x1a\n"), ("svg", b"<?xml")]
 )
 def test_the_drift_plot_is_written_and_referenced_from_the_results(
-    mlp_dir: Path,
+    mlp_export: Path,
     mlp_inputs: dict[str, np.ndarray],
     damaged_result: Localization,
     tmp_path: Path,
     plot_format: str,
     magic: bytes,
 ) -> None:
-    int4 = run_localize(mlp(mlp_dir), mlp(mlp_dir, "int4"), mlp_inputs, tmp_path / "int4")
+    int4 = run_localize(mlp(mlp_export), mlp(mlp_export, "int4"), mlp_inputs, tmp_path / "int4")
     path = drift_plot_path(tmp_path / "plots", "mlp", plot_format)
     assert plot_drift([damaged_result, int4], path) == path
     content = path.read_bytes()

@@ -61,24 +61,11 @@ from pytest_onnxparity.run.real_inputs import (
 from pytest_onnxparity.runtime.inputs import InputSet
 from pytest_onnxparity.runtime.sessions import SessionSettings, open_session
 from tests.paths import EXAMPLE, REPO
+from tests.torch_models import TinyDecoder
 
 ENCODER_INPUTS = ("features", "lengths")
 ENCODER_OUTPUTS = ("hidden", "logits")
 SETTINGS = SessionSettings()
-
-
-class TinyDecoder(nn.Module):
-    """Downstream of TinyEncoder: ``encoder_hidden`` [b, T, 32], ``lengths`` -> ``scores``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(7)
-            self.proj = modelkit.Projection(32, 4)
-        self.eval()
-
-    def forward(self, encoder_hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.proj(encoder_hidden) * lengths.to(encoder_hidden.dtype)[:, None, None]
 
 
 @pytest.fixture(scope="session")

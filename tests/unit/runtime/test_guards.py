@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from pytest_onnxparity.onnxfile.signature import TensorSpec
 from pytest_onnxparity.runtime.inputs import InputError, check_input_budget
 from pytest_onnxparity.runtime.sessions import ModelLoadError, SessionSettings, open_session
+from tests.onnx_models import endless_loop_model
 
 
 def test_an_input_set_over_the_budget_names_the_dim_and_the_option() -> None:
@@ -36,34 +36,7 @@ def test_a_static_shape_over_the_budget_asks_for_real_inputs() -> None:
 
 
 def _endless_loop(path: Path) -> Path:
-    body = helper.make_graph(
-        [
-            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-            helper.make_node("Add", ["v_in", "one"], ["v_out"]),
-        ],
-        "body",
-        [
-            helper.make_tensor_value_info("i", TensorProto.INT64, []),
-            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1]),
-        ],
-        [
-            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1]),
-        ],
-        initializer=[numpy_helper.from_array(np.array([1.0], np.float32), "one")],
-    )
-    graph = helper.make_graph(
-        [helper.make_node("Loop", ["trips", "cond", "x"], ["y"], body=body)],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-        initializer=[
-            numpy_helper.from_array(np.array(2**62, np.int64), "trips"),
-            numpy_helper.from_array(np.array(True), "cond"),
-        ],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.save(endless_loop_model(), str(path))
     return path
 
 

@@ -20,7 +20,10 @@ from pytest_onnxparity.runtime.input_roles import (
     PAST,
     PLAIN,
     POSITIONS,
+    SAMPLE_RATE,
+    STATE,
     TOKEN_TYPES,
+    WAVEFORM,
     has_dynamic_batch,
     input_roles,
 )
@@ -38,6 +41,12 @@ DECODER = (
     TensorSpec("past_key_values.0.key", "float32", ("batch", 6, "past", 64)),
     TensorSpec("past_key_values.0.value", "float32", ("batch", 6, "past", 64)),
     TensorSpec("attention_mask", "int64", ("batch", "past + tokens")),
+)
+
+VAD = (  # silero-vad's signature
+    TensorSpec("input", "float32", ("batch", "sequence")),
+    TensorSpec("state", "float32", (2, "batch", 128)),
+    TensorSpec("sr", "int64", ()),
 )
 
 
@@ -188,3 +197,40 @@ def test_every_set_is_reproducible(pattern: str) -> None:
 
     for name in first.arrays:
         np.testing.assert_array_equal(first.arrays[name], second.arrays[name])
+
+
+def test_a_vad_gets_a_16_khz_rate_a_quiet_512_sample_chunk_and_a_zero_state() -> None:
+    roles = input_roles(VAD)
+    inputs = synthesize("silero_vad", VAD, InputPlan(), {})
+
+    assert [roles[name].kind for name in ("input", "state", "sr")] == [WAVEFORM, STATE, SAMPLE_RATE]
+    assert inputs.arrays["input"].shape == (4, 512)
+    assert 0.005 < inputs.arrays["input"].std() < 0.02
+    np.testing.assert_array_equal(inputs.arrays["state"], np.zeros((2, 4, 128)))
+    assert inputs.arrays["sr"].shape == () and int(inputs.arrays["sr"]) == 16000
+    assert inputs.fills["sr"] == "sample rate: 16000 Hz"
+
+
+def test_a_float_input_without_a_sample_rate_beside_it_is_not_audio() -> None:
+    specs = (TensorSpec("input", "float32", ("batch", "sequence")),)
+
+    assert input_roles(specs)["input"].kind == PLAIN
+    assert synthesize("m", specs, InputPlan(), {}).arrays["input"].shape == (4, 16)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("h0", STATE), ("lstm_state", STATE), ("encoder_hidden_state", PLAIN), ("states", PLAIN)],
+)
+def test_recurrent_states_are_recognised_by_name_and_hidden_states_are_not(
+    name: str, kind: str
+) -> None:
+    assert input_roles((TensorSpec(name, "float32", (1, 64)),))[name].kind == kind
+
+
+def test_a_configured_sample_rate_and_length_win_over_the_roles() -> None:
+    plan = InputPlan(dims={"sequence": 256})
+    inputs = synthesize("vad", VAD, plan, {"sr": InputRule(value=8000)})
+
+    assert inputs.arrays["input"].shape == (4, 256)
+    assert int(inputs.arrays["sr"]) == 8000

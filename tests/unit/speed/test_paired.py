@@ -27,7 +27,7 @@ from pytest_onnxparity.speed.measure import (
 )
 from pytest_onnxparity.speed.paired import PairedRatios, measure_interleaved
 from pytest_onnxparity.speed.verdict import SpeedSubject, evaluate_speed
-from tests.unit.speed.test_timing import CONTEXT, FakeClock, budget, figure
+from tests.unit.speed.timing_doubles import CONTEXT, FakeClock, budget, figure
 
 CLIPS = 20
 

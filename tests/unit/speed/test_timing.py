@@ -21,7 +21,6 @@ from pytest_onnxparity.speech.audio.clips import Clip
 from pytest_onnxparity.speed.budgets import (
     SPEED_METRICS,
     SPEED_RELATIVE,
-    Budget,
     BudgetError,
     parse_budget,
     select_budgets,
@@ -29,7 +28,6 @@ from pytest_onnxparity.speed.budgets import (
 from pytest_onnxparity.speed.measure import (
     MeasurementContext,
     SerialRounds,
-    SpeedMeasurement,
     TimingPlan,
     measure_latency,
     measure_rtf,
@@ -43,47 +41,11 @@ from pytest_onnxparity.speed.verdict import (
     evaluate_speed,
     parallel_note,
     resolve_speed_options,
-    speed_budget,
 )
+from tests.unit.speed.timing_doubles import CONTEXT, FakeClock, budget, figure
 
-CONTEXT = MeasurementContext(
-    providers=("CPUExecutionProvider",),
-    intra_op_threads=2,
-    cpu="Test CPU",
-    cpu_count=4,
-    onnxruntime="1.0",
-)
 INT4 = SpeedSubject("encoder", "int4", "int4", "fp32")
 FP32 = SpeedSubject("encoder", "fp32", "fp32", "fp32")
-
-
-def budget(text: str) -> Budget:
-    return speed_budget(text, "--parity-speed-budget")
-
-
-def figure(metric: str, value: float, repeats: int = 5) -> SpeedMeasurement:
-    scale = 1e-3 if metric == "latency_ms" else 1.0
-    return SpeedMeasurement(
-        metric=metric,
-        value=value,
-        rounds_s=(value * scale,) * repeats,
-        plan=TimingPlan(1, repeats),
-        timer="fake",
-        audio_s=None if metric == "latency_ms" else 1.0,
-    )
-
-
-class FakeClock:
-    """A timer that advances only when the code under test says time passed."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def spend(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def silent_clip(clip_id: str, seconds: float, rate: int = 16_000) -> Clip:

@@ -19,7 +19,7 @@ from pytest_onnxparity.compare.pooling import (
 )
 from pytest_onnxparity.config.project import InputRule, load_config, parse_config
 from pytest_onnxparity.config.tables import ConfigError
-from pytest_onnxparity.config.tolerances import TIERS, Tolerance
+from pytest_onnxparity.config.tolerances import TIERS, Tolerance, tier_default
 from pytest_onnxparity.onnxfile.signature import TensorSpec
 from pytest_onnxparity.suites.loading import (
     SuiteError,
@@ -298,7 +298,7 @@ def test_a_tier_without_pooled_limits_uses_the_builtin_tier_default() -> None:
     options = parse_pooled_options({"tiers": {"int8": {"min_cosine": 0.97}}}, "suite")
 
     assert options.tolerance("int8").limits() == {"min_cosine": 0.97}
-    assert options.tolerance("int4").limits() == {"rel_l2": 0.2, "min_cosine": 0.98}
+    assert options.tolerance("int4").limits() == tier_default("int4").limits()
 
 
 @pytest.mark.parametrize(
