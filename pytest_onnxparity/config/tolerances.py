@@ -81,8 +81,8 @@ class Tolerance:
 # The quantized tiers are set from healthy variants of real published models on the default
 # synthesized inputs (docs/verdicts.md): int8 (dynamic per-tensor and per-channel, QDQ, nncf)
 # reaches output rel_l2 0.33 (all-MiniLM-L6-v2 per-tensor; Whisper tiny.en 0.15, silero-vad
-# 0.02), int4 (MatMulNBits block 32/64, GatherBlockQuantized, nncf, INC) 0.31 (Whisper decoder,
-# block 64). Output drift alone cannot tell a lossy healthy variant from a damaged one (a zeroed
+# 0.02), int4 (MatMulNBits block 32/64, GatherBlockQuantized, nncf, INC) 0.48 (a Whisper-style
+# encoder's cross-attention values, block 32; the Whisper decoder 0.31). Output drift alone cannot tell a lossy healthy variant from a damaged one (a zeroed
 # MiniLM weight gives 0.36-0.43): weight-space parity (diagnose.weight_space) carries that, and
 # these limits catch what it cannot see (activation quantization gone wrong, swapped outputs,
 # graph rewrites), which land far above them (0.56 to 2.7). cosine ~ 1 - rel_l2**2 / 2.
@@ -91,7 +91,7 @@ TIER_DEFAULTS: dict[str, Tolerance] = {
     "fp16": Tolerance(rel_l2=1e-2, min_cosine=0.9999),
     "bf16": Tolerance(rel_l2=3e-2, min_cosine=0.999),
     "int8": Tolerance(rel_l2=0.4, min_cosine=0.92),
-    "int4": Tolerance(rel_l2=0.45, min_cosine=0.9),
+    "int4": Tolerance(rel_l2=0.55, min_cosine=0.85),
 }
 
 

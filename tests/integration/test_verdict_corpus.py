@@ -167,10 +167,7 @@ DAMAGED = {
 HEALTHY = tuple(name for name in verdict_corpus.CASE_NAMES if name not in DAMAGED)
 
 # Healthy variants the defaults still fail. Strict: each must be taken off once it passes.
-KNOWN_FAILURES = {
-    "whisper encoder int4": "on synthesized features (uniform in [-1, 1), 16 frames) the "
-    "cross_v output drifts by rel_l2 0.48 / cosine 0.89, past the int4 tier's 0.45 / 0.9",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def healthy_params() -> list[object]:

@@ -233,7 +233,7 @@ def test_summary_counts_tests_and_sessions_and_says_where_files_went(
         [
             "*= onnxparity =*",
             "graph*variant*tier*inputs*status*worst gate*",
-            "encoder*int4*int4*default*PASS*hidden.rel_l2 * <= 0.45",
+            "encoder*int4*int4*default*PASS*hidden.rel_l2 * <= 0.55",
             f"6 parity tests (6 passed), 6 checks (6 passed); {MODEL_FILES} sessions opened "
             f"(main: {MODEL_FILES})",
             "results written to results.json",
