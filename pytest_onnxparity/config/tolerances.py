@@ -82,8 +82,9 @@ class Tolerance:
 # synthesized inputs (docs/verdicts.md): int8 (dynamic per-tensor and per-channel, QDQ, nncf)
 # reaches output rel_l2 0.33 (all-MiniLM-L6-v2 per-tensor; Whisper tiny.en 0.15, silero-vad
 # 0.02), int4 (MatMulNBits block 32/64, GatherBlockQuantized, nncf, INC) 0.48 (a Whisper-style
-# encoder's cross-attention values, block 32; the Whisper decoder 0.31). Output drift alone cannot tell a lossy healthy variant from a damaged one (a zeroed
-# MiniLM weight gives 0.36-0.43): weight-space parity (diagnose.weight_space) carries that, and
+# encoder's cross-attention values, block 32; the Whisper decoder 0.31). Output drift alone
+# cannot tell a lossy healthy variant from a damaged one (a zeroed MiniLM weight gives 0.36-0.43,
+# an int4 zero point off by 8 0.51): weight-space parity (compare.weight_space) carries that, and
 # these limits catch what it cannot see (activation quantization gone wrong, swapped outputs,
 # graph rewrites), which land far above them (0.56 to 2.7). cosine ~ 1 - rel_l2**2 / 2.
 TIER_DEFAULTS: dict[str, Tolerance] = {
