@@ -152,13 +152,15 @@ def measure(reference: np.ndarray, variant: np.ndarray, float_type: str | None) 
 def _add_chunk(
     sums: _Sums, start: int, r: np.ndarray, v: np.ndarray, float_type: str | None
 ) -> None:
-    r_finite, v_finite = np.isfinite(r), np.isfinite(v)
     out_of_range = _out_of_range(r, v, float_type)
-    if out_of_range is None and r_finite.all() and v_finite.all():
-        _add_values(sums, start, r, v, None)  # the common case: no mask to apply
+    if _add_finite(sums, start, r, v, out_of_range):
         return
+    r_finite, v_finite = np.isfinite(r), np.isfinite(v)
     inherited = ~r_finite & ~v_finite & (r == v)
-    excluded = inherited if out_of_range is None else inherited | out_of_range
+    excluded = inherited
+    if out_of_range is not None:
+        excluded = inherited.copy()
+        excluded[out_of_range] = True
     bad_variant = ~v_finite & ~excluded
     bad_reference = ~r_finite & ~excluded & v_finite
     kept = ~excluded & r_finite & v_finite
@@ -171,6 +173,52 @@ def _add_chunk(
     sums.reference_non_finite += int(bad_reference.sum())
     sums.inherited += int(inherited.sum())
     sums.excluded += int(excluded.sum())
+
+
+def _add_finite(
+    sums: _Sums, start: int, r: np.ndarray, v: np.ndarray, out_of_range: np.ndarray | None
+) -> bool:
+    """The common case, without masks or masked copies: every element the statistics keep is
+    finite (as ``compare_outputs`` tells it, from the sums). Elements stored out of range are
+    left out by zeroing them on both sides, where they add nothing to the sums and the error;
+    their values are put back and False returned when the chunk holds a NaN or Inf (or squares
+    past float64's range), for the masked path."""
+    saved = None
+    if out_of_range is not None:
+        saved = r[out_of_range], v[out_of_range]
+        r[out_of_range] = 0.0
+        v[out_of_range] = 0.0
+    rr, vv, rv = _dot(r, r), _dot(v, v), _dot(r, v)
+    if not math.isfinite(rr + vv + rv):
+        if saved is not None:
+            r[out_of_range], v[out_of_range] = saved
+        return False
+    excluded = 0 if out_of_range is None else int(out_of_range.size)
+    diff = v - r
+    sums.compared += r.size - excluded
+    sums.excluded += excluded
+    sums.rr += rr
+    sums.vv += vv
+    sums.dd += _dot(diff, diff)
+    sums.rv += rv
+    sums.d += float(diff.sum())
+    if excluded == r.size:
+        return True
+    # A zero put in can only widen [low, high] towards 0, which leaves max(high - low, peak),
+    # the one use of the two, as it was.
+    low, high = float(r.min()), float(r.max())
+    sums.low, sums.high = min(sums.low, low), max(sums.high, high)
+    sums.peak = max(sums.peak, -sums.low, sums.high)
+    np.abs(diff, out=diff)
+    at = int(np.argmax(diff))
+    if out_of_range is not None and excluded and float(diff[at]) == 0:
+        kept = np.ones(r.size, dtype=bool)  # every kept error is 0: the first kept element
+        kept[out_of_range] = False
+        at = int(np.argmax(kept))
+    if float(diff[at]) > sums.max_abs:
+        sums.max_abs = float(diff[at])
+        sums.worst = start + at
+    return True
 
 
 def _add_values(
@@ -220,21 +268,27 @@ def _transposed_rel_l2(reference: np.ndarray, variant: np.ndarray, sums: _Sums) 
 
 
 def _out_of_range(r: np.ndarray, v: np.ndarray, float_type: str | None) -> np.ndarray | None:
-    """Reference values a narrow float type cannot hold, stored as that type holds them: beyond
-    its largest finite value (±Inf included) and stored as that value with the same sign (an
-    Inf in the variant is not that: it fails as non-finite), or below its smallest normal and
-    stored as zero or a subnormal of the same sign. None when the chunk has no such value."""
+    """Where the reference holds values a narrow float type cannot hold, stored as that type
+    holds them: beyond its largest finite value (±Inf included) and stored as that value with
+    the same sign (an Inf in the variant is not that: it fails as non-finite), or below its
+    smallest normal and stored as zero or a subnormal of the same sign. Their positions in the
+    chunk, in order; None when the chunk has no such value. Only the few candidates outside
+    the type's normal range are looked at closely."""
     if float_type not in _FLOAT_RANGE:
         return None
     tiny, largest = _FLOAT_RANGE[float_type]
     magnitude = np.abs(r)
+    candidates = np.flatnonzero(~((magnitude >= tiny) & (magnitude <= largest)))
+    if not candidates.size:
+        return None
+    magnitude, rc, vc = magnitude[candidates], r[candidates], v[candidates]
     big, small = magnitude > largest, (magnitude > 0) & (magnitude < tiny)
     if not big.any() and not small.any():
         return None
-    same_sign = np.sign(v) == np.sign(r)
-    saturated = big & same_sign & np.isfinite(v) & (np.abs(v) >= largest)
-    underflow = small & (np.abs(v) <= tiny) & (same_sign | (v == 0))
-    return np.asarray(saturated | underflow)
+    same_sign = np.sign(vc) == np.sign(rc)
+    saturated = big & same_sign & np.isfinite(vc) & (np.abs(vc) >= largest)
+    underflow = small & (np.abs(vc) <= tiny) & (same_sign | (vc == 0))
+    return np.asarray(candidates[saturated | underflow])
 
 
 def _ratio(numerator: float, denominator: float, both_zero: float = 0.0) -> float:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import fields
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -13,9 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pytest_onnxparity.compare.weight_space import DEFAULT_LIMITS, parse_weights_settings
+from pytest_onnxparity.compare.weight_space import (
+    DEFAULT_LIMITS,
+    parse_weights_settings,
+    statistics,
+)
 from pytest_onnxparity.compare.weight_space.limits import storage_tier
-from pytest_onnxparity.compare.weight_space.statistics import measure
+from pytest_onnxparity.compare.weight_space.statistics import WeightStatistics, measure
 from pytest_onnxparity.config.tables import ConfigError
 from pytest_onnxparity.onnxfile.packed import matmul_nbits_weight
 
@@ -64,6 +70,45 @@ def test_a_narrow_range_gain_is_judged_on_its_magnitude_not_its_spread() -> None
     gain = np.linspace(0.95, 1.05, 384)
     stats = measure(gain, gain.astype(np.float16).astype(np.float64), "float16")
     assert stats.max_abs_over_range < DEFAULT_LIMITS["fp16"].max_abs_over_range
+
+
+# A reference float16 cannot hold in part (beyond its range, below its smallest normal, zero),
+# stored as onnxruntime's converter stores it, with NaN/Inf on either side now and then.
+float16_pairs = st.tuples(
+    hnp.arrays(
+        np.float64,
+        st.integers(1, 40),
+        elements=st.sampled_from([0.0, 1e-9, -3e-6, 0.25, -1.5, 2.0, 7e4, -1e5, np.inf]),
+    ),
+    st.lists(st.sampled_from([np.nan, np.inf, 0.0]), max_size=2),
+    st.sampled_from(["float16", "float32", None]),
+)
+
+
+def _stored(pair: tuple[np.ndarray, list[float], str | None]) -> tuple[np.ndarray, np.ndarray]:
+    reference, damage, _ = pair
+    with np.errstate(over="ignore"):
+        variant = np.clip(reference, -65504, 65504).astype(np.float16).astype(np.float64)
+    variant[: len(damage)] = damage[: variant.size]
+    return reference, variant
+
+
+@settings(max_examples=150, deadline=None)
+@given(pair=float16_pairs, chunk=st.sampled_from([3, 8, 1 << 20]))
+def test_the_unmasked_path_measures_what_the_masked_path_measures(
+    pair: tuple[np.ndarray, list[float], str | None], chunk: int
+) -> None:
+    reference, variant = _stored(pair)
+    with mock.patch.object(statistics, "CHUNK", chunk):
+        fast = measure(reference, variant, pair[2])
+        with mock.patch.object(statistics, "_add_finite", return_value=False):
+            masked = measure(reference, variant, pair[2])
+    for field in fields(WeightStatistics):
+        got, expected = getattr(fast, field.name), getattr(masked, field.name)
+        if isinstance(expected, float) and math.isfinite(expected):
+            assert got == pytest.approx(expected, rel=1e-12, abs=1e-300), field.name
+        else:
+            assert got == expected or (math.isnan(got) and math.isnan(expected)), field.name
 
 
 @pytest.mark.parametrize(
