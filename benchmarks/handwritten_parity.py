@@ -38,7 +38,7 @@ LIMITS = {
     "fp32": {"max_abs_rel": 1e-3, "rel_l2": 1e-5, "min_cosine": 0.99999},
     "fp16": {"rel_l2": 1e-2, "min_cosine": 0.9999},
     "int8": {"rel_l2": 0.4, "min_cosine": 0.92},
-    "int4": {"rel_l2": 0.45, "min_cosine": 0.9},
+    "int4": {"rel_l2": 0.55, "min_cosine": 0.85},
 }
 DEFAULT_DIM = 16
 BATCH = 4
