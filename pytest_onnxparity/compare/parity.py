@@ -24,6 +24,9 @@ class ParityResult:
     stats: tuple[OutputStats, ...]
     gates: tuple[GateOutcome, ...]
     tolerances: Mapping[str, Tolerance]
+    # Pairs of failed outputs where each variant output matches the other's reference: an
+    # exporter or a graph edit that swapped them (present.N.key / present.N.value, say).
+    swapped: tuple[tuple[str, str], ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -43,6 +46,7 @@ class ParityResult:
             "outputs": [s.to_json() for s in self.stats],
             "gates": [g.to_json() for g in self.gates],
             "tolerances": {name: tol.to_json() for name, tol in self.tolerances.items()},
+            "swapped_outputs": [list(pair) for pair in self.swapped],
         }
 
 
@@ -97,7 +101,39 @@ def compare(
         stats.append(output_stats)
         gates.extend(evaluate(output_stats, tolerance))
         tolerances[name] = tolerance
-    return ParityResult(tuple(stats), tuple(gates), tolerances)
+    failed = [s.output for s in stats if not all(g.passed for g in gates if g.output == s.output)]
+    swapped = swapped_pairs(failed, reference, variant, tolerances)
+    return ParityResult(tuple(stats), tuple(gates), tolerances, swapped)
+
+
+def swapped_pairs(
+    failed: list[str],
+    reference: Mapping[str, np.ndarray],
+    variant: Mapping[str, np.ndarray],
+    tolerances: Mapping[str, Tolerance],
+) -> tuple[tuple[str, str], ...]:
+    """Failed outputs ``a, b`` of one shape where variant ``b`` is within ``a``'s rel_l2 limit
+    of reference ``a`` and the other way round."""
+    pairs = []
+    for index, first in enumerate(failed):
+        for second in failed[index + 1 :]:
+            if _close(reference[first], variant[second], tolerances[first]) and _close(
+                reference[second], variant[first], tolerances[second]
+            ):
+                pairs.append((first, second))
+    return tuple(pairs)
+
+
+def _close(reference: np.ndarray, variant: np.ndarray, tolerance: Tolerance) -> bool:
+    reference, variant = np.asarray(reference), np.asarray(variant)
+    if reference.shape != variant.shape or not np.issubdtype(reference.dtype, np.floating):
+        return False
+    limit = tolerance.rel_l2 if tolerance.rel_l2 is not None else 1e-2
+    expected = reference.astype(np.float64)
+    norm = float(np.linalg.norm(expected))
+    if not np.isfinite(norm) or norm == 0.0:
+        return False
+    return bool(float(np.linalg.norm(variant.astype(np.float64) - expected)) / norm <= limit)
 
 
 def _check_kinds(name: str, reference: np.ndarray, variant: np.ndarray) -> None:

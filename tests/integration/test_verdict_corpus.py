@@ -161,6 +161,9 @@ DAMAGED = {
         (
             "  output 'present.0.key': rel_l2=* violates <= *",
             "  output 'present.0.value': rel_l2=* violates <= *",
+            "  next step: outputs 'present.0.key' and 'present.0.value' look swapped: each "
+            "variant output matches the other's reference within its limit; fix the output "
+            "order or names in the export, not the limits",
         ),
     ),
 }
