@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -289,8 +288,11 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 
 def tier_of(variant: str) -> str | None:
-    found = re.search(r"_(fp16|bf16|int8|int4)\.onnx$", variant)
-    return found.group(1) if found else None
+    """The tier of a variant file, named as discovery names it (``model_int8_qdq.onnx``: int8)."""
+    from pytest_onnxparity.export.naming import split_name, tier_of_tag
+
+    _, tag = split_name(variant.removesuffix(".onnx"))
+    return tier_of_tag(tag) if tag else None
 
 
 def separation(rows: list[dict[str, Any]]) -> list[str]:
