@@ -43,6 +43,12 @@ def next_step(
             f'rule in [graphs."{record.graph}".inputs.<input>] (range, value) or real inputs '
             f'([references."{record.graph}"] input_data); if the reference is broken, fix it'
         )
+    if record.result.swapped:
+        pairs = ", ".join(f"{a!r} and {b!r}" for a, b in record.result.swapped)
+        return (
+            f"outputs {pairs} look swapped: each variant output matches the other's reference "
+            "within its limit; fix the output order or names in the export, not the limits"
+        )
     unrelated = _unrelated_cosine(record, failed)
     if unrelated is not None:
         return (
